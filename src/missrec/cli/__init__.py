@@ -1,0 +1,56 @@
+"""The ``missrec`` command. It parses arguments and calls the library; nothing more.
+
+Each subcommand lives in its own module of this package and is registered below.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import MissrecError
+from .common import quiet_option  # noqa: F401  (re-exported for subcommand modules)
+
+
+class _Group(click.Group):
+    """Turns library errors into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MissrecError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except FileNotFoundError as e:
+            click.echo(f"error: {e.filename or e}: no such file or directory", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="missrec")
+def main() -> None:
+    """MISSRec: multi-modal interest-aware sequential recommendation."""
+
+
+def _register() -> None:
+    from . import data, train
+
+    main.add_command(data.data)
+    for cmd in train.COMMANDS:
+        main.add_command(cmd)
+    # Optional command modules: each is added when present.
+    import importlib
+
+    for mod_name in ("features", "pretrain", "report", "experiment", "serve"):
+        try:
+            mod = importlib.import_module(f"{__name__}.{mod_name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{mod_name}":
+                raise
+            continue
+        for cmd in getattr(mod, "COMMANDS", []):
+            main.add_command(cmd)
+
+
+_register()

@@ -1,0 +1,53 @@
+"""``missrec data import`` and ``missrec data describe``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..data.describe import describe, format_description
+from ..data.importers import IMPORTERS, ImportOptions, get_importer
+from ..data.store import write_store
+from .common import echo_json
+
+
+@click.group()
+def data() -> None:
+    """Import and inspect dataset stores."""
+
+
+@data.command("import")
+@click.option("--format", "fmt", required=True, type=click.Choice(sorted(IMPORTERS)), help="Source layout.")
+@click.option("--name", default=None, help="Dataset name (default: from the source).")
+@click.option("--kcore", default=5, show_default=True, help="k-core filter (timestamped formats).")
+@click.option("--text-fields", default="", help="Comma-separated item fields joined into the item text.")
+@click.option("--images-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Local image files named by item id (amazon format).")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def import_(fmt: str, name: str | None, kcore: int, text_fields: str, images_dir: Path | None,
+            paths: tuple[Path, ...]) -> None:
+    """Import SRC... into a dataset store at DEST (the last path)."""
+    if len(paths) < 2:
+        raise click.UsageError("expected SOURCE... DEST")
+    *sources, dest = paths
+    for s in sources:
+        if not s.exists():
+            raise click.UsageError(f"{s}: no such file or directory")
+    opts = ImportOptions(name=name, kcore=kcore,
+                         text_fields=[f for f in text_fields.split(",") if f], images_dir=images_dir)
+    ds = get_importer(fmt)(list(sources), opts)
+    write_store(ds, dest)
+    click.echo(format_description(describe(dest)))
+
+
+@data.command("describe")
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def describe_(store: Path, as_json: bool) -> None:
+    """Print users, items, interactions, average sequence length and modality coverage."""
+    info = describe(store)
+    if as_json:
+        echo_json(info)
+    else:
+        click.echo(format_description(info))

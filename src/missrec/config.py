@@ -1,0 +1,163 @@
+"""Typed configuration: dataclasses, YAML files and ``--set key=value`` overrides.
+
+A run's configuration has sections (``train``, ``model``); a ``--set`` key is either
+dotted (``train.lr=3e-3``) or bare (``lr=3e-3``) when only one section has that field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained and evaluated."""
+
+    epochs: int = 200
+    """Upper bound on training epochs (early stopping usually ends sooner)."""
+    batch_size: int = 2048
+    """Training sequences per step (the paper: 2048)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    weight_decay: float = 0.0
+    """Adam weight decay."""
+    patience: int = 10
+    """Epochs without a better validation score before stopping."""
+    valid_metric: str = "ndcg@10"
+    """Metric used for model selection on the validation split."""
+    seed: int = 2023
+    """Seeds python, numpy and torch; the same seed repeats a run."""
+    max_len: int = 50
+    """Longest history kept (most recent items)."""
+    eval_batch_size: int = 1024
+    """Users scored at once during full-ranking evaluation."""
+    ks: list[int] = field(default_factory=lambda: [10, 50])
+    """Cut-offs for recall@K, ndcg@K, mrr@K."""
+    mask_history: bool = False
+    """Exclude items already in the history from the ranking (off in the paper's protocol)."""
+    ties: str = "pessimistic"
+    """How tied scores rank: 'pessimistic' (target after every tie) or 'optimistic'."""
+    device: str = "cpu"
+    """torch device, e.g. 'cpu' or 'cuda'."""
+    threads: int = 0
+    """torch intra-op threads (0: leave torch's default)."""
+    eval_every: int = 1
+    """Validate every N epochs."""
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a mapping, checking names and types."""
+    data = dict(data or {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected some of {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, or raise a ConfigError naming the key."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        return coerce(value, args[0], where)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [coerce(v, inner, where) for v in value]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float):
+        try:
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+    if tp is str:
+        return str(value)
+    return value
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ConfigError(f"--set {p!r}: expected key=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def load_sections(sections: dict[str, type], yaml_path: str | Path | None = None,
+                  overrides: list[str] | None = None,
+                  base: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Resolve the named dataclass sections from defaults, ``base``, a YAML file and overrides.
+
+    Precedence: dataclass defaults < ``base`` (e.g. a preset) < YAML < ``--set``.
+    """
+    raw: dict[str, dict[str, Any]] = {k: dict((base or {}).get(k, {})) for k in sections}
+    if yaml_path is not None:
+        try:
+            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{yaml_path}{line}: invalid YAML") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{yaml_path}: expected a mapping of sections {sorted(sections)}")
+        for k, v in loaded.items():
+            if k not in sections:
+                raise ConfigError(f"{yaml_path}: unknown section {k!r}; expected {sorted(sections)}")
+            raw[k].update(v or {})
+    field_owner: dict[str, list[str]] = {}
+    for sec, cls in sections.items():
+        for f in dataclasses.fields(cls):
+            field_owner.setdefault(f.name, []).append(sec)
+    for key, value in parse_overrides(overrides or []).items():
+        if "." in key:
+            sec, name = key.split(".", 1)
+            if sec not in sections:
+                raise ConfigError(f"--set {key}: unknown section {sec!r}; expected {sorted(sections)}")
+        else:
+            owners = field_owner.get(key, [])
+            if not owners:
+                known = sorted(field_owner)
+                raise ConfigError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
+            if len(owners) > 1:
+                raise ConfigError(f"--set {key}: ambiguous, use one of {[f'{o}.{key}' for o in owners]}")
+            sec, name = owners[0], key
+        raw[sec][name] = value
+    return {sec: from_dict(cls, raw[sec], sec) for sec, cls in sections.items()}
+
+
+def save_yaml(path: str | Path, sections: dict[str, Any]) -> None:
+    Path(path).write_text(yaml.safe_dump({k: to_dict(v) for k, v in sections.items()}, sort_keys=False))

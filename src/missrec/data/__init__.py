@@ -1,0 +1,1 @@
+"""Vocabularies, the dataset store, importers, splits and batching."""

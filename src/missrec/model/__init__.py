@@ -1,0 +1,1 @@
+"""Pure ``nn.Module`` models; no data loading or training code lives here."""

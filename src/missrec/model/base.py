@@ -1,0 +1,41 @@
+"""The interface every recommender implements, so one trainer and evaluator serve them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.batching import SequenceBatch
+
+
+class SequentialRecommender(nn.Module):
+    """Next-item recommender over a catalogue of ``n_items`` (indexes 1..n_items; 0 = padding).
+
+    Training calls :meth:`on_epoch_start` before every epoch and :meth:`training_loss` per
+    batch. Evaluation calls :meth:`item_cache` once (under ``torch.no_grad``) and
+    :meth:`score_all` per batch.
+    """
+
+    n_items: int
+
+    def on_epoch_start(self, epoch: int) -> dict[str, float]:
+        """Per-epoch work such as interest clustering; returns timing/diagnostic figures."""
+        return {}
+
+    def training_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss to minimise plus named components for logging."""
+        raise NotImplementedError
+
+    def item_cache(self) -> Any:
+        """Whatever item-side tensors scoring needs, computed once per evaluation."""
+        return None
+
+    def score_all(self, batch: SequenceBatch, cache: Any = None) -> torch.Tensor:
+        """Scores [B, n_items + 1] for every item; column 0 (padding) is ignored by callers."""
+        raise NotImplementedError
+
+    def transfer_parameters(self, mode: str) -> list[str]:
+        """Names of parameters that parameter-efficient transfer trains (default: all)."""
+        return [n for n, _ in self.named_parameters()]
