@@ -30,14 +30,14 @@ class TrainConfig:
     """Adam learning rate."""
     weight_decay: float = 0.0
     """Adam weight decay."""
+    bucket_by_length: bool = True
+    """Group training sequences of similar length into a batch (less padding, same maths)."""
     patience: int = 10
     """Epochs without a better validation score before stopping."""
     valid_metric: str = "ndcg@10"
     """Metric used for model selection on the validation split."""
     seed: int = 2023
     """Seeds python, numpy and torch; the same seed repeats a run."""
-    max_len: int = 50
-    """Longest history kept (most recent items)."""
     eval_batch_size: int = 1024
     """Users scored at once during full-ranking evaluation."""
     ks: list[int] = field(default_factory=lambda: [10, 50])

@@ -34,15 +34,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import data, train
+    from . import data
 
     main.add_command(data.data)
-    for cmd in train.COMMANDS:
-        main.add_command(cmd)
     # Optional command modules: each is added when present.
     import importlib
 
-    for mod_name in ("features", "pretrain", "report", "experiment", "serve"):
+    for mod_name in ("train", "features", "pretrain", "report", "experiment", "serve"):
         try:
             mod = importlib.import_module(f"{__name__}.{mod_name}")
         except ModuleNotFoundError as e:

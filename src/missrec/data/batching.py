@@ -116,9 +116,24 @@ def collate(ex: Examples, idx: np.ndarray) -> SequenceBatch:
 
 
 def iterate_batches(ex: Examples, batch_size: int, shuffle: bool = False,
-                    generator: np.random.Generator | None = None) -> Iterator[SequenceBatch]:
+                    generator: np.random.Generator | None = None,
+                    bucket: bool = False) -> Iterator[SequenceBatch]:
+    """Mini-batches in order, or shuffled.
+
+    With ``bucket`` (training), examples of similar history length share a batch and the
+    batch order is shuffled: padding to each batch's longest history then costs little,
+    whereas random batches almost always hold one full-length history. Ties in length are
+    broken at random, so batch membership still changes every epoch.
+    """
     order = np.arange(len(ex))
     if shuffle:
-        (generator or np.random.default_rng()).shuffle(order)
+        rng = generator or np.random.default_rng()
+        if bucket:
+            order = np.lexsort((rng.random(len(ex)), ex.lengths))
+            batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+            for b in rng.permutation(len(batches)):
+                yield collate(ex, batches[b])
+            return
+        rng.shuffle(order)
     for start in range(0, len(order), batch_size):
         yield collate(ex, order[start:start + batch_size])

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import MissrecError
 from .store import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID, Dataset, Interactions
 from .vocab import Vocab
 
@@ -50,6 +51,9 @@ def leave_one_out(
     uniq_u, uidx, ucnt = np.unique(users, return_inverse=True, return_counts=True)
     ok = ucnt[uidx] >= 3
     users, items, ts, uidx = users[ok], items[ok], ts[ok], uidx[ok]
+    if len(users) == 0:
+        raise MissrecError(f"{name}: no user has 3 or more interactions after {kcore}-core filtering; "
+                           "lower the k-core")
     order = np.lexsort((np.arange(len(ts)), ts, uidx))
     users, items, ts, uidx = users[order], items[order], ts[order], uidx[order]
     time_order = np.lexsort((np.arange(len(ts)), ts))

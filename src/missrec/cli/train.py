@@ -1,0 +1,119 @@
+"""``missrec train``, ``missrec evaluate`` and ``missrec bench``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from ..config import TrainConfig, load_sections
+from ..model.registry import MODELS, get_model_spec
+from .common import echo_json, quiet_option, show_progress
+
+
+def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...], preset: str | None = None):
+    """(train config, model config) from defaults < preset < YAML < --set."""
+    spec = get_model_spec(model)
+    base = {}
+    if preset:
+        maker = getattr(spec.config_cls, "preset", None)
+        if maker is None:
+            raise click.UsageError(f"model {model!r} has no presets")
+        cfg = maker(preset)
+        base["model"] = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    sections = load_sections({"train": TrainConfig, "model": spec.config_cls}, config_file, list(sets), base)
+    return sections["train"], sections["model"]
+
+
+model_option = click.option("--model", "model", required=True, type=click.Choice(sorted(MODELS)),
+                            help="Which recommender.")
+data_option = click.option("--data", "store", required=True,
+                           type=click.Path(exists=True, file_okay=False, path_type=Path),
+                           help="Dataset store (from `missrec data import`).")
+config_option = click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                             default=None, help="YAML file with `train:` and `model:` sections.")
+set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                          help="Override a config field (repeatable), e.g. --set epochs=5 --set lr=3e-3.")
+preset_option = click.option("--preset", default=None, help="Named model preset, e.g. 'released' for missrec.")
+
+
+@click.command("train")
+@model_option
+@data_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory for results.json, config.yaml, history.jsonl, model.pt.")
+@config_option
+@set_option
+@preset_option
+@click.option("--from", "init_from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Pre-trained checkpoint: transfer it, tuning only what paper §3.6 says.")
+@quiet_option
+def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, sets: tuple[str, ...],
+              preset: str | None, init_from: Path | None, quiet: bool) -> None:
+    """Train a model, early-stop on validation, evaluate the best epoch on test."""
+    from ..train.loop import train
+
+    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
+    log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    result = train(model, store, out_dir, train_cfg, model_cfg, init_from=init_from,
+                   progress=show_progress(quiet), log=log)
+    r = result.results
+    click.echo(json.dumps({"model": r["model"], "best_epoch": r["best_epoch"], "epochs": r["epochs"],
+                           "valid": r["valid"], "test": r.get("test", {}),
+                           "results": str(out_dir / "results.json")}, indent=2))
+
+
+@click.command("evaluate")
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@data_option
+@click.option("--split", type=click.Choice(["valid", "test"]), default="test", show_default=True)
+@click.option("--mask-history/--no-mask-history", default=None, help="Exclude history items from the ranking.")
+@click.option("--ties", type=click.Choice(["pessimistic", "optimistic"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@quiet_option
+def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, ties: str | None,
+                 as_json: bool, quiet: bool) -> None:
+    """Re-evaluate a saved model (RUN_DIR or its model.pt) on a store."""
+    from ..train.loop import evaluate_checkpoint
+
+    overrides = {k: v for k, v in (("mask_history", mask_history), ("ties", ties)) if v is not None}
+    res = evaluate_checkpoint(run, store, split, overrides, progress=show_progress(quiet))
+    if as_json:
+        echo_json(res)
+    else:
+        click.echo(f"{res['model']} on {split} ({res['users']:,} users; {res['protocol']})")
+        for k, v in res.items():
+            if "@" in k:
+                click.echo(f"  {k:<10} {v:.4f}")
+
+
+@click.group("bench")
+def bench() -> None:
+    """Speed and memory measurements (not tests)."""
+
+
+@bench.command("train")
+@model_option
+@data_option
+@config_option
+@set_option
+@preset_option
+@click.option("--epochs", default=2, show_default=True, help="Epochs to time (the first is also timed).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_train(model: str, store: Path, config_file: Path | None, sets: tuple[str, ...], preset: str | None,
+                epochs: int, as_json: bool) -> None:
+    """Time training and evaluation: sequences/s, s/epoch, eval users/s, peak memory."""
+    from ..train.bench import bench_training
+
+    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
+    res = bench_training(model, store, train_cfg, model_cfg, epochs)
+    if as_json:
+        echo_json(res)
+    else:
+        for k, v in res.items():
+            click.echo(f"{k:<28} {v}")
+
+
+COMMANDS = [train_cmd, evaluate_cmd, bench]

@@ -1,0 +1,1 @@
+"""Full-ranking evaluation: target ranks, top-K metrics, popularity buckets."""

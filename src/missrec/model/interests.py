@@ -1,0 +1,326 @@
+"""Multi-modal interest discovery (§3.3.1): cluster item tokens into interest prototypes.
+
+Two algorithms over a token matrix ``X`` [N, d]:
+
+* :func:`dpc_knn` — density peaks clustering with k-nearest-neighbour density (the paper,
+  eqs. 3-4), exact and chunked: no N x N matrix is ever held, only blocks of
+  ``chunk_size`` rows x ``col_chunk_size`` columns.
+* :func:`kmeans` — seeded k-means++ then a fixed number of Lloyd iterations (what the
+  released code uses).
+
+Both return a :class:`Clustering`: prototypes [K, d] and each token's prototype index [N].
+
+Counts (the number of clusters K_c, the neighbourhood size k) are given by
+:func:`resolve_count`: a value in (0, 1) is a ratio of the token count, a value >= 1 an
+absolute count (so ``1`` / ``1.0`` means one, never "all tokens").
+
+Tie rules (documented because they decide which tokens become prototypes):
+
+* Density ties (eq. 4's strict ``ρ_j > ρ_i``): tokens are totally ordered by ``ρ`` descending
+  and then by index ascending; "denser than i" means "earlier in that order". Exactly one
+  token (the first densest) takes eq. 4's ``max`` branch.
+* Prototype choice: top-K_c of ``ρ·δ``; equal scores are taken in index order.
+* Assignment: nearest prototype; equal distances go to the lower prototype index, and every
+  density peak is assigned to its own cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+CLUSTERING_METHODS = ("dpc-knn", "kmeans")
+
+
+@dataclass
+class Clustering:
+    """Interest prototypes and the token -> prototype assignment."""
+
+    prototypes: torch.Tensor
+    """[K, d] the interest prototype vectors."""
+    assignment: torch.Tensor
+    """[N] long, index into ``prototypes`` of every token."""
+    centers: torch.Tensor | None = None
+    """[K] long, token index of each density peak (DPC-KNN only)."""
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.prototypes.shape[0])
+
+
+@dataclass
+class DensityPeaks:
+    """Intermediate quantities of DPC-KNN, exposed for inspection and testing."""
+
+    log_rho: torch.Tensor
+    """[N] ``log ρ_i = -mean squared distance to the k nearest neighbours`` (eq. 3)."""
+    delta: torch.Tensor
+    """[N] ``δ_i`` (eq. 4)."""
+    order: torch.Tensor
+    """[N] token indexes by density, densest first (ties by index)."""
+
+    @property
+    def rho(self) -> torch.Tensor:
+        return self.log_rho.exp()
+
+    @property
+    def log_score(self) -> torch.Tensor:
+        """``log(ρ·δ)``; the same ranking as ``ρ·δ`` without underflow of ``ρ`` in float32."""
+        return self.log_rho + self.delta.log()
+
+
+def resolve_count(spec: float | int, n: int, name: str = "count") -> int:
+    """Turn a ratio in (0, 1) or an absolute count (>= 1) into a count in [1, n]."""
+    if isinstance(spec, bool) or spec <= 0:
+        raise ValueError(f"{name} must be a ratio in (0, 1) or a count >= 1, got {spec!r}")
+    if spec < 1:
+        count = math.ceil(spec * n)
+    else:
+        if float(spec) != int(spec):
+            raise ValueError(f"{name} >= 1 must be a whole number, got {spec!r}")
+        count = int(spec)
+    return max(1, min(count, n))
+
+
+# ----------------------------------------------------------------------------- distances
+
+def _sq_dist(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances of a block, via ``|a|² + |b|² - 2ab`` (one matmul)."""
+    d = torch.addmm(a_sq[:, None] + b_sq[None, :], a, b.t(), alpha=-2.0)
+    return d.clamp_min_(0.0)
+
+
+def _row_blocks(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+def knn(x: torch.Tensor, k: int, chunk_size: int = 1024,
+        col_chunk_size: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest neighbours of every row of ``x`` among the other rows.
+
+    Returns (squared distances [N, k] ascending, indexes [N, k]). A token is never its own
+    neighbour (an exact duplicate of it is). Memory: one ``chunk_size x col_chunk_size`` block
+    plus the running top-k.
+    """
+    n = x.shape[0]
+    k = min(k, n - 1)
+    sq = (x * x).sum(1)
+    out_d = x.new_empty(n, k)
+    out_i = torch.empty(n, k, dtype=torch.long, device=x.device)
+    if k <= 0:
+        return out_d, out_i
+    for r0, r1 in _row_blocks(n, chunk_size):
+        best_d = x.new_full((r1 - r0, k), float("inf"))
+        best_i = torch.zeros(r1 - r0, k, dtype=torch.long, device=x.device)
+        rows = torch.arange(r0, r1, device=x.device)
+        for c0, c1 in _row_blocks(n, col_chunk_size):
+            d = _sq_dist(x[r0:r1], x[c0:c1], sq[r0:r1], sq[c0:c1])
+            cols = torch.arange(c0, c1, device=x.device)
+            d.masked_fill_(rows[:, None] == cols[None, :], float("inf"))
+            cand_d = torch.cat([best_d, d], dim=1)
+            cand_i = torch.cat([best_i, cols.expand(r1 - r0, -1)], dim=1)
+            best_d, pos = torch.topk(cand_d, k, dim=1, largest=False, sorted=True)
+            best_i = cand_i.gather(1, pos)
+        out_d[r0:r1], out_i[r0:r1] = best_d, best_i
+    return out_d, out_i
+
+
+def _knn_faiss(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate kNN with a FAISS HNSW index (optional dependency, imported lazily)."""
+    try:
+        import faiss  # noqa: PLC0415 - optional and heavy
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("cluster backend 'faiss' needs the optional package faiss-cpu "
+                          "(pip install 'missrec[faiss]')") from e
+    import numpy as np  # noqa: PLC0415
+
+    n, dim = x.shape
+    k = min(k, n - 1)
+    data = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+    index = faiss.IndexHNSWFlat(dim, 32)
+    index.hnsw.efSearch = max(64, 2 * (k + 1))
+    index.add(data)
+    dist, idx = index.search(data, k + 1)
+    idx = torch.from_numpy(idx).long()
+    dist = torch.from_numpy(dist)
+    # drop the query itself; where the index missed it, drop the farthest instead
+    is_self = idx == torch.arange(n)[:, None]
+    drop = torch.where(is_self.any(1), is_self.float().argmax(1), torch.full((n,), k))
+    keep = torch.ones_like(is_self)
+    keep[torch.arange(n), drop] = False
+    idx = idx[keep].view(n, k)
+    dist = dist[keep].view(n, k).clamp_min(0.0)
+    dist = dist.to(x.device, x.dtype)
+    return dist, idx.to(x.device)
+
+
+# ----------------------------------------------------------------------------- DPC-KNN
+
+def density_peaks(x: torch.Tensor, k: int, chunk_size: int = 1024, col_chunk_size: int = 16384,
+                  dist_scale: float = 1.0, backend: str = "exact") -> DensityPeaks:
+    """Local density (eq. 3) and distance to a denser token (eq. 4) for every token.
+
+    ``dist_scale`` multiplies every distance first (the released code uses ``1/sqrt(d)``;
+    1.0 is the paper's formula). ``backend``: 'exact' (chunked torch) or 'faiss' (approximate
+    neighbours for eq. 3; eq. 4 stays exact given those neighbours).
+    """
+    n = x.shape[0]
+    if backend == "exact":
+        nn_d2, nn_i = knn(x, k, chunk_size, col_chunk_size)
+    elif backend == "faiss":
+        nn_d2, nn_i = _knn_faiss(x, k)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; expected 'exact' or 'faiss'")
+    scale2 = dist_scale * dist_scale
+    # work with log ρ: ρ = exp(-mean d²) underflows to 0 in float32 for d² > ~87, which
+    # would make every density tie
+    log_rho = -(nn_d2 * scale2).mean(1) if nn_d2.shape[1] else x.new_zeros(n)
+    order = torch.sort(-log_rho, stable=True).indices
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(n, device=x.device)
+
+    delta = x.new_full((n,), float("inf"))
+    # the neighbour list is sorted by distance, so its first denser entry is the nearest
+    # denser token overall; only tokens without one need an exhaustive search
+    if nn_i.shape[1]:
+        denser = rank[nn_i] < rank[:, None]
+        has = denser.any(1)
+        first = denser.float().argmax(1)
+        delta[has] = nn_d2[has, first[has]].sqrt() * dist_scale
+        rest = torch.nonzero(~has).squeeze(1)
+    else:
+        rest = torch.arange(n, device=x.device)
+    delta[rest] = _delta_exhaustive(x, rank, rest, chunk_size, col_chunk_size) * dist_scale
+    return DensityPeaks(log_rho=log_rho, delta=delta, order=order)
+
+
+def _delta_exhaustive(x: torch.Tensor, rank: torch.Tensor, rows: torch.Tensor,
+                      chunk_size: int, col_chunk_size: int) -> torch.Tensor:
+    """Eq. 4 by scanning all tokens for the given rows, chunked."""
+    n = x.shape[0]
+    sq = (x * x).sum(1)
+    out = x.new_empty(len(rows))
+    for r0, r1 in _row_blocks(len(rows), chunk_size):
+        idx = rows[r0:r1]
+        r_rank = rank[idx]
+        best = x.new_full((len(idx),), float("inf"))
+        far = x.new_zeros(len(idx))
+        for c0, c1 in _row_blocks(n, col_chunk_size):
+            d2 = _sq_dist(x[idx], x[c0:c1], sq[idx], sq[c0:c1])
+            far = torch.maximum(far, d2.max(1).values)
+            is_denser = rank[c0:c1][None, :] < r_rank[:, None]
+            best = torch.minimum(best, d2.masked_fill(~is_denser, float("inf")).min(1).values)
+        out[r0:r1] = torch.where(r_rank == 0, far, best).sqrt()
+    return out
+
+
+def assign_nearest(x: torch.Tensor, centers: torch.Tensor, chunk_size: int = 1024) -> torch.Tensor:
+    """Index of the nearest center for every row (ties: lowest center index), chunked."""
+    sq_c = (centers * centers).sum(1)
+    out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    for r0, r1 in _row_blocks(x.shape[0], chunk_size):
+        block = x[r0:r1]
+        d2 = _sq_dist(block, centers, (block * block).sum(1), sq_c)
+        out[r0:r1] = d2.argmin(1)
+    return out
+
+
+def cluster_means(x: torch.Tensor, assignment: torch.Tensor, k: int,
+                  fallback: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean token of every cluster; an empty cluster keeps ``fallback`` (or zeros)."""
+    sums = x.new_zeros(k, x.shape[1]).index_add_(0, assignment, x)
+    counts = x.new_zeros(k).index_add_(0, assignment, x.new_ones(x.shape[0]))
+    means = sums / counts.clamp_min(1.0)[:, None]
+    if fallback is not None:
+        means = torch.where(counts[:, None] > 0, means, fallback)
+    return means
+
+
+def dpc_knn(x: torch.Tensor, n_clusters: float | int, k: float | int = 5,
+            chunk_size: int = 1024, col_chunk_size: int = 16384, dist_scale: float = 1.0,
+            prototype: str = "peak", backend: str = "exact") -> Clustering:
+    """DPC-KNN clustering (§3.3.1): K_c density peaks with the highest ``ρ·δ`` (eqs. 3-4).
+
+    Args:
+        x: [N, d] tokens.
+        n_clusters: K_c, ratio or count (:func:`resolve_count`).
+        k: neighbourhood size of eq. 3, ratio or count.
+        chunk_size, col_chunk_size: block shape of every distance computation.
+        dist_scale: multiplies distances before eqs. 3-4 (1.0 = the paper).
+        prototype: 'peak' (the density-peak tokens themselves, as the paper selects
+            "cluster centroids" among tokens) or 'mean' (each cluster's mean token, as the
+            released code does).
+        backend: 'exact' or 'faiss' (approximate neighbours, optional dependency).
+    """
+    n = x.shape[0]
+    n_c = resolve_count(n_clusters, n, "n_clusters")
+    k_nn = resolve_count(k, n, "knn_k")
+    peaks = density_peaks(x, k_nn, chunk_size, col_chunk_size, dist_scale, backend)
+    centers = torch.sort(peaks.log_score, descending=True, stable=True).indices[:n_c]
+    assignment = assign_nearest(x, x[centers], chunk_size)
+    assignment[centers] = torch.arange(n_c, device=x.device)
+    if prototype == "peak":
+        protos = x[centers].clone()
+    elif prototype == "mean":
+        protos = cluster_means(x, assignment, n_c, fallback=x[centers])
+    else:
+        raise ValueError(f"unknown prototype {prototype!r}; expected 'peak' or 'mean'")
+    return Clustering(prototypes=protos, assignment=assignment, centers=centers)
+
+
+# ----------------------------------------------------------------------------- k-means
+
+def kmeans_pp_init(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding: indexes of ``k`` rows, each drawn ∝ squared distance to the chosen."""
+    n = x.shape[0]
+    sq = (x * x).sum(1)
+    chosen = torch.empty(k, dtype=torch.long, device=x.device)
+    chosen[0] = torch.randint(n, (1,), generator=generator, device=x.device)
+    c = x[chosen[0]]
+    min_d2 = (sq - 2 * (x @ c) + sq[chosen[0]]).clamp_min(0.0)
+    for j in range(1, k):
+        total = min_d2.sum()
+        if total <= 0:  # every remaining point coincides with a chosen one
+            probs = torch.ones_like(min_d2)
+        else:
+            probs = min_d2
+        nxt = torch.multinomial(probs, 1, generator=generator)
+        chosen[j] = nxt[0]
+        c = x[chosen[j]]
+        min_d2 = torch.minimum(min_d2, (sq - 2 * (x @ c) + sq[chosen[j]]).clamp_min(0.0))
+    return chosen
+
+
+def kmeans(x: torch.Tensor, n_clusters: float | int, n_iter: int = 10, seed: int = 0,
+           chunk_size: int = 1024) -> Clustering:
+    """k-means with k-means++ init (seeded) and ``n_iter`` Lloyd steps; chunked assignment.
+
+    An empty cluster keeps its previous centre. The result depends only on ``x``, ``seed``
+    and the device's RNG.
+    """
+    n = x.shape[0]
+    n_c = resolve_count(n_clusters, n, "n_clusters")
+    gen = torch.Generator(device=x.device)
+    gen.manual_seed(seed)
+    centers = x[kmeans_pp_init(x, n_c, gen)].clone()
+    for _ in range(n_iter):
+        assignment = assign_nearest(x, centers, chunk_size)
+        centers = cluster_means(x, assignment, n_c, fallback=centers)
+    assignment = assign_nearest(x, centers, chunk_size)
+    return Clustering(prototypes=centers, assignment=assignment)
+
+
+def cluster_tokens(x: torch.Tensor, method: str = "dpc-knn", n_clusters: float | int = 0.5,
+                   knn_k: float | int = 5, chunk_size: int = 1024, dist_scale: float = 1.0,
+                   prototype: str = "peak", backend: str = "exact", kmeans_iters: int = 10,
+                   seed: int = 0) -> Clustering:
+    """Dispatch to :func:`dpc_knn` or :func:`kmeans` (``method`` in CLUSTERING_METHODS)."""
+    if method == "dpc-knn":
+        return dpc_knn(x, n_clusters, knn_k, chunk_size, dist_scale=dist_scale,
+                       prototype=prototype, backend=backend)
+    if method == "kmeans":
+        return kmeans(x, n_clusters, kmeans_iters, seed, chunk_size)
+    raise ValueError(f"unknown clustering {method!r}; expected one of {CLUSTERING_METHODS}")

@@ -1,0 +1,85 @@
+"""Model names -> config class and builder, so the CLI and trainer stay model-agnostic."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..data.store import ModalityFeatures
+from ..errors import MissrecError
+from .base import SequentialRecommender
+
+
+@dataclass
+class Catalogue:
+    """What a model may know about the items: their count and their feature matrices."""
+
+    n_items: int
+    features: dict[str, ModalityFeatures]
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    config_path: str
+    """``module:Class`` of the model's config dataclass."""
+    build_path: str
+    """``module:function`` taking (config, catalogue) and returning the model."""
+    description: str
+
+    @property
+    def config_cls(self) -> type:
+        return _load(self.config_path)
+
+    def build(self, config: Any, catalogue: Catalogue) -> SequentialRecommender:
+        return _load(self.build_path)(config, catalogue)
+
+
+def _load(path: str) -> Any:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> None:
+    MODELS[spec.name] = spec
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise MissrecError(f"unknown model {name!r}; expected one of {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def required_modalities(config: Any) -> list[str]:
+    """Feature modalities a model config reads from the store (none for id-only models)."""
+    return list(getattr(config, "modalities", []) or [])
+
+
+def _build_sasrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+    from .sasrec import SASRec
+
+    return SASRec(config, catalogue.n_items)
+
+
+def _build_missrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+    import torch
+
+    from .missrec import MISSRec
+
+    dims = {m: catalogue.features[m].dim for m in config.modalities}
+    model = MISSRec(config, catalogue.n_items, dims)
+    model.attach_catalogue(
+        {m: torch.from_numpy(catalogue.features[m].matrix) for m in config.modalities},
+        {m: torch.from_numpy(catalogue.features[m].present) for m in config.modalities},
+    )
+    return model
+
+
+register(ModelSpec("sasrec", "missrec.model.sasrec:SASRecConfig", f"{__name__}:_build_sasrec",
+                   "SASRec on item ids (full-softmax cross-entropy)"))
+register(ModelSpec("missrec", "missrec.model.missrec:MISSRecConfig", f"{__name__}:_build_missrec",
+                   "MISSRec: multi-modal interest-aware encoder-decoder (the paper)"))

@@ -1,0 +1,102 @@
+"""SASRec (Kang & McAuley, ICDM 2018): causal self-attention over item-id embeddings.
+
+Trained as in RecBole / UniSRec: one example per (prefix, next item), the sequence
+representation is the output at the last real position, and the loss is a softmax
+cross-entropy over all items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.batching import SequenceBatch
+from .base import SequentialRecommender
+
+
+@dataclass
+class SASRecConfig:
+    """SASRec hyper-parameters (defaults: RecBole's SASRec, as used for the paper's baseline row)."""
+
+    hidden: int = 64
+    """Embedding and model width."""
+    n_layers: int = 2
+    """Transformer blocks."""
+    n_heads: int = 2
+    """Attention heads."""
+    inner: int = 256
+    """Feed-forward width."""
+    dropout: float = 0.5
+    """Dropout on embeddings and inside blocks."""
+    attn_dropout: float = 0.5
+    """Dropout on attention weights."""
+    max_len: int = 50
+    """Positional embeddings available (longest history)."""
+
+
+class CausalTransformer(nn.Module):
+    """Position embedding + LayerNorm + dropout + causal Transformer blocks; returns the
+    output at each row's last real position."""
+
+    def __init__(self, hidden: int, n_layers: int, n_heads: int, inner: int, dropout: float,
+                 attn_dropout: float, max_len: int):
+        super().__init__()
+        self.pos = nn.Embedding(max_len, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(hidden, n_heads, inner, dropout, activation="gelu",
+                                           batch_first=True, norm_first=False)
+        layer.self_attn.dropout = attn_dropout
+        self.blocks = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        B, L, _ = tokens.shape
+        pos = torch.arange(L, device=tokens.device)
+        x = self.drop(self.norm(tokens + self.pos(pos)[None]))
+        causal = torch.triu(torch.full((L, L), float("-inf"), device=tokens.device), diagonal=1)
+        pad = torch.arange(L, device=tokens.device)[None, :] >= lengths[:, None]
+        # Right padding + causal mask: real positions never attend to padding, so the key
+        # padding mask is redundant; leaving it out keeps the fast path and avoids NaN rows.
+        del pad
+        h = self.blocks(x, mask=causal, is_causal=True)
+        return h[torch.arange(B, device=tokens.device), lengths - 1]
+
+
+class SASRec(SequentialRecommender):
+    def __init__(self, config: SASRecConfig, n_items: int):
+        super().__init__()
+        self.config = config
+        self.n_items = n_items
+        self.item_emb = nn.Embedding(n_items + 1, config.hidden, padding_idx=0)
+        self.encoder = CausalTransformer(config.hidden, config.n_layers, config.n_heads, config.inner,
+                                         config.dropout, config.attn_dropout, config.max_len)
+        self.apply(_init_weights)
+
+    def user_embedding(self, batch: SequenceBatch) -> torch.Tensor:
+        return self.encoder(self.item_emb(batch.items), batch.lengths)
+
+    def training_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = self.user_embedding(batch) @ self.item_emb.weight.T
+        logits[:, 0] = float("-inf")
+        loss = F.cross_entropy(logits, batch.targets)
+        return loss, {"loss": float(loss.detach())}
+
+    def item_cache(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def score_all(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
+        items = self.item_emb.weight if cache is None else cache
+        return self.user_embedding(batch) @ items.T
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(m.weight, std=0.02)
+    if isinstance(m, nn.Linear) and m.bias is not None:
+        nn.init.zeros_(m.bias)
+    if isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

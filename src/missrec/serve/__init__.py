@@ -1,0 +1,1 @@
+"""Inference: load a checkpoint, rank items for a history, serve over HTTP."""

@@ -1,0 +1,79 @@
+"""Metrics against closed forms and against scikit-learn on random data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import ndcg_score, top_k_accuracy_score
+
+from missrec.data.batching import build_examples
+from missrec.eval.evaluator import EvalProtocol, evaluate
+from missrec.eval.metrics import metrics_from_ranks, target_ranks
+from missrec.model.base import SequentialRecommender
+
+
+def test_closed_forms():
+    m = metrics_from_ranks(np.array([0, 3, 10]), [10])
+    assert m["recall@10"] == pytest.approx(2 / 3)
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / math.log2(5)) / 3)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 4) / 3)
+
+
+def test_rank_boundary_is_exclusive():
+    # rank 9 (10th place) counts for @10; rank 10 does not
+    assert metrics_from_ranks(np.array([9]), [10])["recall@10"] == 1.0
+    assert metrics_from_ranks(np.array([10]), [10])["recall@10"] == 0.0
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 50])
+def test_against_scikit_learn(k):
+    rng = np.random.default_rng(k)
+    n_users, n_items = 300, 120
+    scores = rng.normal(size=(n_users, n_items))  # continuous: no ties
+    targets = rng.integers(0, n_items, size=n_users)
+    ranks = target_ranks(torch.from_numpy(scores), torch.from_numpy(targets)).numpy()
+    ours = metrics_from_ranks(ranks, [k])
+    relevance = np.zeros_like(scores)
+    relevance[np.arange(n_users), targets] = 1
+    assert ours[f"ndcg@{k}"] == pytest.approx(ndcg_score(relevance, scores, k=k), abs=1e-12)
+    assert ours[f"recall@{k}"] == pytest.approx(
+        top_k_accuracy_score(targets, scores, k=k, labels=np.arange(n_items)), abs=1e-12)
+
+
+def test_tie_policies():
+    scores = torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.5]])
+    target = torch.tensor([2])
+    assert target_ranks(scores, target, "optimistic").item() == 0
+    assert target_ranks(scores, target, "pessimistic").item() == 2
+    # a constant scorer ranks its target last under the default policy
+    flat = torch.zeros(1, 100)
+    assert target_ranks(flat, torch.tensor([7])).item() == 99
+    with pytest.raises(ValueError):
+        target_ranks(scores, target, "random")
+
+
+class _FixedScores(SequentialRecommender):
+    """Scores item i as -i (item 1 best) for every user, or history-boosted when asked."""
+
+    def __init__(self, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+
+    def score_all(self, batch, cache=None):
+        base = -torch.arange(self.n_items + 1, dtype=torch.float32)
+        return base.expand(len(batch), -1).clone()
+
+
+def test_evaluator_matches_direct_ranks_and_masks_history(toy_dataset):
+    ex = build_examples(toy_dataset, "test")
+    model = _FixedScores(toy_dataset.n_items)
+    res = evaluate(model, ex, EvalProtocol(ks=[5], batch_size=7))
+    assert np.array_equal(res.ranks, ex.targets - 1)  # item t sits at rank t-1
+    masked = evaluate(model, ex, EvalProtocol(ks=[5], batch_size=7, mask_history=True))
+    for i in range(len(ex)):
+        hist = set(ex.history(i).tolist()) - {int(ex.targets[i])}
+        expected = sum(1 for j in range(1, int(ex.targets[i])) if j not in hist)
+        assert masked.ranks[i] == expected

@@ -1,0 +1,73 @@
+"""The CLI end to end on a small generated store: import/describe, train, evaluate, bench."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from missrec.cli import main
+from missrec.data.store import write_store
+
+from conftest import make_dataset, shared_dataset
+
+
+@pytest.fixture(scope="module")
+def toy_store(tmp_path_factory):
+    return write_store(make_dataset(n_users=60, n_items=50), tmp_path_factory.mktemp("d") / "toy")
+
+
+def run(*args):
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return res
+
+
+def test_import_and_describe_json(tmp_path):
+    src = shared_dataset("amazon-scientific-mm")
+    res = run("data", "import", "--format", "unisrec", src, tmp_path / "mm")
+    assert res.exit_code == 0, res.output
+    res = run("data", "describe", tmp_path / "mm", "--json")
+    info = json.loads(res.output)
+    assert {k: info[k] for k in ("users", "items", "interactions", "avg_seq_len")} == \
+        {"users": 2928, "items": 1585, "interactions": 19712, "avg_seq_len": 6.73}
+    assert info["coverage"] == {"text": 1.0, "image": 1.0}
+
+
+def test_bad_input_is_one_line_error(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "X.train.inter").write_text("user_id:token,item_id_list:token_seq,item_id:token\n")
+    (tmp_path / "src" / "X.item2index").write_text("a\t0\n")
+    (tmp_path / "src" / "X.user2index").write_text("u\t0\n")
+    res = CliRunner().invoke(main, ["data", "import", "--format", "unisrec", str(tmp_path / "src"),
+                                    str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert res.output.count("\n") == 1 and "X.train.inter:1" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_is_reproducible_and_evaluate_agrees(tmp_path, toy_store):
+    outs = []
+    for name in ("a", "b"):
+        res = run("train", "--model", "sasrec", "--data", toy_store, "--out", tmp_path / name, "-q",
+                  "--set", "epochs=3", "--set", "batch_size=32", "--set", "seed=7", "--set", "model.hidden=16")
+        assert res.exit_code == 0, res.output
+        outs.append(json.loads((tmp_path / name / "results.json").read_text()))
+    a, b = outs
+    assert a["test"] == b["test"] and a["valid"] == b["valid"]
+    for key in ("model", "valid", "test", "best_epoch", "epochs", "train_seconds"):
+        assert key in a
+    assert set(a["test"]) >= {"recall@10", "ndcg@10", "recall@50", "ndcg@50"}
+    assert (tmp_path / "a" / "config.yaml").exists() and (tmp_path / "a" / "model.pt").exists()
+    res = run("evaluate", tmp_path / "a", "--data", toy_store, "--json")
+    again = json.loads(res.output)
+    for k, v in a["test"].items():
+        assert again[k] == pytest.approx(v)
+
+
+def test_bench_prints_json(toy_store):
+    res = run("bench", "train", "--model", "sasrec", "--data", toy_store, "--epochs", "1", "--json",
+              "--set", "model.hidden=16", "--set", "batch_size=64")
+    info = json.loads(res.output)
+    for key in ("train_sequences_per_second", "seconds_per_epoch", "eval_users_per_second", "peak_memory_mb"):
+        assert info[key] > 0
