@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from missrec.cli import main
 from missrec.data.store import write_store
 
-from conftest import make_dataset, shared_dataset
+from support import make_dataset, shared_dataset
 
 
 @pytest.fixture(scope="module")

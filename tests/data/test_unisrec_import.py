@@ -15,7 +15,7 @@ from missrec.data.importers.unisrec import import_unisrec
 from missrec.data.store import write_store
 from missrec.errors import InputFormatError
 
-from conftest import shared_dataset
+from support import shared_dataset
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from _featkit import CountingTextEncoder
+from missrec.errors import MissrecError
 from missrec.features.base import EncodeError
 from missrec.features.cache import FeatureCache, default_cache_dir, file_digest
 
@@ -99,3 +100,11 @@ def test_file_digest_is_remembered_and_invalidated(tmp_path: Path) -> None:
     assert file_digest(f, tmp_path) == d1
     f.write_bytes(b"weights-2, longer")  # new size (and mtime): must be re-hashed
     assert file_digest(f, tmp_path) != d1
+
+
+def test_unusable_cache_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    enc = CountingTextEncoder(cache_dir=blocker)
+    with pytest.raises(MissrecError, match="feature cache unusable.*--no-cache"):
+        enc.encode(["a"])

@@ -47,8 +47,11 @@ def main() -> None:
     ap.add_argument("--n-items", type=int, default=1585)
     ap.add_argument("--n-seq", type=int, default=10928)
     ap.add_argument("--batch", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     ap.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     kw = {}

@@ -44,13 +44,16 @@ def _parse_attach(values: tuple[str, ...]) -> list[tuple[str, Path]]:
                    "(OpenAI's original weights: ViT-B-32-quickgelu).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Inputs per model call.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for the encoders (default: torch's, one per core). On a busy machine "
+                   "1 can be faster: idle-waiting threads stall each other.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Feature cache (default: $MISSREC_CACHE or ~/.cache/missrec).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
 @quiet_option
 def features(store: Path, text_spec: str | None, image_spec: str | None, attach: tuple[str, ...],
              attach_dim: int, images_dir: Path | None, clip_arch: str, batch_size: int,
-             cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
+             threads: int | None, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Fill STORE's feature matrices: encode item text/images and/or attach precomputed features.
 
     Items lacking a modality (no text, no local image, unreadable image, not in an attached
@@ -69,6 +72,10 @@ def features(store: Path, text_spec: str | None, image_spec: str | None, attach:
             raise click.UsageError(f"--{name} and --attach {name}=... both fill {name!r}; give one")
     read_schema(store)  # fail fast, before loading any model, if STORE is not a store
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     common = dict(batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache,
                   progress=show_progress(quiet), clip_arch=clip_arch)
     text_enc = make_encoder(text_spec, "text", **common) if text_spec else None

@@ -13,10 +13,22 @@ from ..model.registry import MODELS, get_model_spec
 from .common import echo_json, quiet_option, show_progress
 
 
-def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...], preset: str | None = None):
-    """(train config, model config) from defaults < preset < YAML < --set."""
+def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...], preset: str | None = None,
+                    init_from: Path | None = None):
+    """(train config, model config) from defaults < preset or checkpoint < YAML < --set.
+
+    With ``init_from`` the model's architecture comes from the pre-trained checkpoint, so
+    only what the user overrides (mode, modalities, ...) differs.
+    """
     spec = get_model_spec(model)
     base = {}
+    if init_from is not None:
+        from ..train.checkpoint import read_checkpoint
+
+        payload = read_checkpoint(init_from)
+        if payload["model"] != model:
+            raise click.UsageError(f"{init_from} holds a {payload['model']!r} model, not {model!r}")
+        base["model"] = dict(payload["model_config"])
     if preset:
         maker = getattr(spec.config_cls, "preset", None)
         if maker is None:
@@ -55,7 +67,7 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
     """Train a model, early-stop on validation, evaluate the best epoch on test."""
     from ..train.loop import train
 
-    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
+    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, init_from)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     result = train(model, store, out_dir, train_cfg, model_cfg, init_from=init_from,
                    progress=show_progress(quiet), log=log)

@@ -30,8 +30,10 @@ class MissingExtraError(MissrecError):
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingExtraError` naming ``extra``."""
-    ensure_torchvision_importable()
+    """Import ``module`` or raise :class:`MissingExtraError` naming ``extra``.
+
+    Call :func:`ensure_torchvision_importable` first for packages that import torchvision.
+    """
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissrecError
+
 ENV_VAR = "MISSREC_CACHE"
 _SQL_CHUNK = 500  # stay well below SQLite's limit on bound parameters per statement
 
@@ -87,12 +89,16 @@ class FeatureCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60)
-            conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('identity', ?)", (self.identity,))
-            conn.commit()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=60)
+                conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+                conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('identity', ?)", (self.identity,))
+                conn.commit()
+            except (OSError, sqlite3.Error) as e:
+                raise MissrecError(f"{self.path}: feature cache unusable ({e}); point ${ENV_VAR} or "
+                                   "--cache-dir elsewhere, or use --no-cache") from None
             self._conn = conn
         return self._conn
 

@@ -34,7 +34,8 @@ def open_rgb(raw: str | Path | bytes) -> Any:
         with Image.open(src) as im:
             im.load()
             return im.convert("RGB")
-    except (OSError, Image.DecompressionBombError, ValueError) as e:
+    # PIL signals broken files with several exception types (SyntaxError for some PNGs).
+    except (OSError, EOFError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         name = "<bytes>" if isinstance(raw, (bytes, bytearray)) else str(raw)
         raise EncodeError(f"{name}: not a readable image ({e})") from None
 

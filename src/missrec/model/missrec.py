@@ -142,7 +142,7 @@ class MISSRecConfig:
     """LayerNorm epsilon (RecBole / released code value)."""
     init_std: float = 0.02
     """Std of the normal initialisation of linear and embedding weights."""
-    bucket_tokens: int = 4096
+    bucket_tokens: int = 1024
     """Padded tokens per bucket: a batch is split into buckets of rows with similar token
     counts, each padded only to its own widest row. Efficiency only (results do not depend
     on it); 0 encodes the batch in one piece."""
@@ -442,7 +442,8 @@ class MISSRec(SequentialRecommender):
                 "catalogue": self._interest_fp}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        if not state:
+        if not state:  # saved before any clustering: recompute on first use
+            self._interest_of, self._prototypes, self._interest_fp = None, None, ""
             return
         dev = self._device()
         self._interest_of = state["interest_of"].to(dev)

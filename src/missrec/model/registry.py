@@ -83,3 +83,43 @@ register(ModelSpec("sasrec", "missrec.model.sasrec:SASRecConfig", f"{__name__}:_
                    "SASRec on item ids (full-softmax cross-entropy)"))
 register(ModelSpec("missrec", "missrec.model.missrec:MISSRecConfig", f"{__name__}:_build_missrec",
                    "MISSRec: multi-modal interest-aware encoder-decoder (the paper)"))
+
+
+def _features_of(config: Any, catalogue: Catalogue) -> tuple[dict[str, int], dict, dict]:
+    """Feature widths, matrices and presence masks of the config's modalities (clear error
+    when the store lacks one)."""
+    import torch
+
+    missing = [m for m in config.modalities if m not in catalogue.features]
+    if missing:
+        raise MissrecError(f"the store has no {', '.join(missing)} features (has: "
+                           f"{', '.join(sorted(catalogue.features)) or 'none'}); run `missrec features`")
+    dims = {m: catalogue.features[m].dim for m in config.modalities}
+    feats = {m: torch.from_numpy(catalogue.features[m].matrix) for m in config.modalities}
+    present = {m: torch.from_numpy(catalogue.features[m].present) for m in config.modalities}
+    return dims, feats, present
+
+
+def _build_sasrec_text(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+    from .sasrec_text import SASRecText
+
+    dims, feats, present = _features_of(config, catalogue)
+    model = SASRecText(config, catalogue.n_items, dims)
+    model.attach_catalogue(feats, present)
+    return model
+
+
+def _build_unisrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+    from .unisrec import UniSRec
+
+    dims, feats, present = _features_of(config, catalogue)
+    model = UniSRec(config, catalogue.n_items, dims)
+    model.attach_catalogue(feats, present)
+    return model
+
+
+register(ModelSpec("sasrec-text", "missrec.model.sasrec_text:SASRecTextConfig", f"{__name__}:_build_sasrec_text",
+                   "SASRec_T: SASRec over a trainable projection of frozen text features"))
+register(ModelSpec("unisrec", "missrec.model.unisrec:UniSRecConfig", f"{__name__}:_build_unisrec",
+                   "UniSRec-style: MoE whitening adapters over frozen features, causal Transformer, "
+                   "softmax over all items with temperature (inductive | transductive)"))

@@ -33,7 +33,7 @@ def save_checkpoint(path: str | Path, *, model_name: str, model: SequentialRecom
         "model": model_name,
         "model_config": asdict(model_config),
         "train_config": asdict(train_config),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in model.state_dict().items()},
         "item_ids": list(item_ids),
         "item_text": list(item_text) if item_text is not None else None,
         "catalogue": {m: {"matrix": torch.from_numpy(f.matrix), "present": torch.from_numpy(f.present),

@@ -220,7 +220,7 @@ def _transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: An
     own = model.state_dict()
     loaded, skipped = {}, []
     for k, v in payload["state_dict"].items():
-        if k in own and own[k].shape == v.shape:
+        if k in own and (not torch.is_tensor(v) or own[k].shape == v.shape):
             loaded[k] = v
         else:
             skipped.append(k)

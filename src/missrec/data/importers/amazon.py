@@ -269,6 +269,19 @@ def import_amazon(sources: list[Path], opts: ImportOptions) -> Dataset:
         raise InputFormatError(reviews_path, f"no usable interactions: {n_read:,} reviews read, "
                                              f"{n_nometa:,} of them on items missing from {meta_path}")
 
+    # k-core on integer codes first: numpy sorts ints far faster than strings, and after
+    # this leave_one_out's own k-core pass (same k, idempotent) has nothing left to remove.
+    ucode: dict[str, int] = {}
+    icode: dict[str, int] = {}
+    u_codes = np.fromiter((ucode.setdefault(users[r], len(ucode)) for r in idx), np.int64, len(idx))
+    i_codes = np.fromiter((icode.setdefault(items[r], len(icode)) for r in idx), np.int64, len(idx))
+    core = kcore_mask(u_codes, i_codes, opts.kcore)
+    # leave_one_out needs someone left to split (>= 3 interactions): say so clearly.
+    if not core.any() or np.bincount(u_codes[core]).max() < 3:
+        raise MissrecError(f"{reviews_path}: nothing left after {opts.kcore}-core filtering "
+                           f"({len(idx):,} interactions in); try a smaller --kcore")
+    idx = idx[core]
+
     local = _local_images(opts.images_dir) if opts.images_dir is not None else {}
     kept_items = {items[r] for r in idx}
     texts = {asin: item_text(metas[asin]) for asin in kept_items}
@@ -290,22 +303,13 @@ def import_amazon(sources: list[Path], opts: ImportOptions) -> Dataset:
         "reviews_without_meta_dropped": n_nometa,
         "bad_lines_skipped": {str(reviews_path): len(bad_reviews), str(meta_path): len(bad_meta)},
     }
-    kept_users = np.asarray([users[r] for r in idx], dtype=object)
-    kept_item_ids = np.asarray([items[r] for r in idx], dtype=object)
-    # leave_one_out needs someone left to split (>= 3 interactions after k-core): say so
-    # clearly instead of failing inside it.
-    survivors = kept_users[kcore_mask(kept_users, kept_item_ids, opts.kcore)]
-    if len(survivors) == 0 or np.unique(survivors, return_counts=True)[1].max() < 3:
-        raise MissrecError(f"{reviews_path}: nothing left after {opts.kcore}-core filtering "
-                           f"({len(idx):,} interactions in); try a smaller --kcore")
-    ds = leave_one_out(
+    return leave_one_out(
         opts.name or _dataset_name(reviews_path),
-        kept_users.tolist(),
-        kept_item_ids.tolist(),
+        [users[r] for r in idx],
+        [items[r] for r in idx],
         np.asarray([times[r] for r in idx], dtype=np.float64),
         kcore=opts.kcore,
         item_text=texts,
         item_image=images,
         provenance=provenance,
     )
-    return ds

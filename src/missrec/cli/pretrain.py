@@ -1,0 +1,62 @@
+"""``missrec pretrain``: multi-domain pre-training (paper §3.5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import quiet_option, show_progress
+from .train import bench, config_option, preset_option, resolve_configs, set_option
+
+
+@click.command("pretrain")
+@click.option("--data", "stores", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A pre-training domain's store (repeat for several domains).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", default="missrec", show_default=True)
+@click.option("--max-per-domain", default=0, show_default=True,
+              help="Sample at most this many training sequences per domain (0: all).")
+@config_option
+@set_option
+@preset_option
+@quiet_option
+def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_domain: int,
+                 config_file: Path | None, sets: tuple[str, ...], preset: str | None, quiet: bool) -> None:
+    """Pre-train one model on several domains; writes OUT/model.pt for `train --from`."""
+    from ..train.pretrain import pretrain
+
+    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
+    log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    res = pretrain(list(stores), out_dir, train_cfg, model_cfg, model_name=model,
+                   max_examples_per_domain=max_per_domain, progress=show_progress(quiet), log=log)
+    click.echo(json.dumps({k: res[k] for k in ("model", "epochs", "train_seconds", "sequences_per_second")}
+                          | {"checkpoint": str(out_dir / "model.pt")}, indent=2))
+
+
+
+
+@bench.command("pretrain")
+@click.option("--data", "stores", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--max-per-domain", default=0, show_default=True)
+@click.option("--epochs", default=1, show_default=True)
+@config_option
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_pretrain(stores: tuple[Path, ...], max_per_domain: int, epochs: int, config_file: Path | None,
+                   sets: tuple[str, ...], as_json: bool) -> None:
+    """Pre-training throughput: sequences/s over the pooled domains."""
+    from ..train.pretrain import pretrain
+
+    train_cfg, model_cfg = resolve_configs("missrec", config_file, sets + (f"epochs={epochs}",))
+    res = pretrain(list(stores), None, train_cfg, model_cfg, max_examples_per_domain=max_per_domain,
+                   log=lambda s: None)
+    out = {k: res[k] for k in ("model", "epochs", "train_sequences", "sequences_per_second", "train_seconds",
+                               "peak_memory_mb")}
+    click.echo(json.dumps(out, indent=2) if as_json else "\n".join(f"{k:<24} {v}" for k, v in out.items()))
+
+
+COMMANDS = [pretrain_cmd]

@@ -1,0 +1,331 @@
+"""The MISSRec model: masking, invariances, scoring consistency, losses, transfer."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from missrec.data.batching import SequenceBatch
+from missrec.model.fusion import fuse_representations
+from missrec.model.missrec import MISSRec, MISSRecConfig, keep_last, preset
+
+N_ITEMS = 30
+DIMS = {"text": 12, "image": 10}
+
+
+def tiny_config(**kw) -> MISSRecConfig:
+    base = dict(d=16, n_heads=2, ffn_dim=32, dropout=0.0, attn_dropout=0.0, feature_dropout=0.0,
+                max_len=8, n_clusters=0.4, knn_k=3)
+    base.update(kw)
+    return MISSRecConfig(**base)
+
+
+def catalogue(seed: int = 0, n_items: int = N_ITEMS):
+    g = torch.Generator().manual_seed(seed)
+    feats = {m: torch.randn(n_items + 1, d, generator=g) for m, d in DIMS.items()}
+    present = {"text": torch.ones(n_items + 1, dtype=torch.bool),
+               "image": torch.rand(n_items + 1, generator=g) < 0.5}
+    present["text"][3] = False  # an item with an image only
+    present["image"][3] = True
+    present["text"][4] = False  # an item with no modality at all
+    present["image"][4] = False
+    return feats, present
+
+
+def build(seed: int = 0, n_items: int = N_ITEMS, **kw) -> MISSRec:
+    torch.manual_seed(seed)
+    model = MISSRec(tiny_config(**kw), n_items, DIMS)
+    model.attach_catalogue(*catalogue(seed, n_items))
+    return model
+
+
+def make_batch(seed: int = 1, b: int = 6, length: int = 7, n_items: int = N_ITEMS) -> SequenceBatch:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, length + 1, (b,), generator=g)
+    lengths[0] = length
+    items = torch.randint(1, n_items + 1, (b, length), generator=g)
+    items[0, :3] = torch.tensor([3, 4, 5])  # image-only and empty items in a history
+    items = items * (torch.arange(length)[None] < lengths[:, None])
+    targets = torch.randint(1, n_items + 1, (b,), generator=g)
+    targets[targets == 4] = 5
+    return SequenceBatch(items, lengths, targets, torch.arange(b))
+
+
+VARIANTS = [
+    {},
+    {"mode": "transductive"},
+    {"tokens": "added"},
+    {"arrangement": "released", "tokens": "separate"},
+    {"arrangement": "released", "tokens": "added", "positions": "start"},
+    {"decoder": "none", "n_enc_layers": 2},
+    {"clustering": "kmeans"},
+    {"adapter": "moe", "n_experts": 3},
+]
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_missing_modality_features_change_nothing(kw) -> None:
+    model = build(**kw).eval()
+    batch = make_batch()
+    u_ref = model.user_vectors(batch)
+    s_ref = model.score_all(batch)
+    # overwrite what the catalogue holds for every missing modality, behind the model's back
+    for m in DIMS:
+        feat, pres = getattr(model, f"_feat_{m}"), getattr(model, f"_present_{m}")
+        feat[~pres] = 1e3 * torch.randn(int((~pres).sum()), feat.shape[1])
+    model._catalogue_fp = model._fingerprint()  # forces re-clustering over the new buffers
+    torch.testing.assert_close(model.user_vectors(batch), u_ref)
+    torch.testing.assert_close(model.score_all(batch), s_ref)
+    # NaN rows handed to attach_catalogue never surface
+    feats, present = catalogue()
+    feats["image"][~present["image"]] = float("nan")
+    model.attach_catalogue(feats, present)
+    torch.testing.assert_close(model.score_all(batch), s_ref)
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_full_catalogue_scores_equal_per_item_scores(kw) -> None:
+    model = build(**kw).eval()
+    batch = make_batch()
+    cache = model.item_cache()
+    scores = model.score_all(batch, cache)
+    assert scores.shape == (len(batch), N_ITEMS + 1)
+    assert torch.isneginf(scores[:, 0]).all() and torch.isneginf(scores[:, 4]).all()
+    u = model.user_vectors(batch, cache)
+    alpha = float(model.alpha().detach())
+    every = torch.arange(1, N_ITEMS + 1).expand(len(batch), -1)
+    torch.testing.assert_close(model.score_items(batch, every, cache), scores[:, 1:])
+    for k in range(1, N_ITEMS + 1):
+        if k == 4:
+            continue
+        x = cache.candidates[:, k].unsqueeze(0).expand(len(batch), -1, -1)  # [B, M, d]
+        pres = cache.present[:, k].unsqueeze(0).expand(len(batch), -1)
+        v = fuse_representations(u, x, pres, alpha)  # eq. 1 for this item, then <u, v>
+        torch.testing.assert_close((u * v).sum(1), scores[:, k], rtol=1e-5, atol=1e-6)
+
+
+def test_bucketing_does_not_change_results() -> None:
+    batch = make_batch(b=40, length=8)
+    whole = build(bucket_tokens=0).eval()
+    bucketed = build(bucket_tokens=24).eval()
+    torch.testing.assert_close(bucketed.score_all(batch), whole.score_all(batch), rtol=1e-5, atol=1e-6)
+
+
+def test_decoder_is_permutation_invariant() -> None:
+    model = build().eval()
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(3, 6, 16, generator=g)
+    q_valid = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    mem = torch.randn(3, 5, 16, generator=g)
+    mem_valid = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
+
+    def pooled(q, qv):
+        xi = model.decode(q, qv, mem, mem_valid)
+        return (xi * qv[..., None]).sum(1) / qv.sum(1, keepdim=True)
+
+    perm = torch.randperm(6, generator=g)
+    torch.testing.assert_close(pooled(q[:, perm], q_valid[:, perm]), pooled(q, q_valid))
+
+
+def test_user_vector_independent_of_interest_labels() -> None:
+    """Relabelling the clusters reorders the interest tokens; u must not change."""
+    model = build().eval()
+    batch = make_batch()
+    u_ref = model.user_vectors(batch)
+    k = model._prototypes.shape[0]
+    perm = torch.randperm(k, generator=torch.Generator().manual_seed(0))
+    new_protos = torch.empty_like(model._prototypes)
+    new_protos[perm] = model._prototypes
+    table = model._interest_of
+    model._interest_of = torch.where(table >= 0, perm[table.clamp_min(0)], table)
+    model._prototypes = new_protos
+    torch.testing.assert_close(model.user_vectors(batch), u_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_interest_table_marks_missing_modalities() -> None:
+    model = build()
+    info = model.on_epoch_start(0)
+    assert info["n_clusters"] == model._prototypes.shape[0] > 0 and info["cluster_seconds"] >= 0
+    table = model._interest_of
+    assert (table[0] == -1).all()
+    for j, m in enumerate(DIMS):
+        pres = getattr(model, f"_present_{m}")
+        assert ((table[:, j] >= 0) == pres).all()
+
+
+def test_finetune_loss_is_eq8_and_decreases() -> None:
+    model = build(gamma=0.0).eval()
+    batch = make_batch(b=12)
+    loss, parts = model.training_loss(batch)
+    ref = F.cross_entropy(model.score_all(batch) / model.config.tau, batch.targets)
+    torch.testing.assert_close(loss, ref)
+    assert set(parts) >= {"loss_si", "loss_reg"}
+
+    model = build(dropout=0.1)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(15):
+        loss, _ = model.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_regulariser_is_mean_pairwise_inner_product() -> None:
+    model = build(reg_normalize=False)
+    g = torch.Generator().manual_seed(2)
+    xi = torch.randn(3, 4, 16, generator=g)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    got = model._regulariser(xi, mask)
+    for b in range(3):
+        rows = xi[b][mask[b]]
+        m = rows.shape[0]
+        ref = sum(float(rows[i] @ rows[j]) for i in range(m) for j in range(m)) / m ** 2
+        assert abs(float(got[b]) - ref) < 1e-4
+
+
+def test_pretrain_loss_terms() -> None:
+    model = build(gamma=0.0, lambda_ss=1.0).eval()  # eval: no augmentation, views coincide
+    batch = make_batch(b=8)
+    batch.targets[1] = batch.targets[0]  # a duplicate target must not be a negative
+    loss, parts = model.pretrain_loss(batch)
+    cache = model.item_cache()
+    u = model.user_vectors(batch, cache)
+    tgt = batch.targets
+    scores = torch.stack([model.score_items(batch, tgt[None].expand(len(tgt), -1), cache)])[0]
+    same = (tgt[:, None] == tgt[None]) & ~torch.eye(len(tgt), dtype=torch.bool)
+    si = F.cross_entropy(scores.masked_fill(same, float("-inf")) / model.config.tau, torch.arange(len(tgt)))
+    within = (u @ u.t()).masked_fill(torch.eye(len(tgt), dtype=torch.bool), float("-inf"))
+    ss = F.cross_entropy(torch.cat([u @ u.t(), within], 1) / model.config.tau, torch.arange(len(tgt)))
+    torch.testing.assert_close(torch.tensor(parts["loss_si"]), si, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(parts["loss_ss"]), ss, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loss, si + ss, rtol=1e-4, atol=1e-5)
+
+
+def test_pretrain_with_augmentation_trains() -> None:
+    model = build(feature_dropout=0.3, item_drop=0.3, dropout=0.1).train()
+    batch = make_batch(b=10)
+    loss, parts = model.pretrain_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and set(parts) >= {"loss_si", "loss_ss", "loss_reg"}
+    assert all(p.grad is not None for n, p in model.named_parameters() if n.startswith("adapters."))
+
+
+def test_item_drop_removes_every_modality_of_an_item() -> None:
+    model = build(item_drop=0.5)
+    batch = make_batch(b=10)
+    items = keep_last(batch.items, model.config.max_len)
+    keep = model._item_drop_mask(items)
+    assert keep.any(1).all() and not (keep & (items == 0)).any()
+    tables = model._item_tables()
+    slots = model._token_slots(items, tables, keep)
+    used = slots.valid & (slots.item > 0)
+    dropped_pos = ~keep.gather(1, slots.item_pos)
+    assert not (used & dropped_pos).any()
+
+
+def test_transfer_parameters_and_freezing() -> None:
+    model = build(mode="transductive")
+    names = model.transfer_parameters("inductive")
+    assert names and all(n.startswith(("adapters.", "alpha.", "input_norm.", "query_norm.")) for n in names)
+    assert "alpha.raw" in names and "input_norm.weight" in names
+    trans = model.transfer_parameters("transductive")
+    assert set(trans) == set(names) | {"item_id.weight"}
+    assert model.transfer_parameters("full") == [n for n, _ in model.named_parameters()]
+    with pytest.raises(ValueError):
+        build().transfer_parameters("transductive")
+
+    chosen = set(model.freeze_for_transfer("transductive"))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    loss, _ = model.training_loss(make_batch())
+    loss.backward()
+    opt.step()
+    for n, p in model.named_parameters():
+        assert p.requires_grad == (n in chosen)
+        changed = not torch.equal(before[n], p.detach())
+        if n not in chosen:
+            assert not changed, n
+    assert not torch.equal(before["adapters.text.linear.weight"], model.adapters["text"].linear.weight)
+
+
+def test_state_dict_carries_clustering_but_not_catalogue() -> None:
+    model = build().eval()
+    batch = make_batch()
+    scores = model.score_all(batch)
+    state = model.state_dict()
+    assert not any(k.startswith(("_feat_", "_present_")) for k in state)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=True)
+    fresh = MISSRec(model.config, N_ITEMS, DIMS)
+    fresh.attach_catalogue(*catalogue())
+    fresh.load_state_dict(loaded)
+    fresh.eval()
+    torch.testing.assert_close(fresh.score_all(batch), scores)
+    assert torch.equal(fresh._interest_of, model._interest_of)
+
+
+def test_reset_items_for_a_new_domain() -> None:
+    model = build(mode="transductive")
+    model.reset_items(45)
+    assert model.item_id.weight.shape == (46, 16)
+    with pytest.raises(RuntimeError):
+        model.score_all(make_batch(n_items=45))
+    model.attach_catalogue(*catalogue(5, n_items=45))
+    assert model.eval().score_all(make_batch(n_items=45)).shape == (6, 46)
+    with pytest.raises(ValueError):
+        model.attach_catalogue(*catalogue(5, n_items=30))
+
+
+def test_keep_last_and_long_histories() -> None:
+    items = torch.tensor([[1, 2, 3, 4, 5, 0], [7, 8, 0, 0, 0, 0]])
+    assert keep_last(items, 3).tolist() == [[3, 4, 5], [7, 8, 0]]
+    model = build().eval()
+    long = SequenceBatch(torch.randint(1, N_ITEMS, (2, 12)), torch.tensor([12, 12]),
+                         torch.tensor([1, 2]), torch.tensor([0, 1]))
+    short = SequenceBatch(long.items[:, -8:], torch.tensor([8, 8]), long.targets, long.users)
+    torch.testing.assert_close(model.score_all(long), model.score_all(short))
+
+
+def test_config_presets_and_validation() -> None:
+    paper = preset("paper")
+    assert (paper.d, paper.n_enc_layers, paper.n_dec_layers, paper.n_heads) == (300, 1, 1, 2)
+    assert (paper.tau, paper.gamma, paper.lambda_ss) == (0.075, 0.1, 1.0)
+    rel = MISSRecConfig.preset("released", d=64)
+    assert (rel.tau, rel.gamma, rel.n_heads, rel.dropout, rel.tokens, rel.clustering) == \
+        (0.07, 1e-4, 4, 0.5, "added", "kmeans")
+    assert rel.d == 64
+    for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
+                {"dropout": 1.0}):
+        with pytest.raises(ValueError):
+            dataclasses.replace(paper, **bad).validate()
+    with pytest.raises(ValueError):
+        MISSRec(paper, 5, {"text": 4})
+
+
+@pytest.mark.parametrize("tokens", ["separate", "added"])
+def test_missing_modalities_are_not_tokens(tokens: str) -> None:
+    """A missing modality is left out of attention, not fed as a zero token."""
+    model = build(tokens=tokens)
+    batch = make_batch(b=10)
+    tables = model._item_tables()
+    slots = model._token_slots(batch.items, tables, None)
+    pres = tables.present[:, batch.items]  # [M, B, L]
+    real = batch.items > 0
+    if tokens == "separate":
+        assert tables.present[slots.modality, slots.item][slots.valid].all()
+        assert int(slots.valid.sum()) == int((pres & real).sum())
+    else:
+        assert slots.present[slots.valid].any(-1).all()
+        assert int(slots.valid.sum()) == int((pres.any(0) & real).sum())
+    # row 0's history holds item 4, which has no modality: it yields no token
+    assert not (slots.valid[0] & (slots.item[0] == 4)).any()
