@@ -13,13 +13,13 @@ EXTRAS ?= dev,text,image,clip,report,serve
 
 .PHONY: setup demo test bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[$(EXTRAS)]"
+	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
-import torch
+# OpenMP threads that spin at barriers stall badly when the machine is shared; this must be
+# set before torch is imported
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from missrec.data.batching import SequenceBatch
-from missrec.model import MISSRec, MISSRecConfig
+import torch  # noqa: E402
+
+from missrec.data.batching import SequenceBatch  # noqa: E402
+from missrec.model import MISSRec, MISSRecConfig  # noqa: E402
 
 
 def make_batches(n_items: int, n_seq: int, batch: int, max_len: int, lengths: str,

@@ -329,3 +329,12 @@ def test_missing_modalities_are_not_tokens(tokens: str) -> None:
         assert int(slots.valid.sum()) == int((pres.any(0) & real).sum())
     # row 0's history holds item 4, which has no modality: it yields no token
     assert not (slots.valid[0] & (slots.item[0] == 4)).any()
+
+
+def test_forward_dispatches_objectives() -> None:
+    model = build().eval()
+    batch = make_batch()
+    torch.testing.assert_close(model(batch)[0], model.training_loss(batch)[0])
+    torch.testing.assert_close(model(batch, "pretrain")[0], model.pretrain_loss(batch)[0])
+    with pytest.raises(ValueError):
+        model(batch, "distill")

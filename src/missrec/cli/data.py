@@ -24,9 +24,11 @@ def data() -> None:
 @click.option("--text-fields", default="", help="Comma-separated item fields joined into the item text.")
 @click.option("--images-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Local image files named by item id (amazon format).")
+@click.option("--skip-bad-lines", is_flag=True,
+              help="Skip and count malformed lines of raw dumps (amazon) instead of stopping.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def import_(fmt: str, name: str | None, kcore: int, text_fields: str, images_dir: Path | None,
-            paths: tuple[Path, ...]) -> None:
+            skip_bad_lines: bool, paths: tuple[Path, ...]) -> None:
     """Import SRC... into a dataset store at DEST (the last path)."""
     if len(paths) < 2:
         raise click.UsageError("expected SOURCE... DEST")
@@ -35,7 +37,8 @@ def import_(fmt: str, name: str | None, kcore: int, text_fields: str, images_dir
         if not s.exists():
             raise click.UsageError(f"{s}: no such file or directory")
     opts = ImportOptions(name=name, kcore=kcore,
-                         text_fields=[f for f in text_fields.split(",") if f], images_dir=images_dir)
+                         text_fields=[f for f in text_fields.split(",") if f], images_dir=images_dir,
+                         skip_bad_lines=skip_bad_lines)
     ds = get_importer(fmt)(list(sources), opts)
     write_store(ds, dest)
     click.echo(format_description(describe(dest)))

@@ -80,6 +80,9 @@ def features(store: Path, text_spec: str | None, image_spec: str | None, attach:
                   progress=show_progress(quiet), clip_arch=clip_arch)
     text_enc = make_encoder(text_spec, "text", **common) if text_spec else None
     image_enc = make_encoder(image_spec, "image", **common) if image_spec else None
+    for enc in (text_enc, image_enc):
+        if enc is not None:
+            enc.identity  # fails now (missing weights/extra) rather than after the attaches
     for name, path in attached:
         click.echo(attach_features(store, name, path, dim=attach_dim).summary())
     if text_enc is not None or image_enc is not None:

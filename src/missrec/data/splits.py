@@ -16,6 +16,9 @@ def kcore_mask(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
     keep = np.ones(len(users), dtype=bool)
     if k <= 1:
         return keep
+    # Integer codes: np.unique on object (string) arrays is several times slower.
+    users = np.unique(users, return_inverse=True)[1]
+    items = np.unique(items, return_inverse=True)[1]
     while True:
         _, uinv, ucnt = np.unique(users[keep], return_inverse=True, return_counts=True)
         _, iinv, icnt = np.unique(items[keep], return_inverse=True, return_counts=True)

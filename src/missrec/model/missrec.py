@@ -701,6 +701,17 @@ class MISSRec(SequentialRecommender):
 
     # ------------------------------------------------------------------ public API
 
+    def forward(self, batch: SequenceBatch, objective: str = "finetune"
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``objective``: 'finetune' (eq. 8, :meth:`training_loss`) or 'pretrain' (eq. 7,
+        :meth:`pretrain_loss`). Going through ``forward`` lets DistributedDataParallel see
+        the call and synchronise gradients."""
+        if objective == "finetune":
+            return self.training_loss(batch)
+        if objective == "pretrain":
+            return self.pretrain_loss(batch)
+        raise ValueError(f"objective {objective!r}; expected 'finetune' or 'pretrain'")
+
     def user_vectors(self, batch: SequenceBatch, cache: ItemCache | None = None) -> torch.Tensor:
         """Sequence representations u [B, d] (normalised if ``config.normalize``)."""
         self._ensure_interests()

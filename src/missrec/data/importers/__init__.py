@@ -28,6 +28,8 @@ class ImportOptions:
     """Item fields joined into the item text (format-specific default when empty)."""
     images_dir: Path | None = None
     """Directory of local image files named by item id (no downloading)."""
+    skip_bad_lines: bool = False
+    """Skip (and count) malformed lines of raw dumps instead of stopping (amazon format)."""
     max_len: int = 50
     """History length that the source's ``item_id_list`` was cut to (UniSRec layout)."""
 

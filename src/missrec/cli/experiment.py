@@ -1,0 +1,48 @@
+"""``missrec experiment``: run one of the paper's analyses end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import quiet_option, show_progress
+
+
+def _names() -> list[str]:
+    from ..experiments import EXPERIMENTS
+
+    return sorted(n for n, e in EXPERIMENTS.items() if not e.hidden)
+
+
+@click.command("experiment")
+@click.argument("name")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for stores/, pretrain/, runs/ and the report.")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Seeds per cell (2023, 2024, ...); the report shows mean ± std.")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Raw datasets folder (default: $MISSREC_DATASETS or ../shared/datasets).")
+@click.option("--dry-run", is_flag=True, help="Print the planned cells and an estimated time; run nothing.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field in every cell that has it (repeatable); "
+                   "pretrain.KEY=VALUE / finetune.KEY=VALUE limit it to pre-training / training cells.")
+@click.option("--no-plots", is_flag=True, help="Write the report without figures (no matplotlib needed).")
+@click.option("--data", "data_store", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, hidden=True, help="Use this store for every cell (debugging).")
+@quiet_option
+def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
+                   sets: tuple[str, ...], no_plots: bool, data_store: Path | None, quiet: bool) -> None:
+    """Run experiment NAME (table2, fig4, table3, table4, table5): each (cell, seed) in turn,
+    skipping those whose results.json exists, then write OUT/report.md and OUT/report.html."""
+    from ..experiments import run_experiment
+
+    log = lambda s: click.echo(s, err=True)  # noqa: E731
+    run_experiment(name, out_dir, seeds, data_root, list(sets), dry_run=dry_run, data=data_store,
+                   plots=not no_plots, log=log, train_log=(lambda s: None) if quiet else log,
+                   progress=show_progress(quiet))
+
+
+experiment_cmd.help = (experiment_cmd.help or "") + "\n\nExperiments: " + ", ".join(_names()) + "."
+
+COMMANDS = [experiment_cmd]

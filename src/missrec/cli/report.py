@@ -1,0 +1,37 @@
+"""``missrec report``: tables and plots from run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for report.md, report.html and the PNG figures.")
+@click.option("--readme", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also regenerate the block between <!-- results:start --> and <!-- results:end --> "
+                   "of this README (appended if the markers are missing).")
+@click.option("--title", default="missrec results", show_default=True, help="Report title.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG figures (no matplotlib needed).")
+def report_cmd(runs: tuple[Path, ...], out_dir: Path | None, readme: Path | None, title: str,
+               no_plots: bool) -> None:
+    """Summarise the runs found (recursively) under RUN_DIR...: seeds of one setting are
+    averaged (mean ± std), the paper's numbers are shown beside ours, every run's protocol,
+    seed, dataset fingerprint, code version and wall time are listed."""
+    from ..report import update_readme, write_report
+
+    if out_dir is None and readme is None:
+        raise click.UsageError("give --out DIR and/or --readme README.md")
+    if out_dir is not None:
+        files = write_report(list(runs), out_dir, title=title, plots=not no_plots)
+        click.echo(f"wrote {files.markdown}, {files.html}"
+                   + (f" and {len(files.images)} figure(s)" if files.images else ""))
+    if readme is not None:
+        changed = update_readme(readme, list(runs), title=title)
+        click.echo(f"{readme}: results section {'updated' if changed else 'already up to date'}")
+
+
+COMMANDS = [report_cmd]

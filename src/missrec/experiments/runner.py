@@ -1,0 +1,305 @@
+"""Run an experiment: plan its cells, build the stores it needs, train each (cell, seed)
+sequentially with skip-if-done, then write the report.
+
+Folder layout under ``DIR``::
+
+    stores/NAME/               dataset stores built from the data root (recipe.json = complete)
+    pretrain/CELL/seed-S/      pre-training runs (model.pt, results.json, history.jsonl)
+    runs/CELL/seed-S/          training runs (results.json, history.jsonl, test ranks, cell.json)
+    report.md, report.html, *.png
+
+A (cell, seed) whose ``results.json`` exists is not run again, so an interrupted experiment
+resumes where it stopped, and two analyses sharing a folder share their runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import TrainConfig, parse_overrides
+from ..errors import MissrecError
+from .catalog import EXPERIMENTS
+from .spec import CellSpec, Experiment
+from .stores import RECIPES, default_data_root, ensure_store, recipe_problems, store_ready, train_rows_of
+
+Log = Callable[[str], None]
+BASE_SEED = 2023
+"""Seeds are BASE_SEED, BASE_SEED + 1, ... (TrainConfig's default seed first)."""
+
+# Rough training cost in milliseconds per training sequence per epoch on a 2-core CPU, for
+# the --dry-run estimate only (validation and test included). Pre-training encodes two views.
+MS_PER_SEQUENCE = {"sasrec": 1.6, "sasrec-text": 2.5, "unisrec": 3.0, "missrec": 8.0}
+PRETRAIN_FACTOR = 2.5
+TYPICAL_EPOCHS = 40
+"""Epochs a run usually lasts with early stopping (patience 10) when its cap is higher."""
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        visible = sorted(n for n, e in EXPERIMENTS.items() if not e.hidden)
+        raise MissrecError(f"unknown experiment {name!r}; expected one of {', '.join(visible)}")
+    return EXPERIMENTS[name]
+
+
+@dataclass
+class Job:
+    """One (cell, seed) to run."""
+
+    cell: CellSpec
+    seed: int
+    run_dir: Path
+    store: Path | None
+    sets: list[str]
+    estimate_s: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return (self.run_dir / "results.json").exists()
+
+
+@dataclass
+class Plan:
+    experiment: Experiment
+    out: Path
+    data_root: Path
+    jobs: list[Job]
+    stores: dict[str, Path]
+    problems: list[str]
+
+    @property
+    def estimate_s(self) -> float:
+        return sum(j.estimate_s for j in self.jobs if not j.done)
+
+
+# ----------------------------------------------------------------------------- overrides
+
+def _sections(cell: CellSpec) -> dict[str, type]:
+    from ..model.registry import get_model_spec
+
+    return {"train": TrainConfig, "model": get_model_spec(cell.model).config_cls}
+
+
+def _applies(key: str, sections: dict[str, type]) -> bool:
+    if "." in key:
+        sec, name = key.split(".", 1)
+        return sec in sections and name in {f.name for f in dataclasses.fields(sections[sec])}
+    return any(key in {f.name for f in dataclasses.fields(cls)} for cls in sections.values())
+
+
+def cell_overrides(exp: Experiment, cell: CellSpec, user_sets: list[str], seed: int) -> list[str]:
+    """The cell's ``--set`` list: experiment defaults < cell < user (those that apply) < seed.
+
+    A user key ``pretrain.K=V`` applies to pre-training cells only (as ``K=V``); ``finetune.K=V``
+    to training cells only; other keys apply to every cell whose configs have that field.
+    """
+    sections = _sections(cell)
+    out = [s for s in exp.defaults if _applies(s.split("=", 1)[0], sections)]
+    out += list(cell.sets)
+    for key, value in parse_overrides(user_sets).items():
+        scope, _, rest = key.partition(".")
+        if scope in ("pretrain", "finetune"):
+            if (scope == "pretrain") != (cell.kind == "pretrain"):
+                continue
+            key = rest
+        if _applies(key, sections):
+            out.append(f"{key}={value}")
+    out.append(f"train.seed={seed}")
+    return out
+
+
+def _check_user_sets(exp: Experiment, user_sets: list[str]) -> None:
+    """Every user override must apply to at least one cell (catches typos)."""
+    for key in parse_overrides(user_sets):
+        scope, _, rest = key.partition(".")
+        k = rest if scope in ("pretrain", "finetune") else key
+        if not any(_applies(k, _sections(c)) for c in exp.cells):
+            raise MissrecError(f"--set {key}: no cell of experiment {exp.name!r} has a config field {k!r}")
+
+
+# ----------------------------------------------------------------------------- planning
+
+def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
+                    sets: list[str] | None = None, data: str | Path | None = None) -> Plan:
+    """Resolve every (cell, seed) of experiment ``name``: folders, stores, configs, estimates.
+
+    ``data`` replaces every cell's store with one existing store (debugging / tests).
+    """
+    from ..cli.train import resolve_configs
+
+    exp = get_experiment(name)
+    if seeds < 1:
+        raise MissrecError(f"--seeds must be >= 1, got {seeds}")
+    out = Path(out)
+    root = Path(data_root) if data_root is not None else default_data_root()
+    user_sets = list(sets or [])
+    _check_user_sets(exp, user_sets)
+    stores: dict[str, Path] = {}
+    problems: list[str] = []
+    for s in exp.stores():
+        stores[s] = Path(data) if data is not None else out / "stores" / s
+        if data is None and not store_ready(stores[s]):
+            problems += recipe_problems(RECIPES[s], root)
+    if data is not None and not (Path(data) / "schema.json").exists():
+        raise MissrecError(f"--data {data}: not a dataset store (no schema.json)")
+    jobs = []
+    for cell in exp.cells:
+        if cell.init_from is not None and not any(c.name == cell.init_from and c.kind == "pretrain"
+                                                  for c in exp.cells):
+            raise MissrecError(f"experiment {exp.name}: cell {cell.name} fine-tunes from unknown "
+                               f"pre-training cell {cell.init_from!r}")
+        for i in range(seeds):
+            seed = BASE_SEED + i
+            sub = "pretrain" if cell.kind == "pretrain" else "runs"
+            job_sets = cell_overrides(exp, cell, user_sets, seed)
+            try:
+                train_cfg, _ = resolve_configs(cell.model, None, tuple(job_sets))
+            except Exception as e:  # a bad override: name the cell
+                raise MissrecError(f"experiment {exp.name}, cell {cell.name}: {e}") from None
+            store = None if cell.kind == "pretrain" else stores[cell.store]
+            job = Job(cell, seed, out / sub / cell.name / f"seed-{seed}", store, job_sets)
+            job.estimate_s = _estimate(cell, train_cfg, stores)
+            jobs.append(job)
+    return Plan(exp, out, root, jobs, stores, problems)
+
+
+def _estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path]) -> float:
+    ms = MS_PER_SEQUENCE.get(cell.model, 5.0)
+    if cell.kind == "pretrain":
+        rows = sum(train_rows_of(stores[s], RECIPES.get(s)) for s in cell.pretrain_stores)
+        if cell.max_per_domain:
+            rows = min(rows, cell.max_per_domain * len(cell.pretrain_stores))
+        return cfg.epochs * rows * ms * PRETRAIN_FACTOR / 1000
+    rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store))
+    return min(cfg.epochs, TYPICAL_EPOCHS) * rows * ms / 1000
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def describe_plan(plan: Plan) -> str:
+    """The planned cells, their state and the estimated time (what --dry-run prints)."""
+    exp = plan.experiment
+    lines = [f"experiment {exp.name}: {exp.description}",
+             f"output: {plan.out}   data root: {plan.data_root}", ""]
+    lines.append("stores:")
+    for name, path in plan.stores.items():
+        state = "ready" if store_ready(path) or (path / "schema.json").exists() else "to build"
+        recipe = RECIPES.get(name)
+        lines.append(f"  {name:<22} {state:<9} {recipe.description if recipe else path}")
+    lines += ["", f"cells ({len({j.cell.name for j in plan.jobs})} settings x "
+                  f"{len({j.seed for j in plan.jobs})} seed(s) = {len(plan.jobs)} runs):"]
+    for i, j in enumerate(plan.jobs, 1):
+        c = j.cell
+        what = (f"pretrain {c.model} on {'+'.join(c.pretrain_stores)}" if c.kind == "pretrain"
+                else f"{c.model} on {c.store}" + (f" from {c.init_from}" if c.init_from else ""))
+        state = "done" if j.done else f"~{_hms(j.estimate_s)}"
+        sets = " ".join(s for s in j.sets if not s.startswith("train.seed="))
+        lines.append(f"  [{i:>2}/{len(plan.jobs)}] {c.name:<28} seed {j.seed}  {state:<9} {what}"
+                     + (f"  ({c.label})" if c.label else "") + (f"  --set {sets}" if sets else ""))
+    n_todo = sum(not j.done for j in plan.jobs)
+    lines += ["", f"to run: {n_todo} of {len(plan.jobs)}; estimated time ~{_hms(plan.estimate_s)} "
+                  "(rough: 2-core CPU, early stopping after ~40 epochs; store building not included)"]
+    for p in plan.problems:
+        lines.append(f"warning: {p}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- running
+
+def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
+                   sets: list[str] | None = None, dry_run: bool = False, data: str | Path | None = None,
+                   plots: bool = True, log: Log = print, train_log: Log | None = None,
+                   progress: bool = False) -> Plan:
+    """Plan, (unless ``dry_run``) run every pending (cell, seed) and write the report to ``out``."""
+    plan = plan_experiment(name, out, seeds, data_root, sets, data)
+    log(describe_plan(plan))
+    if dry_run:
+        return plan
+    if plan.problems:
+        raise MissrecError("cannot run experiment " + name + ": " + "; ".join(plan.problems))
+    train_log = train_log if train_log is not None else log
+    exp = plan.experiment
+    for s, path in plan.stores.items():
+        if data is None:
+            ensure_store(RECIPES[s], path.parent, plan.data_root, log)
+    cache: dict[tuple, Any] = {}
+    t0 = time.perf_counter()
+    for i, job in enumerate(plan.jobs, 1):
+        head = f"[{i}/{len(plan.jobs)}] {job.cell.name} seed {job.seed}"
+        if job.done:
+            log(f"{head}: done, skipped ({job.run_dir / 'results.json'})")
+            continue
+        log(f"{head}: running ({job.cell.label or job.cell.kind})")
+        start = time.perf_counter()
+        res = _run_job(exp, plan, job, cache, train_log, progress)
+        took = time.perf_counter() - start
+        score = (res.get("test") or {}).get("ndcg@10")
+        log(f"{head}: finished in {_hms(took)}" + (f", test ndcg@10 {score:.4f}" if score is not None else "")
+            + f" (elapsed {_hms(time.perf_counter() - t0)})")
+    from ..report import write_report
+
+    sources = [p for p in (plan.out / "runs", plan.out / "pretrain") if p.exists()]
+    files = write_report(sources, plan.out, title=f"missrec experiment {exp.name}", plots=plots)
+    log(f"report: {files.markdown} and {files.html}")
+    return plan
+
+
+def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progress: bool) -> dict:
+    from ..cli.train import resolve_configs
+
+    cell = job.cell
+    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    if cell.kind == "pretrain":
+        from ..train.pretrain import pretrain
+
+        train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets))
+        stores = [plan.stores[s] for s in cell.pretrain_stores]
+        return pretrain(stores, job.run_dir, train_cfg, model_cfg, model_name=cell.model,
+                        max_examples_per_domain=cell.max_per_domain, progress=progress, log=log)
+    from ..model.registry import required_modalities
+    from ..train.loop import RunData, max_len_of, train
+
+    init = None
+    if cell.init_from:
+        init = plan.out / "pretrain" / cell.init_from / f"seed-{job.seed}" / "model.pt"
+        if not init.exists():
+            raise MissrecError(f"{cell.name}: pre-trained checkpoint {init} is missing (its pre-training cell "
+                               "should have run first)")
+    train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), None, init)
+    key = (str(job.store), tuple(sorted(required_modalities(model_cfg))), max_len_of(model_cfg))
+    if key not in cache:
+        cache.clear()  # keep one store in memory at a time
+        cache[key] = RunData.load(job.store.resolve(), list(key[1]), key[2])
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    (job.run_dir / "cell.json").write_text(json.dumps(_cell_meta(exp, job, plan), indent=2) + "\n")
+    result = train(cell.model, job.store.resolve(), job.run_dir, train_cfg, model_cfg, init_from=init,
+                   data=cache[key], progress=progress, log=log)
+    return result.results
+
+
+def _cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
+    cell = job.cell
+    table = exp.tables.get(cell.table)
+    n_items = None
+    schema = job.store / "schema.json" if job.store else None
+    if schema is not None and schema.exists():
+        n_items = json.loads(schema.read_text()).get("n_items")
+    return {
+        "experiment": exp.name, "cell": cell.name, "label": cell.label or cell.name,
+        "table": f"{cell.table}" if cell.table else f"{exp.name}",
+        "table_title": table.title if table else (cell.table or exp.name),
+        "table_note": table.note if table else "",
+        "order": cell.order, "note": cell.note,
+        "paper": {"table": cell.paper[0], "row": cell.paper[1]} if cell.paper else None,
+        "store_recipe": cell.store, "sets": job.sets, "seed": job.seed, "n_items": n_items,
+        "pretrain_cell": cell.init_from,
+    }

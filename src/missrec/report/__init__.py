@@ -1,0 +1,25 @@
+"""Result tables and plots from run directories.
+
+* :func:`write_report` -- ``report.md`` + self-contained ``report.html`` + PNG figures
+  (training curves, the Figure 4 popularity plot) from the runs under some folders.
+* :func:`build_report` -- the same content as data (tables of mean ± std over seeds with the
+  paper's reference numbers beside ours).
+* :func:`update_readme` -- regenerate the ``<!-- results:start -->`` ... ``<!-- results:end -->``
+  block of a README.
+* :mod:`missrec.report.paper` -- the paper's Scientific numbers (Tables 2-5) as data.
+
+matplotlib (the ``report`` extra) is imported only when figures are drawn.
+"""
+
+from .build import (README_END, README_START, Report, ReportFiles, TableView, build_report, compare_with_paper,
+                    readme_section, render_html, render_markdown, update_readme, write_report)
+from .paper import PAPER_TABLES, reference
+from .popularity import DEFAULT_EDGES, popularity_analysis, train_popularity
+from .runs import CELL_FILE, Cell, Run, find_runs, group_cells, load_run
+
+__all__ = [
+    "CELL_FILE", "Cell", "DEFAULT_EDGES", "PAPER_TABLES", "README_END", "README_START", "Report", "ReportFiles",
+    "Run", "TableView", "build_report", "compare_with_paper", "find_runs", "group_cells", "load_run",
+    "popularity_analysis", "readme_section", "reference", "render_html", "render_markdown", "train_popularity",
+    "update_readme", "write_report",
+]
