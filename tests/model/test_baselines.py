@@ -14,17 +14,7 @@ from missrec.model.registry import Catalogue, get_model_spec
 from missrec.model.sasrec_text import SASRecTextConfig
 from missrec.model.unisrec import UniSRecConfig
 
-try:
-    from conftest import make_dataset
-except ImportError:  # tests/model/conftest.py shadows the root conftest module name
-    import importlib.util
-    from pathlib import Path
-
-    _spec = importlib.util.spec_from_file_location("_missrec_root_conftest",
-                                                   Path(__file__).resolve().parents[1] / "conftest.py")
-    _root = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_root)
-    make_dataset = _root.make_dataset
+from support import make_dataset
 
 SMALL = dict(hidden=16, n_layers=1, n_heads=2, inner=32, dropout=0.0, attn_dropout=0.0)
 CASES = [

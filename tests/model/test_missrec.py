@@ -338,3 +338,13 @@ def test_forward_dispatches_objectives() -> None:
     torch.testing.assert_close(model(batch, "pretrain")[0], model.pretrain_loss(batch)[0])
     with pytest.raises(ValueError):
         model(batch, "distill")
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_every_parameter_is_used(kw) -> None:
+    """No dead parameters: DDP then works without find_unused_parameters."""
+    model = build(**kw).train()
+    loss, _ = model.training_loss(make_batch())
+    loss.backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not unused

@@ -9,12 +9,6 @@ import click
 from .common import quiet_option, show_progress
 
 
-def _names() -> list[str]:
-    from ..experiments import EXPERIMENTS
-
-    return sorted(n for n, e in EXPERIMENTS.items() if not e.hidden)
-
-
 @click.command("experiment")
 @click.argument("name")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -33,16 +27,16 @@ def _names() -> list[str]:
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, quiet: bool) -> None:
-    """Run experiment NAME (table2, fig4, table3, table4, table5): each (cell, seed) in turn,
-    skipping those whose results.json exists, then write OUT/report.md and OUT/report.html."""
+    """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5.
+
+    Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
+    turn, skipping those whose results.json exists, then writes OUT/report.md and
+    OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
     from ..experiments import run_experiment
 
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     run_experiment(name, out_dir, seeds, data_root, list(sets), dry_run=dry_run, data=data_store,
                    plots=not no_plots, log=log, train_log=(lambda s: None) if quiet else log,
                    progress=show_progress(quiet))
-
-
-experiment_cmd.help = (experiment_cmd.help or "") + "\n\nExperiments: " + ", ".join(_names()) + "."
 
 COMMANDS = [experiment_cmd]

@@ -73,7 +73,7 @@ TABLE2_EXP = Experiment(
 
 FIG4_EXP = Experiment(
     "fig4", "Figure 4: Recall@10 improvement over SASRec (ID) by target-item popularity, from table2's runs "
-    "(give table2's --out to reuse them).", TABLE2_EXP.cells, _TABLE2_TABLES)
+    "(give table2's --out to reuse them).", TABLE2_EXP.cells, _TABLE2_TABLES, runs_of="table2")
 
 
 def _table3_cells() -> list[CellSpec]:
@@ -179,7 +179,9 @@ def _smoke_cells() -> list[CellSpec]:
                  "smoke", 2),
         CellSpec("missrec-tv-id", "missrec", s, small_m + TV + ID, "MISSRec T+V+ID", "smoke", 3,
                  ("table4", "MISSRec T+V+ID")),
-        CellSpec("pretrain", "missrec", "", small_m + TV, kind="pretrain", pretrain_stores=("synthetic-b",)),
+        # text-only pre-training, then T+V fine-tuning: the shape of table4
+        CellSpec("pretrain", "missrec", "", small_m + ("modalities=text",), kind="pretrain",
+                 pretrain_stores=("synthetic-b",)),
         CellSpec("missrec-tv-id-pretrained", "missrec", s, TV + ID, "MISSRec T+V+ID pre-trained", "smoke", 4,
                  ("table4", "MISSRec T+V+ID pre-trained"), init_from="pretrain"),
     ]

@@ -31,10 +31,14 @@ Log = Callable[[str], None]
 BASE_SEED = 2023
 """Seeds are BASE_SEED, BASE_SEED + 1, ... (TrainConfig's default seed first)."""
 
-# Rough training cost in milliseconds per training sequence per epoch on a 2-core CPU, for
-# the --dry-run estimate only (validation and test included). Pre-training encodes two views.
-MS_PER_SEQUENCE = {"sasrec": 1.6, "sasrec-text": 2.5, "unisrec": 3.0, "missrec": 8.0}
+# Training cost in milliseconds per training sequence per epoch on a shared 2-core CPU
+# (measured on amazon-scientific-mm with default configs, batch 2048), for the --dry-run
+# estimate only. Finished runs of the same model in the folder replace these figures.
+# Pre-training encodes two views of every sequence.
+MS_PER_SEQUENCE = {"sasrec": 1.6, "sasrec-text": 3.5, "unisrec": 3.4, "missrec": 7.6}
 PRETRAIN_FACTOR = 2.5
+ENCODE_MS_PER_ITEM = 60.0
+"""MiniLM text encoding on a shared 2-core CPU (store building)."""
 TYPICAL_EPOCHS = 40
 """Epochs a run usually lasts with early stopping (patience 10) when its cap is higher."""
 
@@ -61,6 +65,16 @@ class Job:
     def done(self) -> bool:
         return (self.run_dir / "results.json").exists()
 
+    def stale(self) -> bool:
+        """Done, but with other overrides than the plan's (it is still skipped)."""
+        meta = self.run_dir / "cell.json"
+        if not (self.done and meta.exists()):
+            return False
+        try:
+            return json.loads(meta.read_text()).get("sets") != self.sets
+        except (OSError, json.JSONDecodeError):
+            return False
+
 
 @dataclass
 class Plan:
@@ -73,7 +87,13 @@ class Plan:
 
     @property
     def estimate_s(self) -> float:
-        return sum(j.estimate_s for j in self.jobs if not j.done)
+        return sum(j.estimate_s for j in self.jobs if not j.done) + self.store_estimate_s
+
+    @property
+    def store_estimate_s(self) -> float:
+        """Text encoding of the stores still to build."""
+        return sum(RECIPES[n].n_items * ENCODE_MS_PER_ITEM / 1000 for n, p in self.stores.items()
+                   if n in RECIPES and RECIPES[n].text and not store_ready(p))
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -109,7 +129,13 @@ def cell_overrides(exp: Experiment, cell: CellSpec, user_sets: list[str], seed: 
         if _applies(key, sections):
             out.append(f"{key}={value}")
     out.append(f"train.seed={seed}")
-    return out
+    # one entry per key, the last one winning, so the list reads as the effective overrides
+    last: dict[str, str] = {}
+    for item in out:
+        k, _, v = item.partition("=")
+        last.pop(k, None)
+        last[k] = v
+    return [f"{k}={v}" for k, v in last.items()]
 
 
 def _check_user_sets(exp: Experiment, user_sets: list[str]) -> None:
@@ -147,7 +173,8 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
     if data is not None and not (Path(data) / "schema.json").exists():
         raise MissrecError(f"--data {data}: not a dataset store (no schema.json)")
     jobs = []
-    for cell in exp.cells:
+    # pre-training cells first: the cells that fine-tune from them need their checkpoints
+    for cell in sorted(exp.cells, key=lambda c: c.kind != "pretrain"):
         if cell.init_from is not None and not any(c.name == cell.init_from and c.kind == "pretrain"
                                                   for c in exp.cells):
             raise MissrecError(f"experiment {exp.name}: cell {cell.name} fine-tunes from unknown "
@@ -162,13 +189,41 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
                 raise MissrecError(f"experiment {exp.name}, cell {cell.name}: {e}") from None
             store = None if cell.kind == "pretrain" else stores[cell.store]
             job = Job(cell, seed, out / sub / cell.name / f"seed-{seed}", store, job_sets)
-            job.estimate_s = _estimate(cell, train_cfg, stores)
-            jobs.append(job)
-    return Plan(exp, out, root, jobs, stores, problems)
+            jobs.append((job, train_cfg))
+    measured = _measured_costs([j for j, _ in jobs], stores)
+    for job, train_cfg in jobs:
+        job.estimate_s = _estimate(job.cell, train_cfg, stores, measured)
+    return Plan(exp, out, root, [j for j, _ in jobs], stores, problems)
 
 
-def _estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path]) -> float:
-    ms = MS_PER_SEQUENCE.get(cell.model, 5.0)
+def _measured_costs(jobs: list[Job], stores: dict[str, Path]) -> dict[tuple[str, str], float]:
+    """ms per training sequence per epoch of finished runs, by (kind, model) (median)."""
+    seen: dict[tuple[str, str], list[float]] = {}
+    for j in jobs:
+        if not j.done:
+            continue
+        try:
+            res = json.loads((j.run_dir / "results.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if j.cell.kind == "pretrain":
+            rows, spe = res.get("train_sequences", 0), res.get("train_seconds", 0) / max(res.get("epochs", 1), 1)
+        else:
+            rows, spe = train_rows_of(stores[j.cell.store], RECIPES.get(j.cell.store)), res.get("seconds_per_epoch", 0)
+        if rows and spe:
+            seen.setdefault((j.cell.kind, j.cell.model), []).append(1000 * spe / rows)
+    return {k: float(sorted(v)[len(v) // 2]) for k, v in seen.items()}
+
+
+def _estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
+              measured: dict[tuple[str, str], float] | None = None) -> float:
+    measured = measured or {}
+    if (cell.kind, cell.model) in measured:
+        ms = measured[(cell.kind, cell.model)]
+        if cell.kind == "pretrain":
+            ms /= PRETRAIN_FACTOR  # measured figures already include both views
+    else:
+        ms = MS_PER_SEQUENCE.get(cell.model, 5.0)
     if cell.kind == "pretrain":
         rows = sum(train_rows_of(stores[s], RECIPES.get(s)) for s in cell.pretrain_stores)
         if cell.max_per_domain:
@@ -201,13 +256,16 @@ def describe_plan(plan: Plan) -> str:
         c = j.cell
         what = (f"pretrain {c.model} on {'+'.join(c.pretrain_stores)}" if c.kind == "pretrain"
                 else f"{c.model} on {c.store}" + (f" from {c.init_from}" if c.init_from else ""))
-        state = "done" if j.done else f"~{_hms(j.estimate_s)}"
+        state = ("done*" if j.stale() else "done") if j.done else f"~{_hms(j.estimate_s)}"
         sets = " ".join(s for s in j.sets if not s.startswith("train.seed="))
         lines.append(f"  [{i:>2}/{len(plan.jobs)}] {c.name:<28} seed {j.seed}  {state:<9} {what}"
                      + (f"  ({c.label})" if c.label else "") + (f"  --set {sets}" if sets else ""))
     n_todo = sum(not j.done for j in plan.jobs)
     lines += ["", f"to run: {n_todo} of {len(plan.jobs)}; estimated time ~{_hms(plan.estimate_s)} "
-                  "(rough: 2-core CPU, early stopping after ~40 epochs; store building not included)"]
+                  "(rough: 2-core CPU, early stopping after ~40 epochs; "
+                  f"building stores ~{_hms(plan.store_estimate_s)})"]
+    if any(j.stale() for j in plan.jobs):
+        lines.append("done*: finished earlier with other overrides; it is kept (delete its folder to re-run)")
     for p in plan.problems:
         lines.append(f"warning: {p}")
     return "\n".join(lines)
@@ -263,6 +321,8 @@ def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progr
 
         train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets))
         stores = [plan.stores[s] for s in cell.pretrain_stores]
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        (job.run_dir / "cell.json").write_text(json.dumps(_cell_meta(exp, job, plan), indent=2) + "\n")
         return pretrain(stores, job.run_dir, train_cfg, model_cfg, model_name=cell.model,
                         max_examples_per_domain=cell.max_per_domain, progress=progress, log=log)
     from ..model.registry import required_modalities
@@ -294,7 +354,7 @@ def _cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
     if schema is not None and schema.exists():
         n_items = json.loads(schema.read_text()).get("n_items")
     return {
-        "experiment": exp.name, "cell": cell.name, "label": cell.label or cell.name,
+        "experiment": exp.run_group, "cell": cell.name, "label": cell.label or cell.name,
         "table": f"{cell.table}" if cell.table else f"{exp.name}",
         "table_title": table.title if table else (cell.table or exp.name),
         "table_note": table.note if table else "",

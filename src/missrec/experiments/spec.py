@@ -53,6 +53,13 @@ class Experiment:
     """Overrides applied to every cell before the cell's own (the user's --set come last)."""
     hidden: bool = False
     """Left out of the command's help list (e.g. the smoke test)."""
+    runs_of: str | None = None
+    """Another experiment whose cells (and runs, in a shared folder) this one reuses."""
+
+    @property
+    def run_group(self) -> str:
+        """The name recorded in every run's cell.json (shared by experiments that reuse runs)."""
+        return self.runs_of or self.name
 
     def stores(self) -> list[str]:
         """Store recipes the experiment needs, in first-use order."""

@@ -48,22 +48,25 @@ class StoreRecipe:
     """Training sequences (for time estimates before the store exists)."""
     modalities: tuple[str, ...] = ()
     """Feature matrices the store will have (for the plan)."""
+    n_items: int = 0
+    """Items (texts to encode), for time estimates."""
 
 
 RECIPES: dict[str, StoreRecipe] = {r.name: r for r in (
     StoreRecipe("amazon-scientific-mm", "the paper's full-modality Scientific subset, CLIP text + image features",
-                "amazon-scientific-mm", "unisrec", "Scientific-mm", train_rows=10_928, modalities=("text", "image")),
+                "amazon-scientific-mm", "unisrec", "Scientific-mm", train_rows=10_928, modalities=("text", "image"),
+                n_items=1_585),
     StoreRecipe("scientific-mixed", "full Scientific: MiniLM text for every item, CLIP images for the 36% "
                 "of items in the subset", "amazon-scientific", "unisrec", "Scientific-mixed", text="minilm",
                 attach=(("image", "amazon-scientific-mm/Scientific.feat3CLS"),), train_rows=34_101,
-                modalities=("text", "image")),
+                modalities=("text", "image"), n_items=4_385),
     StoreRecipe("scientific-mm-minilm", "the Scientific subset with MiniLM text (as the pre-training domains) "
                 "and CLIP images", "amazon-scientific-mm", "unisrec", "Scientific-mm-minilm", text="minilm",
-                train_rows=10_928, modalities=("text", "image")),
+                train_rows=10_928, modalities=("text", "image"), n_items=1_585),
     StoreRecipe("office", "Amazon Office 2014 (pre-training domain), MiniLM text", "amazon-office-2014",
-                "rechorus", "Office", text="minilm", train_rows=38_543, modalities=("text",)),
+                "rechorus", "Office", text="minilm", train_rows=38_543, modalities=("text",), n_items=2_420),
     StoreRecipe("ml-100k", "MovieLens 100K (pre-training domain), MiniLM text of title/year/genres", "ml-100k",
-                "recbole", "ml-100k", text="minilm", train_rows=97_171, modalities=("text",)),
+                "recbole", "ml-100k", text="minilm", train_rows=96_458, modalities=("text",), n_items=1_349),
     StoreRecipe("synthetic", "a generated toy store (smoke tests)", synthetic={"seed": 0}, train_rows=400,
                 modalities=("text", "image")),
     StoreRecipe("synthetic-b", "a second generated toy store (smoke pre-training domain)",

@@ -331,9 +331,12 @@ class MISSRec(SequentialRecommender):
             for m in self.modalities})
         self.alpha = Concentration(c.alpha_init, c.alpha_learnable)
         self.position = nn.Embedding(c.max_len, d)
-        self.modality_type = nn.Embedding(len(self.modalities), d)
+        # modules are only created when used, so DDP needs no find_unused_parameters
+        self.modality_type = (nn.Embedding(len(self.modalities), d)
+                              if c.tokens == "separate" else None)
         self.input_norm = nn.LayerNorm(d, eps=c.layer_norm_eps)
-        self.query_norm = nn.LayerNorm(d, eps=c.layer_norm_eps)
+        self.query_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
+                           if c.decoder == "interest" else None)
         self.input_dropout = nn.Dropout(c.dropout)
         block = (d, c.n_heads, c.ffn_dim, c.dropout, c.attn_dropout, c.layer_norm_eps)
         self.encoder = nn.ModuleList([EncoderBlock(*block) for _ in range(c.n_enc_layers)])
@@ -417,7 +420,8 @@ class MISSRec(SequentialRecommender):
         """Switch to a catalogue of ``n_items`` items (transfer to a new domain).
 
         Re-creates the item-id table (transductive mode, freshly initialised) and forgets the
-        attached catalogue and interest clustering; call :meth:`attach_catalogue` next.
+        attached catalogue and interest clustering; call :meth:`attach_catalogue` next (and
+        :meth:`freeze_for_transfer` after this, since the new table starts trainable).
         """
         self.n_items = int(n_items)
         if self.item_id is not None:

@@ -145,6 +145,11 @@ def _table(tid: str, members: list[tuple[Cell, Placement]]) -> TableView:
     for _, p in members:
         if p.table_note and p.table_note not in notes:
             notes.append(p.table_note)
+    for cell, p in members:
+        seeds = [str(s) for s in cell.seeds]
+        if len(set(seeds)) < len(seeds):
+            notes.append(f"{p.label}: {len(seeds)} runs but only {len(set(seeds))} distinct seed(s); "
+                         "repeated seeds are averaged as if independent.")
     paper_tables = sorted({p.paper_table for (_, p), r in zip(members, refs) if r is not None})
     for pt in paper_tables:
         notes.append(f"Paper numbers ({PAPER_TABLES[pt].title}): {PAPER_TABLES[pt].setting}.")
@@ -179,9 +184,9 @@ def compare_with_paper(rows: list[tuple[str, dict[str, Stat | None], dict[str, f
             if len(items) == len(METRICS):
                 lo, hi = min(rels, key=abs), max(rels, key=abs)
                 span = f"{_pct(lo)}" if abs(lo - hi) < 5e-4 else f"{_pct(lo)} to {_pct(hi)}"
-                parts.append(f"{label} on all four ({span})")
+                parts.append(f"{label}: all four, {span}")
             else:
-                parts.append(f"{label} on " + ", ".join(f"{SHORT[m]} {_pct(r)}" for m, r in items))
+                parts.append(f"{label}: " + ", ".join(f"{SHORT[m]} {_pct(r)}" for m, r in items))
         return "; ".join(parts)
 
     against = f"the paper ({what})" if what else "the paper"

@@ -21,7 +21,7 @@ def pyplot() -> Any:
     """matplotlib.pyplot with the Agg backend, or a MissrecError naming the extra."""
     try:
         import matplotlib
-    except ModuleNotFoundError:
+    except ImportError:
         raise MissrecError("report plots need matplotlib, which is not installed; install it with: "
                            "pip install 'missrec[report]' (or pass --no-plots)") from None
     matplotlib.use("Agg", force=True)
@@ -60,8 +60,11 @@ def training_curves(cells: list[Cell], labels: list[str], path: Path, title: str
             ax_v.plot(vc[0], vc[1], marker="o", markersize=3, label=lab)
     ax_l.set(xlabel="epoch", ylabel="training loss (loss, or loss_si for MISSRec)", title="training loss")
     ax_v.set(xlabel="epoch", ylabel="validation NDCG@10", title="validation NDCG@10")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_l, ax_v):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_v.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -8,6 +8,7 @@ relative improvement over SASRec on ids: ``(R_model - R_sasrec) / R_sasrec``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def popularity_analysis(cells: list[Cell], baseline: Cell, popularity: np.ndarra
             counts = np.bincount(b, minlength=len(edges))
         if not rows:
             return None
-        return np.nanmean(np.vstack(rows), axis=0) if len(rows) > 1 else rows[0], counts
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # empty buckets stay NaN
+            return np.nanmean(np.vstack(rows), axis=0), counts
 
     base = per_cell(baseline)
     if base is None:

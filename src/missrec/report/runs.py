@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissrecError
-from .paper import KNOWN_DATASETS, METRICS, default_reference
+from .paper import KNOWN_DATASETS, default_reference
 
 CELL_FILE = "cell.json"
 """Optional per-run file written by ``missrec experiment``: the run's place in a report."""
@@ -141,7 +141,7 @@ def cell_key(run: Run) -> str:
     train = {k: v for k, v in (cfg.get("train") or {}).items() if k not in NON_SEMANTIC_TRAIN}
     ident = {"model": run.model, "dataset": run.fingerprint or run.dataset.get("name"),
              "model_config": cfg.get("model") or {}, "train": train, "pretrained": run.pretrained,
-             "pretrain": run.meta.get("pretrain_cell")}
+             "pretrain": run.meta.get("pretrain_cell"), "experiment": run.meta.get("experiment")}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -300,7 +300,3 @@ def _short(v: Any) -> str:
     if isinstance(v, list):
         return ",".join(map(str, v))
     return str(v)
-
-
-def metric_names() -> tuple[str, ...]:
-    return METRICS

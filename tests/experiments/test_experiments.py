@@ -1,0 +1,119 @@
+"""``missrec experiment``: declared cells, --dry-run plans, overrides, and one real tiny run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from missrec.cli import main
+from missrec.errors import MissrecError
+from missrec.experiments import EXPERIMENTS, cell_overrides, plan_experiment
+from missrec.experiments.stores import RECIPES, ensure_store, recipe_problems, text_encoder_problem
+
+
+def cells(plan):
+    return [j.cell.name for j in plan.jobs]
+
+
+def test_table3_plan_lists_the_modality_ablation(tmp_path):
+    plan = plan_experiment("table3", tmp_path, seeds=1, data_root=tmp_path / "none")
+    assert cells(plan) == ["missrec-t", "missrec-t-id", "missrec-v", "missrec-v-id", "missrec-tv", "missrec-tv-id",
+                           "sasrec", "unisrec-t"]
+    by = {j.cell.name: j for j in plan.jobs}
+    assert "modalities=image" in by["missrec-v-id"].sets and "mode=transductive" in by["missrec-v-id"].sets
+    assert by["missrec-tv"].store == tmp_path / "stores" / "amazon-scientific-mm"
+    assert all(j.estimate_s > 0 for j in plan.jobs)
+    assert any("does not exist" in p for p in plan.problems)  # no raw data under that root
+
+
+def test_table5_plan_has_every_variant_and_the_pretrain_pairs(tmp_path):
+    plan = plan_experiment("table5", tmp_path, seeds=2)
+    names = cells(plan)
+    assert names[:4] == ["pretrain", "pretrain", "pretrain-no-ss", "pretrain-no-ss"]  # pre-training first
+    assert set(names) == {"pretrain", "pretrain-no-ss", "full", "no-adapters", "context-encoder-2",
+                          "interest-encoder-2", "no-regulariser", "tokens-added", "kmeans", "full-pretrained",
+                          "no-ss-pretrained"}
+    sets = {j.cell.name: j.sets for j in plan.jobs if j.seed == 2024}
+    assert {"adapter=none", "d=512"} <= set(sets["no-adapters"])
+    assert {"decoder=none", "n_enc_layers=2"} <= set(sets["context-encoder-2"])
+    assert {"arrangement=released", "n_enc_layers=2"} <= set(sets["interest-encoder-2"])
+    assert "gamma=0" in sets["no-regulariser"] and "lambda_ss=0" in sets["pretrain-no-ss"]
+    assert "tokens=added" in sets["tokens-added"] and "clustering=kmeans" in sets["kmeans"]
+    assert "train.seed=2024" in sets["full"]
+    cell4 = next(c for c in EXPERIMENTS["table5"].cells if c.name == "interest-encoder-2")
+    assert "closest config" in cell4.note
+
+
+def test_table2_table4_fig4_plans(tmp_path):
+    t2 = plan_experiment("table2", tmp_path)
+    assert len(t2.jobs) == 12 and {j.cell.store for j in t2.jobs} == {"scientific-mixed", "amazon-scientific-mm"}
+    assert cells(plan_experiment("fig4", tmp_path)) == cells(t2)
+    t4 = plan_experiment("table4", tmp_path)
+    assert cells(t4) == ["pretrain", "missrec-tv-id-pretrained", "missrec-tv-id", "missrec-tv-pretrained",
+                         "missrec-tv"]
+    assert t4.jobs[0].cell.pretrain_stores == ("office", "ml-100k")
+    assert [j.cell.init_from for j in t4.jobs[1:]] == ["pretrain", None, "pretrain", None]
+
+
+def test_user_overrides_apply_where_they_fit(tmp_path):
+    exp = EXPERIMENTS["table3"]
+    missrec_cell = exp.cells[0]
+    sasrec_cell = next(c for c in exp.cells if c.model == "sasrec")
+    assert "gamma=0" in cell_overrides(exp, missrec_cell, ["gamma=0", "epochs=1"], 1)
+    s = cell_overrides(exp, sasrec_cell, ["gamma=0", "epochs=1"], 1)
+    assert "gamma=0" not in s and "epochs=1" in s
+    t4 = EXPERIMENTS["table4"]
+    pre, ft = t4.cells[0], t4.cells[1]
+    assert "epochs=3" in cell_overrides(t4, pre, ["pretrain.epochs=3"], 1)
+    assert "epochs=3" not in cell_overrides(t4, ft, ["pretrain.epochs=3"], 1)
+    assert cell_overrides(t4, pre, ["epochs=2"], 1).count("epochs=2") == 1  # replaces the cell's epochs=100
+    with pytest.raises(MissrecError, match="no cell"):
+        plan_experiment("table3", tmp_path, sets=["no_such_field=1"])
+    with pytest.raises(MissrecError, match="unknown experiment"):
+        plan_experiment("table9", tmp_path)
+
+
+def test_dry_run_prints_cells_and_estimate(tmp_path):
+    res = CliRunner().invoke(main, ["experiment", "table3", "--out", str(tmp_path / "o"), "--dry-run",
+                                    "--data-root", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    for name in ("missrec-t ", "missrec-v-id", "missrec-tv-id", "sasrec", "unisrec-t"):
+        assert name in res.output
+    assert "estimated time" in res.output and "8 runs" in res.output
+    assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_store_problems_are_clear(tmp_path, monkeypatch):
+    problems = recipe_problems(RECIPES["office"], tmp_path)
+    assert any("amazon-office-2014" in p and "--data-root" in p for p in problems)
+    with pytest.raises(MissrecError, match="amazon-office-2014"):
+        ensure_store(RECIPES["office"], tmp_path / "stores", tmp_path, log=lambda s: None)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
+    assert "missrec[text]" in text_encoder_problem("minilm")
+
+
+def test_smoke_experiment_end_to_end(tmp_path):
+    out = tmp_path / "exp"
+    args = ["experiment", "smoke", "--out", str(out), "--set", "epochs=1", "-q"]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    for name in ("sasrec", "sasrec-text", "unisrec-t-id", "missrec-tv-id", "missrec-tv-id-pretrained"):
+        r = json.loads((out / "runs" / name / "seed-2023" / "results.json").read_text())
+        assert r["epochs"] == 1 and "ndcg@10" in r["test"]
+        assert json.loads((out / "runs" / name / "seed-2023" / "cell.json").read_text())["experiment"] == "smoke"
+    ft = json.loads((out / "runs" / "missrec-tv-id-pretrained" / "seed-2023" / "results.json").read_text())
+    assert ft["transfer_from"].endswith("pretrain/pretrain/seed-2023/model.pt")
+    md = (out / "report.md").read_text()
+    assert "Smoke test on a generated store" in md and "MISSRec T+V+ID pre-trained" in md
+    assert "Pre-training runs" in md and (out / "report.html").exists()
+    assert any(p.name.startswith("popularity-") for p in out.glob("*.png"))
+    # a second invocation skips every finished (cell, seed)
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0
+    assert res.output.count("done, skipped") == 6 and "running" not in res.output
