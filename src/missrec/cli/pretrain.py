@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from .common import quiet_option, show_progress
-from .train import bench, config_option, preset_option, resolve_configs, set_option
+from ..train.resolve import resolve_configs
+from .train import bench, config_option, preset_option, set_option
 
 
 @click.command("pretrain")

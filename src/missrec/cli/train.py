@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import click
 
-from ..config import TrainConfig, load_sections
-from ..model.registry import MODELS, get_model_spec
+from ..model.registry import MODELS
+from ..train.resolve import resolve_configs
 from .common import echo_json, quiet_option, show_progress
-
-
-def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...], preset: str | None = None,
-                    init_from: Path | None = None):
-    """(train config, model config) from defaults < preset or checkpoint < YAML < --set.
-
-    With ``init_from`` the model's architecture comes from the pre-trained checkpoint, so
-    only what the user overrides (mode, modalities, ...) differs.
-    """
-    spec = get_model_spec(model)
-    base = {}
-    if init_from is not None:
-        from ..train.checkpoint import read_checkpoint
-
-        payload = read_checkpoint(init_from)
-        if payload["model"] != model:
-            raise click.UsageError(f"{init_from} holds a {payload['model']!r} model, not {model!r}")
-        base["model"] = dict(payload["model_config"])
-    if preset:
-        maker = getattr(spec.config_cls, "preset", None)
-        if maker is None:
-            raise click.UsageError(f"model {model!r} has no presets")
-        cfg = maker(preset)
-        base["model"] = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-    sections = load_sections({"train": TrainConfig, "model": spec.config_cls}, config_file, list(sets), base)
-    return sections["train"], sections["model"]
 
 
 model_option = click.option("--model", "model", required=True, type=click.Choice(sorted(MODELS)),

@@ -150,14 +150,19 @@ def _check_user_sets(exp: Experiment, user_sets: list[str]) -> None:
 # ----------------------------------------------------------------------------- planning
 
 def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
-                    sets: list[str] | None = None, data: str | Path | None = None) -> Plan:
+                    sets: list[str] | None = None, data: str | Path | None = None,
+                    max_per_domain: int | None = None) -> Plan:
     """Resolve every (cell, seed) of experiment ``name``: folders, stores, configs, estimates.
 
     ``data`` replaces every cell's store with one existing store (debugging / tests).
     """
-    from ..cli.train import resolve_configs
+    from ..train.resolve import resolve_configs
 
     exp = get_experiment(name)
+    if max_per_domain is not None:
+        exp = dataclasses.replace(exp, cells=tuple(
+            dataclasses.replace(c, max_per_domain=max_per_domain) if c.kind == "pretrain" else c
+            for c in exp.cells))
     if seeds < 1:
         raise MissrecError(f"--seeds must be >= 1, got {seeds}")
     out = Path(out)
@@ -276,9 +281,9 @@ def describe_plan(plan: Plan) -> str:
 def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
                    sets: list[str] | None = None, dry_run: bool = False, data: str | Path | None = None,
                    plots: bool = True, log: Log = print, train_log: Log | None = None,
-                   progress: bool = False) -> Plan:
+                   progress: bool = False, max_per_domain: int | None = None) -> Plan:
     """Plan, (unless ``dry_run``) run every pending (cell, seed) and write the report to ``out``."""
-    plan = plan_experiment(name, out, seeds, data_root, sets, data)
+    plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain)
     log(describe_plan(plan))
     if dry_run:
         return plan
@@ -312,7 +317,7 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
 
 
 def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progress: bool) -> dict:
-    from ..cli.train import resolve_configs
+    from ..train.resolve import resolve_configs
 
     cell = job.cell
     job.run_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -20,27 +20,15 @@ from torch import nn
 
 from ..data.batching import SequenceBatch
 from .base import SequentialRecommender
-from .sasrec import CausalTransformer, _init_weights
+from .sasrec import CausalTransformer, SASRecConfig, _init_weights
 
 
 @dataclass
-class SASRecTextConfig:
-    """SASRec_T hyper-parameters (SASRec's defaults; width 300 like the text-based baselines)."""
+class SASRecTextConfig(SASRecConfig):
+    """SASRec_T hyper-parameters (SASRec's; width 300 like the text-based baselines)."""
 
     hidden: int = 300
     """Width of the projected item embeddings and of the Transformer."""
-    n_layers: int = 2
-    """Transformer blocks."""
-    n_heads: int = 2
-    """Attention heads."""
-    inner: int = 256
-    """Feed-forward width."""
-    dropout: float = 0.5
-    """Dropout on embeddings and inside blocks."""
-    attn_dropout: float = 0.5
-    """Dropout on attention weights."""
-    max_len: int = 50
-    """Positional embeddings available (longest history)."""
     modalities: list[str] = field(default_factory=lambda: ["text"])
     """Frozen feature matrices projected into item embeddings (summed over the present ones)."""
 

@@ -26,25 +26,16 @@ from torch import nn
 from ..data.batching import SequenceBatch
 from .adapters import MoEAdapter, make_adapter
 from .base import SequentialRecommender
-from .sasrec import CausalTransformer, _init_weights
+from .sasrec import CausalTransformer, SASRecConfig, _init_weights
 
 
 @dataclass
-class UniSRecConfig:
-    """UniSRec hyper-parameters (defaults: the UniSRec release's fine-tuning settings)."""
+class UniSRecConfig(SASRecConfig):
+    """UniSRec hyper-parameters (defaults: the UniSRec release's fine-tuning settings); the
+    Transformer fields are SASRec's."""
 
     hidden: int = 300
     """Width of the adapted item vectors and of the Transformer."""
-    n_layers: int = 2
-    """Transformer blocks."""
-    n_heads: int = 2
-    """Attention heads."""
-    inner: int = 256
-    """Feed-forward width."""
-    dropout: float = 0.5
-    """Dropout on the embedded sequence and inside blocks."""
-    attn_dropout: float = 0.5
-    """Dropout on attention weights."""
     adapter_dropout: float = 0.2
     """Dropout on the features entering the experts (the gate reads the raw feature)."""
     n_experts: int = 8
@@ -56,8 +47,6 @@ class UniSRecConfig:
     UniSRec_{T+ID})."""
     modalities: list[str] = field(default_factory=lambda: ["text"])
     """Frozen feature matrices read from the store, each with its own MoE adapter."""
-    max_len: int = 50
-    """Positional embeddings available (longest history)."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field."""

@@ -90,6 +90,28 @@ def peak_memory_mb() -> float:
     return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 
+def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Examples, cfg: TrainConfig,
+              optim: torch.optim.Optimizer, rng: np.random.Generator, device: torch.device, epoch: int,
+              progress: bool, desc: str = "epoch") -> tuple[dict[str, float], dict[str, float]]:
+    """One pass over ``examples``: the model's per-epoch hook, then a step per batch.
+
+    Returns the hook's figures (prefixed ``epoch_``) and the mean of each loss component.
+    """
+    model.train()
+    stats = {f"epoch_{k}": v for k, v in model.on_epoch_start(epoch).items()}
+    sums: dict[str, float] = {}
+    n_batches = math.ceil(len(examples) / cfg.batch_size)
+    batches = iterate_batches(examples, cfg.batch_size, shuffle=True, generator=rng, bucket=cfg.bucket_by_length)
+    for batch in tqdm(batches, total=n_batches, desc=f"{desc} {epoch}", disable=not progress, leave=False):
+        loss, parts = loss_fn(batch.to(device))
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return stats, {k: v / max(n_batches, 1) for k, v in sums.items()}
+
+
 def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_cfg: TrainConfig,
           model_cfg: Any, *, init_from: str | Path | None = None, data: RunData | None = None,
           progress: bool = False, log: Log = print, test: bool = True) -> TrainResult:
@@ -131,23 +153,11 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     epoch = 0
     for epoch in range(1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        epoch_stats = {f"epoch_{k}": v for k, v in model.on_epoch_start(epoch).items()}
-        sums: dict[str, float] = {}
-        n_batches = math.ceil(len(data.train) / train_cfg.batch_size)
-        batches = iterate_batches(data.train, train_cfg.batch_size, shuffle=True, generator=rng,
-                                   bucket=train_cfg.bucket_by_length)
-        for batch in tqdm(batches, total=n_batches, desc=f"epoch {epoch}", disable=not progress, leave=False):
-            batch = batch.to(device)
-            loss, parts = model.training_loss(batch)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
+        epoch_stats, means = run_epoch(model, model.training_loss, data.train, train_cfg, optim, rng, device,
+                                       epoch, progress)
         train_seconds = time.perf_counter() - t0
         row: dict[str, float] = {"epoch": epoch, "train_seconds": round(train_seconds, 3),
-                                 **{k: v / n_batches for k, v in sums.items()}, **epoch_stats}
+                                 **means, **epoch_stats}
         if epoch % train_cfg.eval_every == 0 or epoch == train_cfg.epochs:
             res = evaluate(model, data.valid, protocol, device, progress, desc="valid")
             row.update({f"valid_{k}": v for k, v in res.metrics.items()})
@@ -161,7 +171,7 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
                 bad_epochs = 0
             else:
                 bad_epochs += train_cfg.eval_every
-            comps = " ".join(f"{k} {row[k]:.4f}" for k in sums)
+            comps = " ".join(f"{k} {row[k]:.4f}" for k in means)
             log(f"epoch {epoch:3d}  {comps}  valid {train_cfg.valid_metric} {score:.4f}"
                 f"{' *' if improved else '  '}  ({train_seconds:.1f}s train, {res.seconds:.1f}s eval)")
         history.append(row)

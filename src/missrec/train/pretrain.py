@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +16,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..config import TrainConfig, save_yaml, to_dict
-from ..data.batching import Examples, build_examples, iterate_batches
+from ..data.batching import Examples, build_examples
 from ..data.store import Dataset, ModalityFeatures, read_schema, read_store
 from ..errors import MissrecError
 from ..model.registry import Catalogue, get_model_spec
 from ..seed import seed_everything
 from .checkpoint import save_checkpoint
-from .loop import Log, code_version, max_len_of, peak_memory_mb
+from .loop import Log, code_version, max_len_of, peak_memory_mb, run_epoch
 
 
 @dataclass
@@ -144,25 +142,14 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
     t_start = time.perf_counter()
     for epoch in range(1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        stats = {f"epoch_{k}": v for k, v in model.on_epoch_start(epoch).items()}
-        sums: dict[str, float] = {}
-        n_batches = math.ceil(len(data.train) / train_cfg.batch_size)
-        batches = iterate_batches(data.train, train_cfg.batch_size, shuffle=True, generator=rng,
-                                  bucket=train_cfg.bucket_by_length)
-        for batch in tqdm(batches, total=n_batches, desc=f"pretrain {epoch}", disable=not progress, leave=False):
-            loss, parts = model.pretrain_loss(batch.to(device))
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
+        stats, means = run_epoch(model, model.pretrain_loss, data.train, train_cfg, optim, rng, device, epoch,
+                                 progress, desc="pretrain")
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "train_seconds": round(seconds, 3),
                "sequences_per_second": round(len(data.train) / seconds, 1),
-               **{k: v / n_batches for k, v in sums.items()}, **stats}
+               **means, **stats}
         history.append(row)
-        log(f"pretrain epoch {epoch:3d}  " + "  ".join(f"{k} {v / n_batches:.4f}" for k, v in sums.items())
+        log(f"pretrain epoch {epoch:3d}  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items())
             + f"  ({seconds:.1f}s, {row['sequences_per_second']:.0f} seq/s)")
         if out is not None:
             with open(out / "history.jsonl", "a") as f:
