@@ -303,7 +303,9 @@ def test_config_presets_and_validation() -> None:
     rel = MISSRecConfig.preset("released", d=64)
     assert (rel.tau, rel.gamma, rel.n_heads, rel.dropout, rel.tokens, rel.clustering) == \
         (0.07, 1e-4, 4, 0.5, "added", "kmeans")
-    assert rel.d == 64
+    assert rel.d == 64 and (rel.n_enc_layers, rel.n_dec_layers) == (2, 2)
+    assert MISSRecConfig.preset_train("released") == {"batch_size": 512}
+    assert MISSRecConfig.preset_train("paper") == {}
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
                 {"dropout": 1.0}):
         with pytest.raises(ValueError):

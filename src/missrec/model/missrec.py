@@ -182,9 +182,15 @@ class MISSRecConfig:
         cfg = dataclasses.replace(cls(), **PRESETS[name])
         return dataclasses.replace(cfg, **overrides)
 
+    @staticmethod
+    def preset_train(name: str) -> dict[str, Any]:
+        """Training settings that belong to a preset (e.g. the released fine-tuning batch size)."""
+        return dict(PRESET_TRAIN.get(name, {}))
+
 
 _RELEASED = dict(
     tau=0.07, gamma=1e-4, lambda_ss=1e-3, n_heads=4, dropout=0.5, attn_dropout=0.5,
+    n_enc_layers=2, n_dec_layers=2,  # props/MISSRec.yaml n_layers: 2 for both nn.Transformer stacks
     tokens="added", clustering="kmeans", arrangement="released", positions="start",
     n_clusters=0.5,
 )
@@ -192,6 +198,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "released": _RELEASED,
     "released-pretrain": {**_RELEASED, "n_clusters": 0.02, "item_drop": 0.2},
+}
+
+
+PRESET_TRAIN: dict[str, dict[str, Any]] = {
+    # props/finetune.yaml: train_batch_size 512 for fine-tuning
+    "released": {"batch_size": 512},
 }
 
 

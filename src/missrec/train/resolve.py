@@ -32,5 +32,8 @@ def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...],
             raise ConfigError(f"model {model!r} has no presets")
         cfg = maker(preset)
         base["model"] = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+        train_maker = getattr(spec.config_cls, "preset_train", None)
+        if train_maker is not None:
+            base["train"].update(train_maker(preset))
     sections = load_sections({"train": TrainConfig, "model": spec.config_cls}, config_file, list(sets), base)
     return sections["train"], sections["model"]
