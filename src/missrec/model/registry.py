@@ -85,8 +85,10 @@ def _build_missrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
 # and SASRec needs hundreds of epochs; at 256 it converges in about 12.
 register(ModelSpec("sasrec", "missrec.model.sasrec:SASRecConfig", f"{__name__}:_build_sasrec",
                    "SASRec on item ids (full-softmax cross-entropy)", {"batch_size": 256}))
+# Fine-tuning batch 512 as the released props/finetune.yaml (the paper's 2048 is its
+# pre-training batch); on amazon-scientific-mm it reached a higher validation NDCG@10.
 register(ModelSpec("missrec", "missrec.model.missrec:MISSRecConfig", f"{__name__}:_build_missrec",
-                   "MISSRec: multi-modal interest-aware encoder-decoder (the paper)"))
+                   "MISSRec: multi-modal interest-aware encoder-decoder (the paper)", {"batch_size": 512}))
 
 
 def _features_of(config: Any, catalogue: Catalogue) -> tuple[dict[str, int], dict, dict]:
