@@ -26,10 +26,12 @@ from .common import quiet_option, show_progress
               default=None, hidden=True, help="Use this store for every cell (debugging).")
 @click.option("--max-per-domain", type=click.IntRange(min=1), default=None,
               help="Pre-training cells sample at most this many sequences per domain.")
+@click.option("--only", default=None, help="Comma-separated cell names: run just these (e.g. to split an "
+                                          "analysis over two processes).")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
-                   quiet: bool) -> None:
+                   only: str | None, quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5.
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
@@ -40,7 +42,8 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     run_experiment(name, out_dir, seeds, data_root, list(sets), dry_run=dry_run, data=data_store,
                    plots=not no_plots, log=log, train_log=(lambda s: None) if quiet else log,
-                   progress=show_progress(quiet), max_per_domain=max_per_domain)
+                   progress=show_progress(quiet), max_per_domain=max_per_domain,
+                   only=[c for c in only.split(",") if c] if only else None)
 
 
 COMMANDS = [experiment_cmd]

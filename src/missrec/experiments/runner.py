@@ -151,7 +151,7 @@ def _check_user_sets(exp: Experiment, user_sets: list[str]) -> None:
 
 def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
                     sets: list[str] | None = None, data: str | Path | None = None,
-                    max_per_domain: int | None = None) -> Plan:
+                    max_per_domain: int | None = None, only: list[str] | None = None) -> Plan:
     """Resolve every (cell, seed) of experiment ``name``: folders, stores, configs, estimates.
 
     ``data`` replaces every cell's store with one existing store (debugging / tests).
@@ -163,6 +163,14 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
         exp = dataclasses.replace(exp, cells=tuple(
             dataclasses.replace(c, max_per_domain=max_per_domain) if c.kind == "pretrain" else c
             for c in exp.cells))
+    if only:
+        unknown = set(only) - {c.name for c in exp.cells}
+        if unknown:
+            raise MissrecError(f"experiment {exp.name} has no cell(s) {sorted(unknown)}; "
+                               f"cells: {', '.join(c.name for c in exp.cells)}")
+        # a chosen cell's pre-training cell stays in the plan (it is skipped once done)
+        keep = set(only) | {c.init_from for c in exp.cells if c.name in only and c.init_from}
+        exp = dataclasses.replace(exp, cells=tuple(c for c in exp.cells if c.name in keep))
     if seeds < 1:
         raise MissrecError(f"--seeds must be >= 1, got {seeds}")
     out = Path(out)
@@ -281,9 +289,10 @@ def describe_plan(plan: Plan) -> str:
 def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
                    sets: list[str] | None = None, dry_run: bool = False, data: str | Path | None = None,
                    plots: bool = True, log: Log = print, train_log: Log | None = None,
-                   progress: bool = False, max_per_domain: int | None = None) -> Plan:
+                   progress: bool = False, max_per_domain: int | None = None,
+                   only: list[str] | None = None) -> Plan:
     """Plan, (unless ``dry_run``) run every pending (cell, seed) and write the report to ``out``."""
-    plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain)
+    plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain, only)
     log(describe_plan(plan))
     if dry_run:
         return plan
