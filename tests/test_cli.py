@@ -71,3 +71,26 @@ def test_bench_prints_json(toy_store):
     info = json.loads(res.output)
     for key in ("train_sequences_per_second", "seconds_per_epoch", "eval_users_per_second", "peak_memory_mb"):
         assert info[key] > 0
+
+
+def test_recommend_from_a_run(tmp_path, toy_store):
+    res = run("train", "--model", "missrec", "--data", toy_store, "--out", tmp_path / "r", "-q",
+              "--set", "epochs=1", "--set", "d=16", "--set", "ffn_dim=32", "--set", "batch_size=64")
+    assert res.exit_code == 0, res.output
+    res = run("recommend", tmp_path / "r", "--data", toy_store, "--users", "2", "--k", "4", "--json")
+    out = json.loads(res.output)
+    assert len(out) == 2 and all(len(u["items"]) == 4 for u in out)
+    res = run("recommend", tmp_path / "r", "--history", "i1,i2,i3", "--k", "5", "--exclude-seen", "--json")
+    items = [r["item_id"] for r in json.loads(res.output)[0]["items"]]
+    assert len(items) == 5 and not {"i1", "i2", "i3"} & set(items)
+    scores = [r["score"] for r in json.loads(res.output)[0]["items"]]
+    assert scores == sorted(scores, reverse=True)
+    bad = CliRunner().invoke(main, ["recommend", str(tmp_path / "r"), "--history", "nope"])
+    assert bad.exit_code == 1 and "unknown item id" in bad.output
+
+
+def test_bench_pretrain_prints_json(toy_store):
+    res = run("bench", "pretrain", "--data", toy_store, "--json", "--set", "d=16", "--set", "ffn_dim=32",
+              "--set", "batch_size=64")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["sequences_per_second"] > 0
