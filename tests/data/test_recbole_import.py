@@ -12,7 +12,8 @@ from missrec.data.importers.recbole import import_recbole
 from missrec.data.store import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID, read_store, write_store
 from missrec.errors import InputFormatError, MissrecError
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+from support import DATASETS
+
 ML100K = DATASETS / "ml-100k"
 
 INTER_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float"

@@ -12,7 +12,8 @@ from missrec.data.importers.rechorus import import_rechorus
 from missrec.data.store import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID, read_store, write_store
 from missrec.errors import InputFormatError
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+from support import DATASETS
+
 OFFICE = DATASETS / "amazon-office-2014"
 
 HEADER = "user_id\titem_id\ttime"

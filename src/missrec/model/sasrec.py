@@ -57,10 +57,8 @@ class CausalTransformer(nn.Module):
         pos = torch.arange(L, device=tokens.device)
         x = self.drop(self.norm(tokens + self.pos(pos)[None]))
         causal = torch.triu(torch.full((L, L), float("-inf"), device=tokens.device), diagonal=1)
-        pad = torch.arange(L, device=tokens.device)[None, :] >= lengths[:, None]
-        # Right padding + causal mask: real positions never attend to padding, so the key
-        # padding mask is redundant; leaving it out keeps the fast path and avoids NaN rows.
-        del pad
+        # Right padding + causal mask: real positions never attend to padding, so no key
+        # padding mask is needed; leaving it out keeps the fast path and avoids NaN rows.
         h = self.blocks(x, mask=causal, is_causal=True)
         return h[torch.arange(B, device=tokens.device), lengths - 1]
 
