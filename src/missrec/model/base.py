@@ -39,3 +39,10 @@ class SequentialRecommender(nn.Module):
     def transfer_parameters(self, mode: str) -> list[str]:
         """Names of parameters that parameter-efficient transfer trains (default: all)."""
         return [n for n, _ in self.named_parameters()]
+
+
+def check_feature_dims(model: str, modalities: list[str], feature_dims: dict[str, int]) -> None:
+    """Raise ValueError when a configured modality has no feature width."""
+    missing = [m for m in modalities if m not in feature_dims]
+    if missing:
+        raise ValueError(f"{model} needs features for {missing}; the catalogue has {sorted(feature_dims)}")

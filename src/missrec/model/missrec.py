@@ -47,7 +47,7 @@ from torch import nn
 
 from ..data.batching import SequenceBatch
 from .adapters import ADAPTER_KINDS, MoEAdapter, make_adapter
-from .base import SequentialRecommender
+from .base import SequentialRecommender, check_feature_dims
 from .fusion import Concentration, fuse_scores, modality_scores
 from .interests import CLUSTERING_METHODS, cluster_tokens
 from .layers import DecoderBlock, EncoderBlock, key_mask
@@ -327,9 +327,7 @@ class MISSRec(SequentialRecommender):
     def __init__(self, config: MISSRecConfig, n_items: int, feature_dims: dict[str, int]):
         super().__init__()
         config.validate()
-        missing = [m for m in config.modalities if m not in feature_dims]
-        if missing:
-            raise ValueError(f"feature_dims lacks modalities {missing}; got {sorted(feature_dims)}")
+        check_feature_dims("missrec", config.modalities, feature_dims)
         for m in config.modalities:
             if not m.isidentifier():
                 raise ValueError(f"modality name {m!r} must be a Python identifier")

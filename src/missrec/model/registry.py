@@ -68,21 +68,14 @@ def _build_sasrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
 
 
 def _build_missrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
-    import torch
-
     from .missrec import MISSRec
 
-    dims = {m: catalogue.features[m].dim for m in config.modalities}
+    dims, feats, present = _features_of(config, catalogue)
     model = MISSRec(config, catalogue.n_items, dims)
-    model.attach_catalogue(
-        {m: torch.from_numpy(catalogue.features[m].matrix) for m in config.modalities},
-        {m: torch.from_numpy(catalogue.features[m].present) for m in config.modalities},
-    )
+    model.attach_catalogue(feats, present)
     return model
 
 
-# Id embeddings learn from many small steps: at batch 2048 an epoch of Scientific is 17 steps
-# and SASRec needs hundreds of epochs; at 256 it converges in about 12.
 register(ModelSpec("sasrec", "missrec.model.sasrec:SASRecConfig", f"{__name__}:_build_sasrec",
                    "SASRec on item ids (full-softmax cross-entropy)", {"batch_size": 256}))
 # Fine-tuning batch 512 as the released props/finetune.yaml (the paper's 2048 is its

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batching import SequenceBatch
-from .base import SequentialRecommender
+from .base import SequentialRecommender, check_feature_dims
 from .sasrec import CausalTransformer, SASRecConfig, _init_weights
 
 
@@ -84,9 +84,7 @@ class SASRecText(SequentialRecommender):
     def __init__(self, config: SASRecTextConfig, n_items: int, feature_dims: dict[str, int]):
         super().__init__()
         config.validate()
-        missing = [m for m in config.modalities if m not in feature_dims]
-        if missing:
-            raise ValueError(f"sasrec-text needs features for {missing}; the catalogue has {sorted(feature_dims)}")
+        check_feature_dims("sasrec-text", config.modalities, feature_dims)
         self.config = config
         self.n_items = int(n_items)
         self.items = FeatureProjection({m: int(feature_dims[m]) for m in config.modalities}, config.hidden)

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..data.batching import SequenceBatch
 from .adapters import MoEAdapter, make_adapter
-from .base import SequentialRecommender
+from .base import SequentialRecommender, check_feature_dims
 from .sasrec import CausalTransformer, SASRecConfig, _init_weights
 
 
@@ -68,9 +68,7 @@ class UniSRec(SequentialRecommender):
     def __init__(self, config: UniSRecConfig, n_items: int, feature_dims: dict[str, int]):
         super().__init__()
         config.validate()
-        missing = [m for m in config.modalities if m not in feature_dims]
-        if missing:
-            raise ValueError(f"unisrec needs features for {missing}; the catalogue has {sorted(feature_dims)}")
+        check_feature_dims("unisrec", config.modalities, feature_dims)
         self.config = config
         self.n_items = int(n_items)
         self.modalities = list(config.modalities)
