@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -117,3 +118,27 @@ def test_smoke_experiment_end_to_end(tmp_path):
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0
     assert res.output.count("done, skipped") == 6 and "running" not in res.output
+    # another folder adopts every run it would repeat exactly, and its report matches
+    other = tmp_path / "other"
+    res = CliRunner().invoke(main, ["experiment", "smoke", "--out", str(other), "--set", "epochs=1", "-q",
+                                    "--reuse", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("adopting its results") == 6 and "to run: 0 of 6 (6 adopted" in res.output
+    for name in ("sasrec", "missrec-tv-id", "missrec-tv-id-pretrained"):
+        mine, theirs = other / "runs" / name / "seed-2023", out / "runs" / name / "seed-2023"
+        assert json.loads((mine / "results.json").read_text()) == json.loads((theirs / "results.json").read_text())
+        assert json.loads((mine / "cell.json").read_text())["reused_from"] == str(theirs)
+    assert (other / "pretrain" / "pretrain" / "seed-2023" / "model.pt").exists()
+    assert "MISSRec T+V+ID pre-trained" in (other / "report.md").read_text()
+    # a different setting, or different item features, is a different run
+    plan = plan_experiment("smoke", tmp_path / "third", sets=["epochs=2"], reuse=[out])
+    assert all(j.reuse_from is None for j in plan.jobs)
+    plan = plan_experiment("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
+    assert sum(j.reuse_from is not None for j in plan.jobs) == 6
+    shutil.copytree(out / "stores" / "synthetic", tmp_path / "third" / "stores" / "synthetic")
+    schema_file = tmp_path / "third" / "stores" / "synthetic" / "schema.json"
+    schema = json.loads(schema_file.read_text())
+    schema["modalities"]["text"]["source"] = "another-encoder"
+    schema_file.write_text(json.dumps(schema))
+    plan = plan_experiment("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
+    assert {j.cell.name for j in plan.jobs if j.reuse_from is not None} == {"pretrain"}

@@ -24,18 +24,24 @@ from .common import quiet_option, show_progress
 @click.option("--no-plots", is_flag=True, help="Write the report without figures (no matplotlib needed).")
 @click.option("--data", "data_store", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, hidden=True, help="Use this store for every cell (debugging).")
-@click.option("--max-per-domain", type=click.IntRange(min=1), default=None,
-              help="Pre-training cells sample at most this many sequences per domain.")
+@click.option("--max-per-domain", type=click.IntRange(min=0), default=None,
+              help="Pre-training cells sample at most this many sequences per domain (default: the "
+                   "experiment's, 3000; 0: all).")
 @click.option("--only", default=None, help="Comma-separated cell names: run just these (e.g. to split an "
                                           "analysis over two processes).")
+@click.option("--reuse", "reuse_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Another experiment's --out folder (repeatable): a cell that would repeat one of its finished "
+                   "runs exactly (model, config, seed, data, starting checkpoint) adopts it instead of training; "
+                   "its built stores are used too.")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
-                   only: str | None, quiet: bool) -> None:
+                   only: str | None, reuse_dirs: tuple[Path, ...], quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5.
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
-    turn, skipping those whose results.json exists, then writes OUT/report.md and
+    turn, skipping those whose results.json exists (or adopting a finished run it would
+    repeat exactly, from OUT or a --reuse folder), then writes OUT/report.md and
     OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
     from ..experiments import run_experiment
 
@@ -43,7 +49,7 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
     run_experiment(name, out_dir, seeds, data_root, list(sets), dry_run=dry_run, data=data_store,
                    plots=not no_plots, log=log, train_log=(lambda s: None) if quiet else log,
                    progress=show_progress(quiet), max_per_domain=max_per_domain,
-                   only=[c for c in only.split(",") if c] if only else None)
+                   only=[c for c in only.split(",") if c] if only else None, reuse=list(reuse_dirs))
 
 
 COMMANDS = [experiment_cmd]

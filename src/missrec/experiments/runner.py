@@ -9,7 +9,10 @@ Folder layout under ``DIR``::
     report.md, report.html, *.png
 
 A (cell, seed) whose ``results.json`` exists is not run again, so an interrupted experiment
-resumes where it stopped, and two analyses sharing a folder share their runs.
+resumes where it stopped, and two analyses sharing a folder share their runs. A (cell, seed)
+that repeats a finished run exactly (same model, resolved config, seed, data and starting
+checkpoint), in this folder or in a ``reuse`` folder, adopts that run instead of training
+again (:mod:`missrec.experiments.reuse`); ready stores of the same recipe are used in place.
 """
 
 from __future__ import annotations
@@ -31,15 +34,15 @@ Log = Callable[[str], None]
 BASE_SEED = 2023
 """Seeds are BASE_SEED, BASE_SEED + 1, ... (TrainConfig's default seed first)."""
 
-# Training cost in milliseconds per training sequence per epoch on a shared 2-core CPU
-# (measured on amazon-scientific-mm with default configs, batch 2048), for the --dry-run
-# estimate only. Finished runs of the same model in the folder replace these figures.
-# Pre-training encodes two views of every sequence.
-MS_PER_SEQUENCE = {"sasrec": 1.6, "sasrec-text": 3.5, "unisrec": 3.4, "missrec": 7.6}
-PRETRAIN_FACTOR = 2.5
+# Training cost in milliseconds per training sequence per epoch (evaluation and clustering
+# included), measured with two runs sharing a 2-core CPU at one thread each, default configs,
+# for the --dry-run estimate only. Finished runs of the same model in the folder replace these
+# figures. Pre-training encodes two views of every sequence and re-clusters a larger catalogue.
+MS_PER_SEQUENCE = {"sasrec": 0.5, "sasrec-text": 0.8, "unisrec": 1.0, "missrec": 2.2}
+PRETRAIN_FACTOR = 8.0
 ENCODE_MS_PER_ITEM = 60.0
 """MiniLM text encoding on a shared 2-core CPU (store building)."""
-TYPICAL_EPOCHS = 40
+TYPICAL_EPOCHS = 25
 """Epochs a run usually lasts with early stopping (patience 10) when its cap is higher."""
 
 
@@ -60,6 +63,8 @@ class Job:
     store: Path | None
     sets: list[str]
     estimate_s: float = 0.0
+    reuse_from: Path | None = None
+    """A finished run this job repeats exactly (found when planning)."""
 
     @property
     def done(self) -> bool:
@@ -71,9 +76,17 @@ class Job:
         if not (self.done and meta.exists()):
             return False
         try:
-            return json.loads(meta.read_text()).get("sets") != self.sets
+            recorded = json.loads(meta.read_text()).get("sets")
         except (OSError, json.JSONDecodeError):
             return False
+        return _effective(recorded or []) != _effective(self.sets)
+
+
+def _effective(sets: list[str]) -> list[str]:
+    """Overrides that change what a run computes (speed settings such as threads dropped)."""
+    from .reuse import VOLATILE_TRAIN_KEYS
+
+    return [s for s in sets if s.split("=", 1)[0].rsplit(".", 1)[-1] not in VOLATILE_TRAIN_KEYS]
 
 
 @dataclass
@@ -84,10 +97,16 @@ class Plan:
     jobs: list[Job]
     stores: dict[str, Path]
     problems: list[str]
+    reuse: list[Path] = dataclasses.field(default_factory=list)
+    """Other experiment folders whose finished runs may be adopted."""
+
+    @property
+    def search_folders(self) -> list[Path]:
+        return [self.out, *self.reuse]
 
     @property
     def estimate_s(self) -> float:
-        return sum(j.estimate_s for j in self.jobs if not j.done) + self.store_estimate_s
+        return sum(j.estimate_s for j in self.jobs if not j.done and j.reuse_from is None) + self.store_estimate_s
 
     @property
     def store_estimate_s(self) -> float:
@@ -151,10 +170,12 @@ def _check_user_sets(exp: Experiment, user_sets: list[str]) -> None:
 
 def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
                     sets: list[str] | None = None, data: str | Path | None = None,
-                    max_per_domain: int | None = None, only: list[str] | None = None) -> Plan:
+                    max_per_domain: int | None = None, only: list[str] | None = None,
+                    reuse: list[Path] | None = None) -> Plan:
     """Resolve every (cell, seed) of experiment ``name``: folders, stores, configs, estimates.
 
     ``data`` replaces every cell's store with one existing store (debugging / tests).
+    ``reuse``: other experiment folders whose finished runs and built stores may be adopted.
     """
     from ..train.resolve import resolve_configs
 
@@ -179,8 +200,12 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
     _check_user_sets(exp, user_sets)
     stores: dict[str, Path] = {}
     problems: list[str] = []
+    reuse = [Path(r) for r in (reuse or [])]
+    for r in reuse:
+        if not r.is_dir():
+            raise MissrecError(f"--reuse {r}: no such folder")
     for s in exp.stores():
-        stores[s] = Path(data) if data is not None else out / "stores" / s
+        stores[s] = Path(data) if data is not None else _store_path(s, out, reuse)
         if data is None and not store_ready(stores[s]):
             problems += recipe_problems(RECIPES[s], root)
     if data is not None and not (Path(data) / "schema.json").exists():
@@ -206,7 +231,77 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
     measured = _measured_costs([j for j, _ in jobs], stores)
     for job, train_cfg in jobs:
         job.estimate_s = _estimate(job.cell, train_cfg, stores, measured)
-    return Plan(exp, out, root, [j for j, _ in jobs], stores, problems)
+    plan = Plan(exp, out, root, [j for j, _ in jobs], stores, problems, reuse)
+    by_name = {(j.cell.name, j.seed): j for j in plan.jobs}
+    for job in plan.jobs:  # pre-training jobs come first, so fine-tuning jobs can see theirs
+        if not job.done:
+            init = None
+            if job.cell.init_from:
+                pre = by_name[(job.cell.init_from, job.seed)]
+                init = _checkpoint_of(pre)
+                if init is None:
+                    continue
+            job.reuse_from = _find_reusable(plan, job, init)
+    return plan
+
+
+def _store_path(name: str, out: Path, reuse: list[Path]) -> Path:
+    """``out/stores/NAME``, unless only a reuse folder has it built from the same recipe."""
+    own = out / "stores" / name
+    if store_ready(own) or name not in RECIPES:
+        return own
+    want = json.loads(json.dumps(dataclasses.asdict(RECIPES[name]), default=str))
+    for r in reuse:
+        other = r / "stores" / name
+        if store_ready(other):
+            try:
+                if json.loads((other / "recipe.json").read_text()).get("recipe") == want:
+                    return other
+            except (OSError, json.JSONDecodeError):
+                continue
+    return own
+
+
+def _checkpoint_of(pretrain_job: Job) -> Path | None:
+    """The checkpoint a pre-training job has made, or the one it will adopt."""
+    for d in (pretrain_job.run_dir, pretrain_job.reuse_from):
+        if d is not None and (d / "model.pt").exists() and (d / "results.json").exists():
+            return d / "model.pt"
+    return None
+
+
+def _find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
+    """A finished run (in this folder or a reuse folder) that ``job`` would repeat exactly."""
+    from ..config import to_dict
+    from ..data.store import read_schema
+    from ..train.resolve import resolve_configs
+    from .reuse import find_pretraining_run, find_training_run, store_features
+
+    cell = job.cell
+    if cell.kind == "pretrain":
+        domains = []
+        for s in cell.pretrain_stores:
+            path = plan.stores[s]
+            if not (path / "schema.json").exists():
+                return None
+            rows = train_rows_of(path, RECIPES.get(s))
+            domains.append((read_schema(path).get("fingerprint", ""),
+                            min(rows, cell.max_per_domain) if cell.max_per_domain else rows, store_features(path)))
+        train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets))
+        if hasattr(model_cfg, "modalities"):  # pre-training keeps the modalities some domain has
+            have = {m for _, _, feats in domains for m in feats}
+            model_cfg = dataclasses.replace(model_cfg, modalities=[m for m in model_cfg.modalities if m in have])
+        config = {"model": to_dict(model_cfg), "train": to_dict(train_cfg)}
+        return find_pretraining_run(plan.search_folders, model=cell.model, config=config, domains=domains,
+                                    exclude=job.run_dir)
+    if job.store is None or not (job.store / "schema.json").exists():
+        return None
+    train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), None, init)
+    config = {"model": to_dict(model_cfg), "train": to_dict(train_cfg)}
+    return find_training_run(plan.search_folders, model=cell.model, config=config,
+                             fingerprint=read_schema(job.store).get("fingerprint", ""),
+                             features=store_features(job.store) or {}, init=init,
+                             exclude=job.run_dir)
 
 
 def _measured_costs(jobs: list[Job], stores: dict[str, Path]) -> dict[tuple[str, str], float]:
@@ -222,7 +317,8 @@ def _measured_costs(jobs: list[Job], stores: dict[str, Path]) -> dict[tuple[str,
         if j.cell.kind == "pretrain":
             rows, spe = res.get("train_sequences", 0), res.get("train_seconds", 0) / max(res.get("epochs", 1), 1)
         else:
-            rows, spe = train_rows_of(stores[j.cell.store], RECIPES.get(j.cell.store)), res.get("seconds_per_epoch", 0)
+            rows = train_rows_of(stores[j.cell.store], RECIPES.get(j.cell.store))
+            spe = res.get("train_seconds", 0) / max(res.get("epochs", 1), 1)
         if rows and spe:
             seen.setdefault((j.cell.kind, j.cell.model), []).append(1000 * spe / rows)
     return {k: float(sorted(v)[len(v) // 2]) for k, v in seen.items()}
@@ -269,14 +365,19 @@ def describe_plan(plan: Plan) -> str:
         c = j.cell
         what = (f"pretrain {c.model} on {'+'.join(c.pretrain_stores)}" if c.kind == "pretrain"
                 else f"{c.model} on {c.store}" + (f" from {c.init_from}" if c.init_from else ""))
-        state = ("done*" if j.stale() else "done") if j.done else f"~{_hms(j.estimate_s)}"
+        state = (("done*" if j.stale() else "done") if j.done else "reuse" if j.reuse_from is not None
+                 else f"~{_hms(j.estimate_s)}")
         sets = " ".join(s for s in j.sets if not s.startswith("train.seed="))
         lines.append(f"  [{i:>2}/{len(plan.jobs)}] {c.name:<28} seed {j.seed}  {state:<9} {what}"
                      + (f"  ({c.label})" if c.label else "") + (f"  --set {sets}" if sets else ""))
-    n_todo = sum(not j.done for j in plan.jobs)
-    lines += ["", f"to run: {n_todo} of {len(plan.jobs)}; estimated time ~{_hms(plan.estimate_s)} "
-                  "(rough: 2-core CPU, early stopping after ~40 epochs; "
+    n_todo = sum(not j.done and j.reuse_from is None for j in plan.jobs)
+    reused = [j for j in plan.jobs if not j.done and j.reuse_from is not None]
+    lines += ["", f"to run: {n_todo} of {len(plan.jobs)}"
+                  + (f" ({len(reused)} adopted from finished runs)" if reused else "") + f"; estimated time ~{_hms(plan.estimate_s)} "
+                  f"(rough, one process on a 2-core CPU; early stopping after ~{TYPICAL_EPOCHS} epochs; "
                   f"building stores ~{_hms(plan.store_estimate_s)})"]
+    for j in reused:
+        lines.append(f"reuse: {j.cell.name} seed {j.seed} repeats {j.reuse_from}")
     if any(j.stale() for j in plan.jobs):
         lines.append("done*: finished earlier with other overrides; it is kept (delete its folder to re-run)")
     for p in plan.problems:
@@ -290,9 +391,9 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
                    sets: list[str] | None = None, dry_run: bool = False, data: str | Path | None = None,
                    plots: bool = True, log: Log = print, train_log: Log | None = None,
                    progress: bool = False, max_per_domain: int | None = None,
-                   only: list[str] | None = None) -> Plan:
+                   only: list[str] | None = None, reuse: list[Path] | None = None) -> Plan:
     """Plan, (unless ``dry_run``) run every pending (cell, seed) and write the report to ``out``."""
-    plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain, only)
+    plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain, only, reuse)
     log(describe_plan(plan))
     if dry_run:
         return plan
@@ -301,7 +402,7 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
     train_log = train_log if train_log is not None else log
     exp = plan.experiment
     for s, path in plan.stores.items():
-        if data is None:
+        if data is None and not store_ready(path):
             ensure_store(RECIPES[s], path.parent, plan.data_root, log)
     cache: dict[tuple, Any] = {}
     t0 = time.perf_counter()
@@ -309,6 +410,13 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
         head = f"[{i}/{len(plan.jobs)}] {job.cell.name} seed {job.seed}"
         if job.done:
             log(f"{head}: done, skipped ({job.run_dir / 'results.json'})")
+            continue
+        source = _find_reusable(plan, job, _init_checkpoint(plan, job))
+        if source is not None:
+            from .reuse import adopt_run
+
+            adopt_run(source, job.run_dir, _cell_meta(exp, job, plan))
+            log(f"{head}: repeats the finished run {source}; adopting its results")
             continue
         log(f"{head}: running ({job.cell.label or job.cell.kind})")
         start = time.perf_counter()
@@ -330,6 +438,7 @@ def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progr
 
     cell = job.cell
     job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    init = _init_checkpoint(plan, job)
     if cell.kind == "pretrain":
         from ..train.pretrain import pretrain
 
@@ -342,12 +451,6 @@ def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progr
     from ..model.registry import required_modalities
     from ..train.loop import RunData, max_len_of, train
 
-    init = None
-    if cell.init_from:
-        init = plan.out / "pretrain" / cell.init_from / f"seed-{job.seed}" / "model.pt"
-        if not init.exists():
-            raise MissrecError(f"{cell.name}: pre-trained checkpoint {init} is missing (its pre-training cell "
-                               "should have run first)")
     train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), None, init)
     key = (str(job.store), tuple(sorted(required_modalities(model_cfg))), max_len_of(model_cfg))
     if key not in cache:
@@ -358,6 +461,17 @@ def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progr
     result = train(cell.model, job.store.resolve(), job.run_dir, train_cfg, model_cfg, init_from=init,
                    data=cache[key], progress=progress, log=log)
     return result.results
+
+
+def _init_checkpoint(plan: Plan, job: Job) -> Path | None:
+    """The pre-trained checkpoint a fine-tuning job starts from (None: from scratch)."""
+    if not job.cell.init_from:
+        return None
+    init = plan.out / "pretrain" / job.cell.init_from / f"seed-{job.seed}" / "model.pt"
+    if not init.exists():
+        raise MissrecError(f"{job.cell.name}: pre-trained checkpoint {init} is missing (its pre-training cell "
+                           "should have run first)")
+    return init
 
 
 def _cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
