@@ -142,3 +142,17 @@ def test_smoke_experiment_end_to_end(tmp_path):
     schema_file.write_text(json.dumps(schema))
     plan = plan_experiment("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
     assert {j.cell.name for j in plan.jobs if j.reuse_from is not None} == {"pretrain"}
+
+
+def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):
+    plan = plan_experiment("table4", tmp_path, preset="released")
+    by = {j.cell.name: j for j in plan.jobs}
+    assert by["missrec-tv"].preset == "released" and by["missrec-tv-id"].preset == "released"
+    # pre-training and fine-tuning cells keep their configs
+    assert by["pretrain"].preset is None and by["missrec-tv-pretrained"].preset is None
+    t3 = {j.cell.name: j for j in plan_experiment("table3", tmp_path, preset="released").jobs}
+    assert t3["sasrec"].preset is None and t3["missrec-v"].preset == "released"
+    with pytest.raises(MissrecError, match="unknown preset"):
+        plan_experiment("table3", tmp_path, preset="nope")
+    with pytest.raises(MissrecError, match="no from-scratch cell"):
+        plan_experiment("smoke", tmp_path, preset="released", only=["sasrec"])

@@ -33,10 +33,14 @@ from .common import quiet_option, show_progress
               help="Another experiment's --out folder (repeatable): a cell that would repeat one of its finished "
                    "runs exactly (model, config, seed, data, starting checkpoint) adopts it instead of training; "
                    "its built stores are used too.")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Start every from-scratch cell whose model has presets from this one (e.g. 'released', the "
+                   "official code's settings); pre-training and fine-tuning cells keep their configs.")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
-                   only: str | None, reuse_dirs: tuple[Path, ...], quiet: bool) -> None:
+                   only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
+                   quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5.
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
@@ -49,7 +53,7 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
     run_experiment(name, out_dir, seeds, data_root, list(sets), dry_run=dry_run, data=data_store,
                    plots=not no_plots, log=log, train_log=(lambda s: None) if quiet else log,
                    progress=show_progress(quiet), max_per_domain=max_per_domain,
-                   only=[c for c in only.split(",") if c] if only else None, reuse=list(reuse_dirs))
+                   only=[c for c in only.split(",") if c] if only else None, reuse=list(reuse_dirs), preset=preset)
 
 
 COMMANDS = [experiment_cmd]

@@ -75,14 +75,14 @@ def store_features(store: Path) -> dict[str, Any] | None:
 
 def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, Any], fingerprint: str,
                       features: dict[str, Any], init: Path | None, exclude: Path | None = None) -> Path | None:
-    """A finished training run under ``FOLDER/runs/*/seed-*`` that equals the described one.
+    """A finished training run (a ``results.json`` at any depth of ``folders``) equal to the described one.
 
     ``features``: :func:`store_features` of the run's store (the fingerprint covers only the
     interactions and item ids; a run whose store can no longer be read is never matched).
     """
     want = comparable_config(config)
     init_digest = file_digest(init) if init is not None else None
-    for results_file in _candidates(folders, "runs"):
+    for results_file in _candidates(folders, pretraining=False):
         run_dir = results_file.parent
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
@@ -107,14 +107,14 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
 def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[str, Any],
                          domains: list[tuple[str, int, dict[str, Any]]],
                          exclude: Path | None = None) -> Path | None:
-    """A finished pre-training run under ``FOLDER/pretrain/*/seed-*`` on the same domains.
+    """A finished pre-training run (at any depth of ``folders``) on the same domains.
 
     ``domains``: (store fingerprint, training sequences used, :func:`store_features`) per
     domain, in order. ``config`` is the configuration as pre-training records it (its
     modalities narrowed to those some domain has).
     """
     want = comparable_config(config)
-    for results_file in _candidates(folders, "pretrain"):
+    for results_file in _candidates(folders, pretraining=True):
         run_dir = results_file.parent
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
@@ -129,11 +129,17 @@ def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[st
     return None
 
 
-def _candidates(folders: Iterable[Path], sub: str) -> list[Path]:
+def _candidates(folders: Iterable[Path], pretraining: bool) -> list[Path]:
+    """Every ``results.json`` of the wanted kind at any depth under ``folders``."""
     seen: set[Path] = set()
     out = []
     for folder in folders:
-        for f in sorted(Path(folder).glob(f"{sub}/*/seed-*/results.json")):
+        for f in sorted(Path(folder).rglob("results.json")):
+            if f.parent.name.endswith(".adopting"):
+                continue
+            res = _load(f)
+            if res is None or (res.get("kind") == "pretrain") != pretraining:
+                continue
             key = f.resolve()
             if key not in seen:
                 seen.add(key)

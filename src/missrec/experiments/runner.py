@@ -65,6 +65,8 @@ class Job:
     estimate_s: float = 0.0
     reuse_from: Path | None = None
     """A finished run this job repeats exactly (found when planning)."""
+    preset: str | None = None
+    """The model preset the run starts from (``missrec train --preset``), if any."""
 
     @property
     def done(self) -> bool:
@@ -76,10 +78,11 @@ class Job:
         if not (self.done and meta.exists()):
             return False
         try:
-            recorded = json.loads(meta.read_text()).get("sets")
+            recorded = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError):
             return False
-        return _effective(recorded or []) != _effective(self.sets)
+        return (_effective(recorded.get("sets") or []) != _effective(self.sets)
+                or recorded.get("preset") != self.preset)
 
 
 def _effective(sets: list[str]) -> list[str]:
@@ -171,8 +174,11 @@ def _check_user_sets(exp: Experiment, user_sets: list[str]) -> None:
 def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | Path | None = None,
                     sets: list[str] | None = None, data: str | Path | None = None,
                     max_per_domain: int | None = None, only: list[str] | None = None,
-                    reuse: list[Path] | None = None) -> Plan:
+                    reuse: list[Path] | None = None, preset: str | None = None) -> Plan:
     """Resolve every (cell, seed) of experiment ``name``: folders, stores, configs, estimates.
+
+    ``preset``: a model preset (e.g. 'released') for every from-scratch training cell whose
+    model has it; pre-training and fine-tuning cells keep their configs.
 
     ``data`` replaces every cell's store with one existing store (debugging / tests).
     ``reuse``: other experiment folders whose finished runs and built stores may be adopted.
@@ -221,13 +227,17 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
             seed = BASE_SEED + i
             sub = "pretrain" if cell.kind == "pretrain" else "runs"
             job_sets = cell_overrides(exp, cell, user_sets, seed)
+            job_preset = preset if preset and _takes_preset(cell) else None
             try:
-                train_cfg, _ = resolve_configs(cell.model, None, tuple(job_sets))
+                train_cfg, _ = resolve_configs(cell.model, None, tuple(job_sets), job_preset)
             except Exception as e:  # a bad override: name the cell
                 raise MissrecError(f"experiment {exp.name}, cell {cell.name}: {e}") from None
             store = None if cell.kind == "pretrain" else stores[cell.store]
-            job = Job(cell, seed, out / sub / cell.name / f"seed-{seed}", store, job_sets)
+            job = Job(cell, seed, out / sub / cell.name / f"seed-{seed}", store, job_sets, preset=job_preset)
             jobs.append((job, train_cfg))
+    if preset and not any(j.preset for j, _ in jobs):
+        raise MissrecError(f"--preset {preset}: no from-scratch cell of experiment {exp.name!r} has a model "
+                           "with presets")
     measured = _measured_costs([j for j, _ in jobs], stores)
     for job, train_cfg in jobs:
         job.estimate_s = _estimate(job.cell, train_cfg, stores, measured)
@@ -243,6 +253,13 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
                     continue
             job.reuse_from = _find_reusable(plan, job, init)
     return plan
+
+
+def _takes_preset(cell: CellSpec) -> bool:
+    from ..model.registry import get_model_spec
+
+    return (cell.kind == "train" and not cell.init_from
+            and hasattr(get_model_spec(cell.model).config_cls, "preset"))
 
 
 def _store_path(name: str, out: Path, reuse: list[Path]) -> Path:
@@ -296,7 +313,7 @@ def _find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
                                     exclude=job.run_dir)
     if job.store is None or not (job.store / "schema.json").exists():
         return None
-    train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), None, init)
+    train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), job.preset, init)
     config = {"model": to_dict(model_cfg), "train": to_dict(train_cfg)}
     return find_training_run(plan.search_folders, model=cell.model, config=config,
                              fingerprint=read_schema(job.store).get("fingerprint", ""),
@@ -369,7 +386,8 @@ def describe_plan(plan: Plan) -> str:
                  else f"~{_hms(j.estimate_s)}")
         sets = " ".join(s for s in j.sets if not s.startswith("train.seed="))
         lines.append(f"  [{i:>2}/{len(plan.jobs)}] {c.name:<28} seed {j.seed}  {state:<9} {what}"
-                     + (f"  ({c.label})" if c.label else "") + (f"  --set {sets}" if sets else ""))
+                     + (f"  ({c.label})" if c.label else "") + (f"  --preset {j.preset}" if j.preset else "")
+                     + (f"  --set {sets}" if sets else ""))
     n_todo = sum(not j.done and j.reuse_from is None for j in plan.jobs)
     reused = [j for j in plan.jobs if not j.done and j.reuse_from is not None]
     lines += ["", f"to run: {n_todo} of {len(plan.jobs)}"
@@ -391,9 +409,10 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
                    sets: list[str] | None = None, dry_run: bool = False, data: str | Path | None = None,
                    plots: bool = True, log: Log = print, train_log: Log | None = None,
                    progress: bool = False, max_per_domain: int | None = None,
-                   only: list[str] | None = None, reuse: list[Path] | None = None) -> Plan:
+                   only: list[str] | None = None, reuse: list[Path] | None = None,
+                   preset: str | None = None) -> Plan:
     """Plan, (unless ``dry_run``) run every pending (cell, seed) and write the report to ``out``."""
-    plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain, only, reuse)
+    plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain, only, reuse, preset)
     log(describe_plan(plan))
     if dry_run:
         return plan
@@ -451,7 +470,7 @@ def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progr
     from ..model.registry import required_modalities
     from ..train.loop import RunData, max_len_of, train
 
-    train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), None, init)
+    train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), job.preset, init)
     key = (str(job.store), tuple(sorted(required_modalities(model_cfg))), max_len_of(model_cfg))
     if key not in cache:
         cache.clear()  # keep one store in memory at a time
@@ -488,6 +507,6 @@ def _cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
         "table_note": table.note if table else "",
         "order": cell.order, "note": cell.note,
         "paper": {"table": cell.paper[0], "row": cell.paper[1]} if cell.paper else None,
-        "store_recipe": cell.store, "sets": job.sets, "seed": job.seed, "n_items": n_items,
+        "store_recipe": cell.store, "sets": job.sets, "preset": job.preset, "seed": job.seed, "n_items": n_items,
         "pretrain_cell": cell.init_from,
     }
