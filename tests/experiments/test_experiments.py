@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from missrec.cli import main
 from missrec.errors import MissrecError
 from missrec.experiments import EXPERIMENTS, cell_overrides, plan_experiment
+from missrec.experiments.runner import _cell_meta
 from missrec.experiments.stores import RECIPES, ensure_store, recipe_problems, text_encoder_problem
 
 
@@ -150,8 +151,13 @@ def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):
     assert by["missrec-tv"].preset == "released" and by["missrec-tv-id"].preset == "released"
     # pre-training and fine-tuning cells keep their configs
     assert by["pretrain"].preset is None and by["missrec-tv-pretrained"].preset is None
-    t3 = {j.cell.name: j for j in plan_experiment("table3", tmp_path, preset="released").jobs}
+    plan3 = plan_experiment("table3", tmp_path, preset="released")
+    t3 = {j.cell.name: j for j in plan3.jobs}
     assert t3["sasrec"].preset is None and t3["missrec-v"].preset == "released"
+    # the report shows it as its own table, its baselines included
+    meta = _cell_meta(plan3.experiment, t3["sasrec"], plan3)
+    assert meta["table"] == "table3-released" and "--preset released" in meta["table_title"]
+    assert _cell_meta(plan3.experiment, t3["missrec-v"], plan3)["preset"] == "released"
     with pytest.raises(MissrecError, match="unknown preset"):
         plan_experiment("table3", tmp_path, preset="nope")
     with pytest.raises(MissrecError, match="no from-scratch cell"):

@@ -102,6 +102,8 @@ class Plan:
     problems: list[str]
     reuse: list[Path] = dataclasses.field(default_factory=list)
     """Other experiment folders whose finished runs may be adopted."""
+    preset: str | None = None
+    """The ``--preset`` of the from-scratch cells (their tables are told apart by it)."""
 
     @property
     def search_folders(self) -> list[Path]:
@@ -241,7 +243,7 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
     measured = _measured_costs([j for j, _ in jobs], stores)
     for job, train_cfg in jobs:
         job.estimate_s = _estimate(job.cell, train_cfg, stores, measured)
-    plan = Plan(exp, out, root, [j for j, _ in jobs], stores, problems, reuse)
+    plan = Plan(exp, out, root, [j for j, _ in jobs], stores, problems, reuse, preset)
     by_name = {(j.cell.name, j.seed): j for j in plan.jobs}
     for job in plan.jobs:  # pre-training jobs come first, so fine-tuning jobs can see theirs
         if not job.done:
@@ -500,10 +502,14 @@ def _cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
     schema = job.store / "schema.json" if job.store else None
     if schema is not None and schema.exists():
         n_items = json.loads(schema.read_text()).get("n_items")
+    table_id = cell.table or exp.name
+    title = table.title if table else table_id
+    if plan.preset and cell.kind == "train" and not cell.init_from:
+        # the same analysis under another preset is another table, not more seeds of this one
+        table_id, title = f"{table_id}-{plan.preset}", f"{title}; MISSRec with --preset {plan.preset}"
     return {
         "experiment": exp.run_group, "cell": cell.name, "label": cell.label or cell.name,
-        "table": f"{cell.table}" if cell.table else f"{exp.name}",
-        "table_title": table.title if table else (cell.table or exp.name),
+        "table": table_id, "table_title": title,
         "table_note": table.note if table else "",
         "order": cell.order, "note": cell.note,
         "paper": {"table": cell.paper[0], "row": cell.paper[1]} if cell.paper else None,
