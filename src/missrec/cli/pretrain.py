@@ -33,6 +33,8 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     res = pretrain(list(stores), out_dir, train_cfg, model_cfg, model_name=model,
                    max_examples_per_domain=max_per_domain, progress=show_progress(quiet), log=log)
+    if not res:  # a data-parallel process other than rank 0
+        return
     click.echo(json.dumps({k: res[k] for k in ("model", "epochs", "train_seconds", "sequences_per_second")}
                           | {"checkpoint": str(out_dir / "model.pt")}, indent=2))
 

@@ -45,6 +45,8 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
     result = train(model, store, out_dir, train_cfg, model_cfg, init_from=init_from,
                    progress=show_progress(quiet), log=log)
     r = result.results
+    if not r:  # a data-parallel process other than rank 0
+        return
     click.echo(json.dumps({"model": r["model"], "best_epoch": r["best_epoch"], "epochs": r["epochs"],
                            "valid": r["valid"], "test": r.get("test", {}),
                            "results": str(out_dir / "results.json")}, indent=2))

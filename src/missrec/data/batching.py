@@ -117,13 +117,17 @@ def collate(ex: Examples, idx: np.ndarray) -> SequenceBatch:
 
 def iterate_batches(ex: Examples, batch_size: int, shuffle: bool = False,
                     generator: np.random.Generator | None = None,
-                    bucket: bool = False) -> Iterator[SequenceBatch]:
+                    bucket: bool = False, shard: tuple[int, int] | None = None) -> Iterator[SequenceBatch]:
     """Mini-batches in order, or shuffled.
 
     With ``bucket`` (training), examples of similar history length share a batch and the
     batch order is shuffled: padding to each batch's longest history then costs little,
     whereas random batches almost always hold one full-length history. Ties in length are
     broken at random, so batch membership still changes every epoch.
+
+    ``shard=(rank, world)`` (data-parallel training): every process draws the same batches
+    from the same generator state and keeps rows ``rank::world`` of each; a batch with fewer
+    rows than processes (at most the last one) is skipped by all of them alike.
     """
     order = np.arange(len(ex))
     if shuffle:
@@ -131,9 +135,16 @@ def iterate_batches(ex: Examples, batch_size: int, shuffle: bool = False,
         if bucket:
             order = np.lexsort((rng.random(len(ex)), ex.lengths))
             batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-            for b in rng.permutation(len(batches)):
-                yield collate(ex, batches[b])
-            return
-        rng.shuffle(order)
-    for start in range(0, len(order), batch_size):
-        yield collate(ex, order[start:start + batch_size])
+            batches = [batches[b] for b in rng.permutation(len(batches))]
+        else:
+            rng.shuffle(order)
+            batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    else:
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for idx in batches:
+        if shard is not None:
+            rank, world = shard
+            if len(idx) < world:
+                continue
+            idx = idx[rank::world]
+        yield collate(ex, idx)

@@ -32,6 +32,7 @@ from ..model.base import SequentialRecommender
 from ..model.registry import Catalogue, get_model_spec, required_modalities
 from ..seed import seed_everything
 from .checkpoint import read_checkpoint, save_checkpoint
+from .distributed import DistContext, broadcast_flags, init_from_env, loss_function
 
 Log = Callable[[str], None]
 
@@ -92,17 +93,22 @@ def peak_memory_mb() -> float:
 
 def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Examples, cfg: TrainConfig,
               optim: torch.optim.Optimizer, rng: np.random.Generator, device: torch.device, epoch: int,
-              progress: bool, desc: str = "epoch") -> tuple[dict[str, float], dict[str, float]]:
+              progress: bool, desc: str = "epoch",
+              ctx: DistContext = DistContext()) -> tuple[dict[str, float], dict[str, float]]:
     """One pass over ``examples``: the model's per-epoch hook, then a step per batch.
 
+    ``loss_fn`` maps a batch to (loss, components), e.g. :func:`~missrec.train.distributed.loss_function`;
+    under data-parallel training each process takes its share of every batch.
     Returns the hook's figures (prefixed ``epoch_``) and the mean of each loss component.
     """
     model.train()
     stats = {f"epoch_{k}": v for k, v in model.on_epoch_start(epoch).items()}
     sums: dict[str, float] = {}
     n_batches = math.ceil(len(examples) / cfg.batch_size)
-    batches = iterate_batches(examples, cfg.batch_size, shuffle=True, generator=rng, bucket=cfg.bucket_by_length)
-    for batch in tqdm(batches, total=n_batches, desc=f"{desc} {epoch}", disable=not progress, leave=False):
+    batches = iterate_batches(examples, cfg.batch_size, shuffle=True, generator=rng, bucket=cfg.bucket_by_length,
+                              shard=ctx.shard())
+    for batch in tqdm(batches, total=n_batches, desc=f"{desc} {epoch}", disable=not (progress and ctx.main),
+                      leave=False):
         loss, parts = loss_fn(batch.to(device))
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -119,12 +125,17 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
 
     ``init_from`` transfers a pre-trained checkpoint: weights whose shapes match are loaded,
     and only the model's :meth:`transfer_parameters` train (paper §3.6).
+
+    Under ``torchrun`` the processes train one model data-parallel
+    (:mod:`missrec.train.distributed`); rank 0 evaluates, decides and writes.
     """
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
     seed_everything(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
-    device = torch.device(train_cfg.device)
+    ctx, device = init_from_env(torch.device(train_cfg.device))
+    if not ctx.main:
+        log, progress, out_dir = (lambda _: None), False, None
     spec = get_model_spec(model_name)
     data = data or RunData.load(store, required_modalities(model_cfg), max_len_of(model_cfg))
     model = spec.build(model_cfg, data.catalogue)
@@ -140,6 +151,10 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
         + (f" ({100 * n_train / n_total:.2f}%)" if trainable_names is not None else ""))
     optim = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     protocol = protocol_of(train_cfg)
+    loss_fn = loss_function(model, "training_loss", ctx, device)
+    if ctx.enabled:
+        log(f"data-parallel: {ctx.world} processes, {train_cfg.batch_size} sequences per global batch")
+        torch.manual_seed(train_cfg.seed + 7919 * ctx.rank)  # same initial weights, different dropout
 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -153,27 +168,32 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     epoch = 0
     for epoch in range(1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
-        epoch_stats, means = run_epoch(model, model.training_loss, data.train, train_cfg, optim, rng, device,
-                                       epoch, progress)
+        epoch_stats, means = run_epoch(model, loss_fn, data.train, train_cfg, optim, rng, device,
+                                       epoch, progress, ctx=ctx)
         train_seconds = time.perf_counter() - t0
         row: dict[str, float] = {"epoch": epoch, "train_seconds": round(train_seconds, 3),
                                  **means, **epoch_stats}
         if epoch % train_cfg.eval_every == 0 or epoch == train_cfg.epochs:
-            res = evaluate(model, data.valid, protocol, device, progress, desc="valid")
-            row.update({f"valid_{k}": v for k, v in res.metrics.items()})
-            row["eval_seconds"] = round(res.seconds, 3)
-            row["eval_users_per_second"] = round(res.users_per_second, 1)
-            score = res.metrics[train_cfg.valid_metric]
-            improved = score > best_score
+            if ctx.main:
+                res = evaluate(model, data.valid, protocol, device, progress, desc="valid")
+                row.update({f"valid_{k}": v for k, v in res.metrics.items()})
+                row["eval_seconds"] = round(res.seconds, 3)
+                row["eval_users_per_second"] = round(res.users_per_second, 1)
+                score = res.metrics[train_cfg.valid_metric]
+                improved = score > best_score
+            else:
+                res, score, improved = None, -math.inf, False
+            (improved,) = broadcast_flags(ctx, improved)
             if improved:
-                best_score, best_epoch, best_valid = score, epoch, res.metrics
+                best_score, best_epoch, best_valid = score, epoch, res.metrics if res is not None else {}
                 best_state = copy.deepcopy(model.state_dict())
                 bad_epochs = 0
             else:
                 bad_epochs += train_cfg.eval_every
-            comps = " ".join(f"{k} {row[k]:.4f}" for k in means)
-            log(f"epoch {epoch:3d}  {comps}  valid {train_cfg.valid_metric} {score:.4f}"
-                f"{' *' if improved else '  '}  ({train_seconds:.1f}s train, {res.seconds:.1f}s eval)")
+            if res is not None:
+                comps = " ".join(f"{k} {row[k]:.4f}" for k in means)
+                log(f"epoch {epoch:3d}  {comps}  valid {train_cfg.valid_metric} {score:.4f}"
+                    f"{' *' if improved else '  '}  ({train_seconds:.1f}s train, {res.seconds:.1f}s eval)")
         history.append(row)
         if out is not None:
             with open(out / "history.jsonl", "a") as f:
@@ -185,6 +205,8 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     if best_state is not None:
         model.load_state_dict(best_state)
 
+    if not ctx.main:
+        return TrainResult({}, model, history)
     results: dict[str, Any] = {
         "model": model_name,
         "dataset": {"name": data.dataset.name, "store": str(data.store), "fingerprint": data.fingerprint},
@@ -195,6 +217,7 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
         "seconds_per_epoch": round(float(np.mean([h["train_seconds"] for h in history])), 3) if history else 0.0,
         "parameters": {"total": n_total, "trainable": n_train},
         "seed": train_cfg.seed,
+        "processes": ctx.world,
         "protocol": protocol.describe(),
         "config": {"model": to_dict(model_cfg), "train": to_dict(train_cfg)},
         "transfer_from": str(init_from) if init_from else None,

@@ -24,6 +24,7 @@ from ..errors import MissrecError
 from ..model.registry import Catalogue, get_model_spec
 from ..seed import seed_everything
 from .checkpoint import save_checkpoint
+from .distributed import init_from_env, loss_function
 from .loop import Log, code_version, max_len_of, peak_memory_mb, run_epoch
 
 
@@ -118,6 +119,9 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
         torch.set_num_threads(train_cfg.threads)
     seed_everything(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
+    ctx, device = init_from_env(torch.device(train_cfg.device))
+    if not ctx.main:  # rank 0 logs and writes (see missrec.train.distributed)
+        log, progress, out_dir = (lambda _: None), False, None
     data = PretrainData.load(stores, list(model_cfg.modalities), max_len_of(model_cfg),
                              max_examples_per_domain, train_cfg.seed)
     if list(data.catalogue.features) != list(model_cfg.modalities):
@@ -127,9 +131,12 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
     model = get_model_spec(model_name).build(model_cfg, data.catalogue)
     if not hasattr(model, "pretrain_loss"):
         raise MissrecError(f"model {model_name!r} has no pre-training objective")
-    device = torch.device(train_cfg.device)
     model.to(device)
     optim = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    loss_fn = loss_function(model, "pretrain_loss", ctx, device)
+    if ctx.enabled:
+        log(f"data-parallel: {ctx.world} processes, {train_cfg.batch_size} sequences per global batch")
+        torch.manual_seed(train_cfg.seed + 7919 * ctx.rank)  # same initial weights, different dropout
     n_params = sum(p.numel() for p in model.parameters())
     log(f"pre-training {model_name} ({n_params:,} parameters) on "
         + ", ".join(f"{d.name} ({d.n_items:,} items, {d.train_examples:,} sequences)" for d in data.domains))
@@ -142,8 +149,8 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
     t_start = time.perf_counter()
     for epoch in range(1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
-        stats, means = run_epoch(model, model.pretrain_loss, data.train, train_cfg, optim, rng, device, epoch,
-                                 progress, desc="pretrain")
+        stats, means = run_epoch(model, loss_fn, data.train, train_cfg, optim, rng, device, epoch,
+                                 progress, desc="pretrain", ctx=ctx)
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "train_seconds": round(seconds, 3),
                "sequences_per_second": round(len(data.train) / seconds, 1),
@@ -155,6 +162,8 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
             with open(out / "history.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             _save(out, model_name, model, model_cfg, train_cfg, data, epoch)
+    if not ctx.main:
+        return {}
     results = {
         "model": model_name,
         "kind": "pretrain",
@@ -166,6 +175,7 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
         "parameters": n_params,
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "seed": train_cfg.seed,
+        "processes": ctx.world,
         "config": {"model": to_dict(model_cfg), "train": to_dict(train_cfg)},
         "code_version": code_version(),
     }

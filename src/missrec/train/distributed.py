@@ -1,0 +1,110 @@
+"""Data-parallel training over several processes (``torchrun``), gradients synchronised by DDP.
+
+Launch any training command under ``torchrun``::
+
+    torchrun --nproc-per-node 4 -m missrec train --model missrec --data STORE --out RUN --set device=cuda
+    torchrun --nproc-per-node 2 -m missrec pretrain --data A --data B --out PRE   # CPU: gloo
+
+Every process draws the same shuffled batch order (one seed) and takes its share of each
+global batch (rows ``rank::world``), so ``batch_size`` stays the global batch and a run
+optimises what a one-process run with that batch optimises. The loss goes through a
+:class:`~torch.nn.parallel.DistributedDataParallel` wrapper, so every backward pass
+all-reduces the gradients (the released MISSRec code unwraps its DDP model before training,
+so its replicas drift apart silently). Per-epoch work such as interest clustering runs on
+every process from identical weights; evaluation, early-stopping decisions, logging and
+writing happen on rank 0, which broadcasts its decisions so that all processes stop together.
+
+One difference from a one-process run remains by design: losses that contrast a batch's
+sequences with each other (pre-training's sequence-sequence term, eq. 7) see each process's
+share of the batch as the set of negatives, as in-batch contrast under DDP usually does.
+The fine-tuning loss (eq. 8) contrasts every sequence with the whole catalogue, so it is
+unaffected; a test checks that two processes reach the weights one process reaches.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a data-parallel run (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self) -> tuple[int, int] | None:
+        """(rank, world) for :func:`~missrec.data.batching.iterate_batches`, or None."""
+        return (self.rank, self.world) if self.enabled else None
+
+
+def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
+    """Join the process group that ``torchrun`` describes in the environment, if any.
+
+    CUDA processes use NCCL and one GPU each (``LOCAL_RANK``); CPU processes use gloo.
+    Without ``WORLD_SIZE`` > 1 this does nothing and returns rank 0 of 1.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(), device
+    rank = int(os.environ.get("RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank, world), device
+
+
+class LossModule(nn.Module):
+    """Routes a model's loss method (``training_loss``, ``pretrain_loss``) through ``forward``,
+    so that a DDP wrapper sees the call and synchronises the backward pass."""
+
+    def __init__(self, model: nn.Module, method: str):
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, batch: Any) -> Any:
+        return getattr(self.model, self.method)(batch)
+
+
+def loss_function(model: nn.Module, method: str, ctx: DistContext, device: torch.device) -> nn.Module:
+    """The callable a training epoch calls per batch: the model's ``method``, DDP-wrapped if distributed.
+
+    ``find_unused_parameters``: a batch may leave some parameters out of the loss (e.g. the
+    adapter of a modality no item in the batch has), which DDP must be told about.
+    """
+    module = LossModule(model, method)
+    if not ctx.enabled:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+
+
+def broadcast_flags(ctx: DistContext, *flags: bool) -> tuple[bool, ...]:
+    """Rank 0's ``flags`` on every process (each process passes its own; only rank 0's count)."""
+    if not ctx.enabled:
+        return flags
+    t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, src=0)
+    return tuple(bool(v) for v in t.tolist())
+
+
+__all__ = ["DistContext", "LossModule", "broadcast_flags", "init_from_env", "loss_function"]
