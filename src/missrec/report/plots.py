@@ -52,7 +52,10 @@ def training_curves(cells: list[Cell], labels: list[str], path: Path, title: str
     if not any(lc or vc for _, lc, vc in curves):
         return None
     plt = pyplot()
-    fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(11, 4))
+    ncol = 3
+    rows = -(-len(curves) // ncol)
+    # the legend goes under both panels: inside one it hides the curves once a table has many rows
+    fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(11, 4 + 0.22 * rows))
     for lab, lc, vc in curves:
         if lc is not None:
             ax_l.plot(lc[0], lc[1], marker="o", markersize=3, label=lab)
@@ -65,9 +68,13 @@ def training_curves(cells: list[Cell], labels: list[str], path: Path, title: str
     for ax in (ax_l, ax_v):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_v.legend(fontsize=7, loc="best")
+    handles, names = ax_v.get_legend_handles_labels()
+    if not handles:
+        handles, names = ax_l.get_legend_handles_labels()
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    bottom = (0.22 * rows + 0.08) / (4 + 0.22 * rows)
+    fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
