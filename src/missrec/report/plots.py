@@ -89,6 +89,7 @@ def popularity_plot(res: PopularityResult, path: Path) -> Path:
     ax.bar(x, res.counts, color="#d0d7e2", edgecolor="#8a97ab", label="test users")
     for i, c in enumerate(res.counts):
         ax.text(i, c, str(c), ha="center", va="bottom", fontsize=7, color="#555")
+    ax.set_ylim(0, 1.1 * max(max(res.counts, default=0), 1))  # room for the count above the tallest bar
     ax.set_xticks(x, res.labels)
     ax.set_xlabel("training interactions of the target item")
     ax.set_ylabel("test users")
