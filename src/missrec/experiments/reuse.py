@@ -82,11 +82,9 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
     """
     want = comparable_config(config)
     init_digest = file_digest(init) if init is not None else None
-    for results_file in _candidates(folders, pretraining=False):
-        run_dir = results_file.parent
+    for run_dir, res in _candidates(folders, pretraining=False):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
-        res = _load(results_file)
         if not res or res.get("model") != model or "test" not in res:
             continue
         if (res.get("dataset") or {}).get("fingerprint") != fingerprint:
@@ -114,11 +112,9 @@ def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[st
     modalities narrowed to those some domain has).
     """
     want = comparable_config(config)
-    for results_file in _candidates(folders, pretraining=True):
-        run_dir = results_file.parent
+    for run_dir, res in _candidates(folders, pretraining=True):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
-        res = _load(results_file)
         if not res or res.get("model") != model or not (run_dir / "model.pt").exists():
             continue
         theirs = [(d.get("fingerprint"), d.get("train_examples"), store_features(Path(d.get("store", ""))))
@@ -129,21 +125,19 @@ def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[st
     return None
 
 
-def _candidates(folders: Iterable[Path], pretraining: bool) -> list[Path]:
-    """Every ``results.json`` of the wanted kind at any depth under ``folders``."""
+def _candidates(folders: Iterable[Path], pretraining: bool) -> list[tuple[Path, dict[str, Any]]]:
+    """(run folder, its results) of every ``results.json`` of the wanted kind at any depth under ``folders``."""
     seen: set[Path] = set()
     out = []
     for folder in folders:
         for f in sorted(Path(folder).rglob("results.json")):
-            if f.parent.name.endswith(".adopting"):
+            if f.parent.name.endswith(".adopting") or f.resolve() in seen:
                 continue
             res = _load(f)
             if res is None or (res.get("kind") == "pretrain") != pretraining:
                 continue
-            key = f.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
+            seen.add(f.resolve())
+            out.append((f.parent, res))
     return out
 
 

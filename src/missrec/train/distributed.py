@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -96,6 +96,14 @@ def loss_function(model: nn.Module, method: str, ctx: DistContext, device: torch
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
 
+def start_data_parallel(ctx: DistContext, seed: int, batch_size: int, log: Callable[[str], None]) -> None:
+    """Called once the model is built: say so, and give each process its own dropout stream
+    (the initial weights, drawn before, are the same everywhere)."""
+    if ctx.enabled:
+        log(f"data-parallel: {ctx.world} processes, {batch_size} sequences per global batch")
+        torch.manual_seed(seed + 7919 * ctx.rank)
+
+
 def broadcast_flags(ctx: DistContext, *flags: bool) -> tuple[bool, ...]:
     """Rank 0's ``flags`` on every process (each process passes its own; only rank 0's count)."""
     if not ctx.enabled:
@@ -107,4 +115,4 @@ def broadcast_flags(ctx: DistContext, *flags: bool) -> tuple[bool, ...]:
     return tuple(bool(v) for v in t.tolist())
 
 
-__all__ = ["DistContext", "LossModule", "broadcast_flags", "init_from_env", "loss_function"]
+__all__ = ["DistContext", "LossModule", "broadcast_flags", "init_from_env", "loss_function", "start_data_parallel"]

@@ -32,7 +32,7 @@ from ..model.base import SequentialRecommender
 from ..model.registry import Catalogue, get_model_spec, required_modalities
 from ..seed import seed_everything
 from .checkpoint import read_checkpoint, save_checkpoint
-from .distributed import DistContext, broadcast_flags, init_from_env, loss_function
+from .distributed import DistContext, broadcast_flags, init_from_env, loss_function, start_data_parallel
 
 Log = Callable[[str], None]
 
@@ -152,9 +152,7 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     optim = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     protocol = protocol_of(train_cfg)
     loss_fn = loss_function(model, "training_loss", ctx, device)
-    if ctx.enabled:
-        log(f"data-parallel: {ctx.world} processes, {train_cfg.batch_size} sequences per global batch")
-        torch.manual_seed(train_cfg.seed + 7919 * ctx.rank)  # same initial weights, different dropout
+    start_data_parallel(ctx, train_cfg.seed, train_cfg.batch_size, log)
 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:

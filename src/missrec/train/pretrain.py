@@ -24,7 +24,7 @@ from ..errors import MissrecError
 from ..model.registry import Catalogue, get_model_spec
 from ..seed import seed_everything
 from .checkpoint import save_checkpoint
-from .distributed import init_from_env, loss_function
+from .distributed import init_from_env, loss_function, start_data_parallel
 from .loop import Log, code_version, max_len_of, peak_memory_mb, run_epoch
 
 
@@ -134,9 +134,7 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
     model.to(device)
     optim = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     loss_fn = loss_function(model, "pretrain_loss", ctx, device)
-    if ctx.enabled:
-        log(f"data-parallel: {ctx.world} processes, {train_cfg.batch_size} sequences per global batch")
-        torch.manual_seed(train_cfg.seed + 7919 * ctx.rank)  # same initial weights, different dropout
+    start_data_parallel(ctx, train_cfg.seed, train_cfg.batch_size, log)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"pre-training {model_name} ({n_params:,} parameters) on "
         + ", ".join(f"{d.name} ({d.n_items:,} items, {d.train_examples:,} sequences)" for d in data.domains))
