@@ -61,6 +61,9 @@ VARIANTS = [
     {"tokens": "added"},
     {"arrangement": "released", "tokens": "separate"},
     {"arrangement": "released", "tokens": "added", "positions": "start"},
+    {"arrangement": "released", "item_attention": "causal"},
+    {"mode": "transductive", "id_scoring": "late"},
+    {"arrangement": "released", "tokens": "added", "mode": "transductive", "id_scoring": "late"},
     {"decoder": "none", "n_enc_layers": 2},
     {"clustering": "kmeans"},
     {"adapter": "moe", "n_experts": 3},
@@ -105,7 +108,35 @@ def test_full_catalogue_scores_equal_per_item_scores(kw) -> None:
         x = cache.candidates[:, k].unsqueeze(0).expand(len(batch), -1, -1)  # [B, M, d]
         pres = cache.present[:, k].unsqueeze(0).expand(len(batch), -1)
         v = fuse_representations(u, x, pres, alpha)  # eq. 1 for this item, then <u, v>
-        torch.testing.assert_close((u * v).sum(1), scores[:, k], rtol=1e-5, atol=1e-6)
+        expected = (u * v).sum(1)
+        if model.config.mode == "transductive" and model.config.id_scoring == "late":
+            z = F.normalize(model.item_id.weight[k], dim=0)
+            expected = (2 * expected + u @ z) / 3  # the official code's id term
+        torch.testing.assert_close(expected, scores[:, k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["full", "causal"])
+def test_released_decoder_item_attention(attention: str, monkeypatch) -> None:
+    """'full': every item token sees every item of the history (the official code's
+    ``is_casual=False``); 'causal': only itself and earlier items."""
+    model = build(arrangement="released", tokens="added", item_attention=attention).eval()
+    masks = []
+    block = type(model.decoder[0])
+    original = block.forward
+
+    def spy(self, q, memory, self_mask, memory_mask):
+        masks.append(self_mask)
+        return original(self, q, memory, self_mask, memory_mask)
+
+    monkeypatch.setattr(block, "forward", spy)
+    batch = make_batch(b=1, length=5)
+    batch.items[0] = torch.tensor([1, 2, 5, 6, 7])
+    model.user_vectors(batch)
+    allowed = masks[0].expand(1, 1, 5, 5)[0, 0]
+    expected = torch.ones(5, 5, dtype=torch.bool)
+    if attention == "causal":
+        expected = torch.tril(expected)
+    assert torch.equal(allowed, expected)
 
 
 def test_bucketing_does_not_change_results() -> None:
@@ -304,6 +335,7 @@ def test_config_presets_and_validation() -> None:
     assert (rel.tau, rel.gamma, rel.n_heads, rel.dropout, rel.tokens, rel.clustering) == \
         (0.07, 1e-4, 4, 0.5, "added", "kmeans")
     assert rel.d == 64 and (rel.n_enc_layers, rel.n_dec_layers) == (2, 2)
+    assert (rel.item_attention, rel.id_scoring, rel.arrangement) == ("full", "late", "released")
     assert MISSRecConfig.preset_train("released") == {"batch_size": 512}
     assert MISSRecConfig.preset_train("paper") == {}
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},

@@ -143,9 +143,11 @@ def _table5_cells() -> list[CellSpec]:
          "adapter=none, d=512"),
         ("context-encoder-2", "(3) 2-layer context encoder", ("decoder=none", "n_enc_layers=2"),
          "(3) 2-layer context encoder", "decoder=none, n_enc_layers=2"),
-        ("interest-encoder-2", "(4) 2-layer interest encoder", ("arrangement=released", "n_enc_layers=2"),
+        ("interest-encoder-2", "(4) 2-layer interest encoder",
+         ("arrangement=released", "n_enc_layers=2", "item_attention=causal"),
          "(4) 2-layer interest encoder",
-         "closest config: arrangement=released, n_enc_layers=2; its decoder still reads the item tokens"),
+         "closest config: arrangement=released, n_enc_layers=2, causal over items; its decoder "
+         "still reads the item tokens"),
         ("no-regulariser", "(5) w/o regulariser", ("gamma=0",), "(5) w/o regulariser", "gamma=0"),
         ("tokens-added", "released code: one added token per item", ("tokens=added",), None, "tokens=added"),
         ("kmeans", "released code: k-means interests", ("clustering=kmeans",), None, "clustering=kmeans"),

@@ -92,6 +92,15 @@ class MISSRecConfig:
     """'paper': encoder reads item tokens, decoder queries are interest tokens, u = mean of
     decoded ξ. 'released': encoder reads interest tokens, decoder queries are item tokens
     (causal over items), u = decoder output at the last item."""
+    item_attention: str = "full"
+    """Self-attention among item tokens in the 'released' arrangement's decoder: 'full'
+    (every item sees the whole history, as the official code runs it: its decoder mask is
+    built with ``is_casual=False``) or 'causal' (an item sees itself and earlier items)."""
+    id_scoring: str = "added"
+    """How item ids enter candidate scores in transductive mode: 'added' (eq. 10: z is
+    added to every modality embedding, ``<u, v + z>``; ids also shape the clustering) or
+    'late' (the official code: ``(2 <u, v> + <u, z/|z|>) / 3`` with v fused from the
+    modality embeddings alone, which are also what is clustered)."""
     decoder: str = "interest"
     """'interest' (the decoder) or 'none' (u = mean of the encoder output; with
     n_enc_layers=2 this is the "2-layer context encoder" variant). 'none' needs
@@ -155,7 +164,8 @@ class MISSRecConfig:
             "tokens": ("separate", "added"), "arrangement": ("paper", "released"),
             "decoder": ("interest", "none"), "clustering": CLUSTERING_METHODS,
             "prototype": ("peak", "mean"), "cluster_backend": ("exact", "faiss"),
-            "positions": ("recent", "start"),
+            "positions": ("recent", "start"), "item_attention": ("full", "causal"),
+            "id_scoring": ("added", "late"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -193,7 +203,7 @@ _RELEASED = dict(
     tau=0.07, gamma=1e-4, lambda_ss=1e-3, n_heads=4, dropout=0.5, attn_dropout=0.5,
     n_enc_layers=2, n_dec_layers=2,  # props/MISSRec.yaml n_layers: 2 for both nn.Transformer stacks
     tokens="added", clustering="kmeans", arrangement="released", positions="start",
-    n_clusters=0.5,
+    n_clusters=0.5, item_attention="full", id_scoring="late",
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -225,6 +235,8 @@ class ItemCache:
     """[M, n_items + 1, d] candidate modality embeddings (x^m + z, normalised)."""
     present: torch.Tensor
     """[M, n_items + 1] bool."""
+    id_candidates: torch.Tensor | None = None
+    """[n_items + 1, d] normalised id embeddings scored apart ('late' id scoring) or None."""
 
 
 @dataclass
@@ -301,6 +313,11 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1.0)
 
 
+def _late_ids(fused: torch.Tensor, id_scores: torch.Tensor) -> torch.Tensor:
+    """The official code's transductive score: modalities weigh 2/3, the id 1/3."""
+    return (2.0 * fused + id_scores) / 3.0
+
+
 def _ensure_one(valid: torch.Tensor) -> torch.Tensor:
     """Mark column 0 valid in rows with no valid entry, so no attention row is all-masked.
 
@@ -347,7 +364,7 @@ class MISSRec(SequentialRecommender):
                               if c.tokens == "separate" else None)
         self.input_norm = nn.LayerNorm(d, eps=c.layer_norm_eps)
         self.query_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
-                           if c.decoder == "interest" else None)
+                           if c.decoder == "interest" and c.arrangement == "paper" else None)
         self.input_dropout = nn.Dropout(c.dropout)
         block = (d, c.n_heads, c.ffn_dim, c.dropout, c.attn_dropout, c.layer_norm_eps)
         self.encoder = nn.ModuleList([EncoderBlock(*block) for _ in range(c.n_enc_layers)])
@@ -488,9 +505,24 @@ class MISSRec(SequentialRecommender):
             interests = interests[ids]
         return _Tables(torch.stack(toks), z, torch.stack(pres), interests)
 
+    def _ids_added(self, tables: _Tables) -> bool:
+        return tables.ids is not None and self.config.id_scoring == "added"
+
+    def _id_candidates(self, tables: _Tables) -> torch.Tensor | None:
+        """Id embeddings scored apart from the modalities ('late' id scoring), normalised."""
+        if tables.ids is None or self.config.id_scoring != "late":
+            return None
+        return F.normalize(tables.ids, dim=-1)
+
+    def _score(self, u: torch.Tensor, candidates: torch.Tensor, present: torch.Tensor,
+               id_candidates: torch.Tensor | None) -> torch.Tensor:
+        """Scores of every candidate: eq. 2's fusion, then the official code's late id term."""
+        fused = fuse_scores(modality_scores(u, candidates), present, self.alpha())
+        return fused if id_candidates is None else _late_ids(fused, u @ id_candidates.t())
+
     def _candidates(self, tables: _Tables) -> torch.Tensor:
         """Candidate modality embeddings x^m (+ z, eq. 10), normalised: [M, n, d]."""
-        x = tables.tokens if tables.ids is None else tables.tokens + tables.ids[None]
+        x = tables.tokens + tables.ids[None] if self._ids_added(tables) else tables.tokens
         if self.config.normalize:
             x = F.normalize(x, dim=-1)
         # a missing modality's embedding is exactly zero, so its score is a finite 0 that
@@ -499,7 +531,7 @@ class MISSRec(SequentialRecommender):
 
     def _cluster_inputs(self, tables: _Tables) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(tokens [N, d], item index [N], modality index [N]) of every present token."""
-        x = tables.tokens if tables.ids is None else tables.tokens + tables.ids[None]
+        x = tables.tokens + tables.ids[None] if self._ids_added(tables) else tables.tokens
         mod, item = torch.nonzero(tables.present, as_tuple=True)
         return x[mod, item], item, mod
 
@@ -648,7 +680,7 @@ class MISSRec(SequentialRecommender):
         mask = _ensure_one(mask)
         protos = self._prototypes[uniq.clamp_min(0)]
         protos = protos.masked_fill(~mask[..., None], 0.0)
-        return self.query_norm(protos), mask
+        return (protos if self.query_norm is None else self.query_norm(protos)), mask
 
     def _encode_rows(self, items: torch.Tensor, tables: _Tables, keep: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -682,15 +714,18 @@ class MISSRec(SequentialRecommender):
 
     def _released_forward(self, x: torch.Tensor, slots: "_Slots", interest_ids: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Released-code arrangement: encoder over interest tokens, causal decoder over items."""
+        """Released-code arrangement: encoder over interest tokens, decoder over items."""
         mem, mem_valid = self._interest_queries(interest_ids)
         mem_mask = key_mask(mem_valid)
         for blk in self.encoder:
             mem = blk(mem, mem_mask)
         pos, valid = slots.item_pos, slots.valid
-        causal = pos[:, None, :] <= pos[:, :, None]  # [B, W, W]: key item <= query item
-        eye = torch.eye(pos.shape[1], dtype=torch.bool, device=x.device)
-        self_mask = ((causal & valid[:, None, :]) | eye[None])[:, None]  # never all-masked
+        if self.config.item_attention == "causal":
+            allowed = (pos[:, None, :] <= pos[:, :, None]) & valid[:, None, :]  # key <= query
+            eye = torch.eye(pos.shape[1], dtype=torch.bool, device=x.device)
+            self_mask = (allowed | eye[None])[:, None]  # never all-masked
+        else:
+            self_mask = key_mask(valid)
         for blk in self.decoder:
             x = blk(x, mem, self_mask, mem_mask)
         # u: the last item that has a token (mean of its modality tokens when separate)
@@ -741,7 +776,8 @@ class MISSRec(SequentialRecommender):
         self._ensure_interests()
         with torch.no_grad():
             tables = self._item_tables()
-            return ItemCache(tables.tokens, tables.ids, self._candidates(tables), tables.present)
+            return ItemCache(tables.tokens, tables.ids, self._candidates(tables), tables.present,
+                             self._id_candidates(tables))
 
     def score_all(self, batch: SequenceBatch, cache: ItemCache | None = None) -> torch.Tensor:
         """Fused scores (eq. 2) of every item: [B, n_items+1]; column 0 and items with no
@@ -749,7 +785,7 @@ class MISSRec(SequentialRecommender):
         if cache is None:
             cache = self.item_cache()
         u = self.user_vectors(batch, cache)
-        return fuse_scores(modality_scores(u, cache.candidates), cache.present, self.alpha())
+        return self._score(u, cache.candidates, cache.present, cache.id_candidates)
 
     def score_items(self, batch: SequenceBatch, items: torch.Tensor,
                     cache: ItemCache | None = None) -> torch.Tensor:
@@ -760,7 +796,10 @@ class MISSRec(SequentialRecommender):
         items = items.to(u.device)
         cand = cache.candidates[:, items]  # [M, B, C, d]
         scores = torch.einsum("bd,mbcd->mbc", u, cand)
-        return fuse_scores(scores, cache.present[:, items], self.alpha())
+        fused = fuse_scores(scores, cache.present[:, items], self.alpha())
+        if cache.id_candidates is None:
+            return fused
+        return _late_ids(fused, torch.einsum("bd,bcd->bc", u, cache.id_candidates[items]))
 
     def training_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Fine-tuning objective, eq. 8: softmax over the whole catalogue + γ · regulariser.
@@ -773,8 +812,8 @@ class MISSRec(SequentialRecommender):
         tables = self._item_tables()
         u, reg = self._user_vectors(self._prepare(batch.items), tables)
         u = self._finish_user(u)
-        scores = fuse_scores(modality_scores(u, self._candidates(tables)), tables.present,
-                             self.alpha())
+        scores = self._score(u, self._candidates(tables), tables.present,
+                             self._id_candidates(tables))
         loss_si = F.cross_entropy(scores / c.tau, batch.targets.to(u.device))
         loss_reg = reg.mean()
         loss = loss_si + c.gamma * loss_reg
