@@ -61,7 +61,8 @@ VARIANTS = [
     {"tokens": "added"},
     {"arrangement": "released", "tokens": "separate"},
     {"arrangement": "released", "tokens": "added", "positions": "start"},
-    {"arrangement": "released", "item_attention": "causal"},
+    {"arrangement": "released", "item_attention": "causal", "stack_norm": True},
+    {"stack_norm": True, "ffn_dropout": 0.1},
     {"mode": "transductive", "id_scoring": "late"},
     {"arrangement": "released", "tokens": "added", "mode": "transductive", "id_scoring": "late"},
     {"decoder": "none", "n_enc_layers": 2},
@@ -336,6 +337,7 @@ def test_config_presets_and_validation() -> None:
         (0.07, 1e-4, 4, 0.5, "added", "kmeans")
     assert rel.d == 64 and (rel.n_enc_layers, rel.n_dec_layers) == (1, 1)
     assert (rel.item_attention, rel.id_scoring, rel.arrangement) == ("full", "late", "released")
+    assert (rel.ffn_dropout, rel.stack_norm, rel.attn_init) == (0.5, True, "xavier")
     assert MISSRecConfig.preset_train("released") == {"batch_size": 512}
     assert MISSRecConfig.preset_train("paper") == {}
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
@@ -348,10 +350,9 @@ def test_config_presets_and_validation() -> None:
 
 def test_released_preset_matches_the_official_model_size() -> None:
     """The official fine-tuning log on Scientific (4,386 item rows, 512-d text and image
-    features, inductive) counts 1,719,513 trainable parameters; its nn.Transformer also has
-    a final LayerNorm after the encoder and after the decoder (2 x 600) that we leave out."""
+    features, inductive) counts 1,719,513 trainable parameters."""
     model = MISSRec(preset("released"), 4385, {"text": 512, "image": 512})
-    assert sum(p.numel() for p in model.parameters()) == 1_719_513 - 2 * 600
+    assert sum(p.numel() for p in model.parameters()) == 1_719_513
     # q/k/v projections keep nn.Transformer's Xavier init: U(±sqrt(6 / (300 + 900)))
     w = model.encoder[0].attn.in_proj.weight.detach()
     bound = (6 / (300 + 900)) ** 0.5

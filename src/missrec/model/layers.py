@@ -46,23 +46,26 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d: int, ffn_dim: int):
+    """``fc2(dropout(gelu(fc1(x))))``; the inner dropout is nn.Transformer's (0 disables it)."""
+
+    def __init__(self, d: int, ffn_dim: int, dropout: float = 0.0):
         super().__init__()
         self.fc1 = nn.Linear(d, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, d)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        return self.fc2(self.drop(F.gelu(self.fc1(x))))
 
 
 class EncoderBlock(nn.Module):
     """``h = LN(x + SA(x)); out = LN(h + FFN(h))``."""
 
     def __init__(self, d: int, n_heads: int, ffn_dim: int, dropout: float, attn_dropout: float,
-                 eps: float):
+                 eps: float, ffn_dropout: float = 0.0):
         super().__init__()
         self.attn = MultiHeadAttention(d, n_heads, attn_dropout)
-        self.ffn = FeedForward(d, ffn_dim)
+        self.ffn = FeedForward(d, ffn_dim, ffn_dropout)
         self.norm1 = nn.LayerNorm(d, eps=eps)
         self.norm2 = nn.LayerNorm(d, eps=eps)
         self.drop = nn.Dropout(dropout)
@@ -80,11 +83,11 @@ class DecoderBlock(nn.Module):
     """
 
     def __init__(self, d: int, n_heads: int, ffn_dim: int, dropout: float, attn_dropout: float,
-                 eps: float):
+                 eps: float, ffn_dropout: float = 0.0):
         super().__init__()
         self.self_attn = MultiHeadAttention(d, n_heads, attn_dropout)
         self.cross_attn = MultiHeadAttention(d, n_heads, attn_dropout)
-        self.ffn = FeedForward(d, ffn_dim)
+        self.ffn = FeedForward(d, ffn_dim, ffn_dropout)
         self.norm1 = nn.LayerNorm(d, eps=eps)
         self.norm2 = nn.LayerNorm(d, eps=eps)
         self.norm3 = nn.LayerNorm(d, eps=eps)

@@ -72,6 +72,12 @@ class MISSRecConfig:
     0.5 as the released code, chosen on validation NDCG@10 over 0.2)."""
     attn_dropout: float = 0.5
     """Dropout on attention weights."""
+    ffn_dropout: float = 0.0
+    """Dropout between the two layers of every feed-forward network (nn.Transformer has
+    it, at its single dropout rate: the released preset uses 0.5)."""
+    stack_norm: bool = False
+    """A final LayerNorm after the encoder stack and after the decoder stack, as
+    nn.Transformer adds (the released preset)."""
     feature_dropout: float = 0.2
     """Feature augmentation (§3.2.2): dropout on raw features of history items, drawn
     independently for the two pre-training views. Off in fine-tuning (§3.6)."""
@@ -184,7 +190,8 @@ class MISSRecConfig:
             raise ValueError("model.n_dec_layers must be >= 1 (or set model.decoder='none')")
         if self.tau <= 0:
             raise ValueError(f"model.tau must be > 0, got {self.tau}")
-        for name in ("dropout", "attn_dropout", "feature_dropout", "adapter_dropout", "item_drop"):
+        for name in ("dropout", "attn_dropout", "ffn_dropout", "feature_dropout", "adapter_dropout",
+                     "item_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
 
@@ -210,6 +217,7 @@ _RELEASED = dict(
     n_enc_layers=1, n_dec_layers=1,
     tokens="added", clustering="kmeans", arrangement="released", positions="start",
     n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
+    ffn_dropout=0.5, stack_norm=True,
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -372,10 +380,14 @@ class MISSRec(SequentialRecommender):
         self.query_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
                            if c.decoder == "interest" and c.arrangement == "paper" else None)
         self.input_dropout = nn.Dropout(c.dropout)
-        block = (d, c.n_heads, c.ffn_dim, c.dropout, c.attn_dropout, c.layer_norm_eps)
+        block = (d, c.n_heads, c.ffn_dim, c.dropout, c.attn_dropout, c.layer_norm_eps,
+                 c.ffn_dropout)
         self.encoder = nn.ModuleList([EncoderBlock(*block) for _ in range(c.n_enc_layers)])
         n_dec = c.n_dec_layers if c.decoder == "interest" else 0
         self.decoder = nn.ModuleList([DecoderBlock(*block) for _ in range(n_dec)])
+        self.encoder_norm = nn.LayerNorm(d, eps=c.layer_norm_eps) if c.stack_norm else None
+        self.decoder_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
+                             if c.stack_norm and n_dec else None)
         self.item_id = self._new_id_table(self.n_items) if c.mode == "transductive" else None
         self.apply(self._init_weights)
         if c.attn_init == "xavier":
@@ -699,15 +711,20 @@ class MISSRec(SequentialRecommender):
         interest_ids = self._token_interests(slots, tables)
         if self.config.arrangement == "released":
             return self._released_forward(x, slots, interest_ids)
-        enc_mask = key_mask(slots.valid)
-        for blk in self.encoder:
-            x = blk(x, enc_mask)
+        x = self.encode(x, slots.valid)
         if self.config.decoder == "none":
             xi, xi_mask = x, slots.valid
         else:
             q, q_mask = self._interest_queries(interest_ids)
             xi, xi_mask = self.decode(q, q_mask, x, slots.valid), q_mask
         return _masked_mean(xi, xi_mask), self._regulariser(xi, xi_mask)
+
+    def encode(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The encoder stack over tokens ``x`` [B, T, d] (padding masked as keys)."""
+        mask = key_mask(valid)
+        for blk in self.encoder:
+            x = blk(x, mask)
+        return x if self.encoder_norm is None else self.encoder_norm(x)
 
     def decode(self, queries: torch.Tensor, query_valid: torch.Tensor, memory: torch.Tensor,
                memory_valid: torch.Tensor) -> torch.Tensor:
@@ -720,15 +737,14 @@ class MISSRec(SequentialRecommender):
         self_mask, mem_mask = key_mask(query_valid), key_mask(memory_valid)
         for blk in self.decoder:
             queries = blk(queries, memory, self_mask, mem_mask)
-        return queries
+        return queries if self.decoder_norm is None else self.decoder_norm(queries)
 
     def _released_forward(self, x: torch.Tensor, slots: "_Slots", interest_ids: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """Released-code arrangement: encoder over interest tokens, decoder over items."""
         mem, mem_valid = self._interest_queries(interest_ids)
+        mem = self.encode(mem, mem_valid)
         mem_mask = key_mask(mem_valid)
-        for blk in self.encoder:
-            mem = blk(mem, mem_mask)
         pos, valid = slots.item_pos, slots.valid
         if self.config.item_attention == "causal":
             allowed = (pos[:, None, :] <= pos[:, :, None]) & valid[:, None, :]  # key <= query
@@ -738,6 +754,8 @@ class MISSRec(SequentialRecommender):
             self_mask = key_mask(valid)
         for blk in self.decoder:
             x = blk(x, mem, self_mask, mem_mask)
+        if self.decoder_norm is not None:
+            x = self.decoder_norm(x)
         # u: the last item that has a token (mean of its modality tokens when separate)
         last = torch.where(valid, pos, -1).max(1).values
         at_last = valid & (pos == last[:, None])
