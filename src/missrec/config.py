@@ -45,7 +45,9 @@ class TrainConfig:
     mask_history: bool = False
     """Exclude items already in the history from the ranking (off in the paper's protocol)."""
     ties: str = "pessimistic"
-    """How tied scores rank: 'pessimistic' (target after every tie) or 'optimistic'."""
+    """How tied scores rank: 'pessimistic' (target after every tie), 'optimistic' (before
+    them) or 'random' (a fixed pseudo-random place among them per user, which matches on
+    average an evaluator that sorts with an arbitrary tie order, such as RecBole's topk)."""
     device: str = "cpu"
     """torch device, e.g. 'cpu' or 'cuda'."""
     threads: int = 0

@@ -11,7 +11,7 @@ from sklearn.metrics import ndcg_score, top_k_accuracy_score
 
 from missrec.data.batching import build_examples
 from missrec.eval.evaluator import EvalProtocol, evaluate
-from missrec.eval.metrics import metrics_from_ranks, target_ranks
+from missrec.eval.metrics import metrics_from_ranks, target_ranks, tie_fractions
 from missrec.model.base import SequentialRecommender
 
 
@@ -52,7 +52,36 @@ def test_tie_policies():
     flat = torch.zeros(1, 100)
     assert target_ranks(flat, torch.tensor([7])).item() == 99
     with pytest.raises(ValueError):
-        target_ranks(scores, target, "random")
+        target_ranks(scores, target, "random")  # needs fractions
+    with pytest.raises(ValueError):
+        target_ranks(scores, target, "first")
+
+
+def test_random_ties_place_the_target_uniformly_among_its_ties():
+    n_users = 20_000
+    users = torch.arange(1, n_users + 1)
+    targets = torch.full((n_users,), 3)
+    fractions = tie_fractions(users, targets)
+    assert bool(((fractions >= 0) & (fractions < 1)).all())
+    # a constant scorer over 10 items: every place 0..9 equally likely
+    flat = torch.zeros(n_users, 10)
+    ranks = target_ranks(flat, targets, "random", fractions)
+    counts = torch.bincount(ranks, minlength=10)
+    assert counts.shape == (10,) and int(counts.min()) > 1_800 and int(counts.max()) < 2_200
+    # the place depends on the user, not on the batch it is scored in
+    part = slice(123, 456)
+    torch.testing.assert_close(
+        target_ranks(flat[part], targets[part], "random", tie_fractions(users[part], targets[part])),
+        ranks[part])
+    # between the two bounds, and equal to them when nothing ties
+    scores = torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.5]]).expand(1000, -1)
+    t = torch.full((1000,), 2)
+    r = target_ranks(scores, t, "random", tie_fractions(torch.arange(1000), t))
+    assert int(r.min()) == 0 and int(r.max()) == 2
+    distinct = torch.randn(50, 30)
+    t = torch.randint(0, 30, (50,))
+    torch.testing.assert_close(target_ranks(distinct, t, "random", tie_fractions(torch.arange(50), t)),
+                               target_ranks(distinct, t, "pessimistic"))
 
 
 class _FixedScores(SequentialRecommender):

@@ -57,7 +57,8 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
 @data_option
 @click.option("--split", type=click.Choice(["valid", "test"]), default="test", show_default=True)
 @click.option("--mask-history/--no-mask-history", default=None, help="Exclude history items from the ranking.")
-@click.option("--ties", type=click.Choice(["pessimistic", "optimistic"]), default=None)
+@click.option("--ties", type=click.Choice(["pessimistic", "optimistic", "random"]), default=None,
+              help="Where a target tied with other items ranks (default: the run's setting).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @quiet_option
 def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, ties: str | None,

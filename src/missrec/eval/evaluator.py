@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..data.batching import Examples, iterate_batches
 from ..model.base import SequentialRecommender
-from .metrics import metrics_from_ranks, target_ranks
+from .metrics import metrics_from_ranks, target_ranks, tie_fractions
 
 
 @dataclass
@@ -68,7 +68,9 @@ def evaluate(model: SequentialRecommender, examples: Examples, protocol: EvalPro
             hist[hist == batch.targets[:, None]] = 0
             scores.scatter_(1, hist, -torch.inf)
             scores[:, 0] = -torch.inf
-        ranks.append(target_ranks(scores, batch.targets, protocol.ties).cpu())
+        fractions = (tie_fractions(batch.users, batch.targets) if protocol.ties == "random"
+                     else None)
+        ranks.append(target_ranks(scores, batch.targets, protocol.ties, fractions).cpu())
     seconds = time.perf_counter() - start
     model.train(was_training)
     r = np.empty(len(examples), dtype=np.int64)

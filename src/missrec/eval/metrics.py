@@ -11,7 +11,7 @@ With one relevant item per user (leave-one-out), every metric is a function of t
 >>> ranks = np.array([0, 1, 9, 10, 49])
 >>> m = metrics_from_ranks(ranks, [10])
 >>> m["recall@10"], round(m["ndcg@10"], 4), round(m["mrr@10"], 4)
-(0.6, 0.3052, 0.3222)
+(0.6, 0.384, 0.32)
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ import numpy as np
 import torch
 
 METRICS = ("recall", "ndcg", "mrr")
-TIE_POLICIES = ("pessimistic", "optimistic")
+TIE_POLICIES = ("pessimistic", "optimistic", "random")
 
 
-def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "pessimistic") -> torch.Tensor:
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "pessimistic",
+                 fractions: torch.Tensor | None = None) -> torch.Tensor:
     """0-based rank of each row's target among all columns.
 
     ``ties='pessimistic'`` places the target after every other item with an equal score (so a
-    model that scores everything equally ranks last, not first); ``'optimistic'`` before them.
-    Columns scored ``-inf`` (padding, masked history) never outrank a finite target.
+    model that scores everything equally ranks last, not first); ``'optimistic'`` before them;
+    ``'random'`` at a uniformly drawn place among them (as an evaluator that sorts with an
+    arbitrary tie order would, on average), drawn from ``fractions`` [B] in [0, 1) (see
+    :func:`tie_fractions`). Columns scored ``-inf`` (padding, masked history) never outrank a
+    finite target.
     """
     if ties not in TIE_POLICIES:
         raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
@@ -39,7 +43,28 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "pessi
     if ties == "optimistic":
         return higher
     equal = (scores == target_scores).sum(1) - 1  # the target equals itself
-    return higher + equal
+    if ties == "pessimistic":
+        return higher + equal
+    if fractions is None:
+        raise ValueError("ties='random' needs one fraction in [0, 1) per row")
+    place = (fractions.to(torch.float64) * (equal + 1).to(torch.float64)).floor().long()
+    return higher + place.clamp_max(equal)
+
+
+def tie_fractions(users: torch.Tensor, targets: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A fixed pseudo-random fraction in [0, 1) per (user, target): a hash, so the tie-break of
+    ``ties='random'`` depends neither on batch size nor on the order users are scored in.
+
+    >>> f = tie_fractions(torch.arange(4), torch.tensor([5, 5, 6, 6]))
+    >>> bool(((f >= 0) & (f < 1)).all()), torch.equal(f, tie_fractions(torch.arange(4), torch.tensor([5, 5, 6, 6])))
+    (True, True)
+    """
+    mask = (1 << 32) - 1
+    x = (users.to(torch.int64) * 2654435761 + targets.to(torch.int64) * 40503 + seed * 97 + 1) & mask
+    for mult in (0x45D9F3B, 0x45D9F3B):  # two xor-shift-multiply rounds mix the low bits
+        x = ((x ^ (x >> 16)) * mult) & mask
+    x = x ^ (x >> 16)
+    return x.to(torch.float64) / float(1 << 32)
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
