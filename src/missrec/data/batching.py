@@ -130,17 +130,15 @@ def iterate_batches(ex: Examples, batch_size: int, shuffle: bool = False,
     rows than processes (at most the last one) is skipped by all of them alike.
     """
     order = np.arange(len(ex))
-    if shuffle:
-        rng = generator or np.random.default_rng()
+    rng = (generator or np.random.default_rng()) if shuffle else None
+    if rng is not None:
         if bucket:
             order = np.lexsort((rng.random(len(ex)), ex.lengths))
-            batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-            batches = [batches[b] for b in rng.permutation(len(batches))]
         else:
             rng.shuffle(order)
-            batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    else:
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None and bucket:
+        batches = [batches[b] for b in rng.permutation(len(batches))]
     for idx in batches:
         if shard is not None:
             rank, world = shard

@@ -61,8 +61,8 @@ def tie_fractions(users: torch.Tensor, targets: torch.Tensor, seed: int = 0) -> 
     """
     mask = (1 << 32) - 1
     x = (users.to(torch.int64) * 2654435761 + targets.to(torch.int64) * 40503 + seed * 97 + 1) & mask
-    for mult in (0x45D9F3B, 0x45D9F3B):  # two xor-shift-multiply rounds mix the low bits
-        x = ((x ^ (x >> 16)) * mult) & mask
+    for _ in range(2):  # two xor-shift-multiply rounds mix the low bits
+        x = ((x ^ (x >> 16)) * 0x45D9F3B) & mask
     x = x ^ (x >> 16)
     return x.to(torch.float64) / float(1 << 32)
 

@@ -97,7 +97,8 @@ class MISSRecConfig:
     arrangement: str = "paper"
     """'paper': encoder reads item tokens, decoder queries are interest tokens, u = mean of
     decoded ξ. 'released': encoder reads interest tokens, decoder queries are item tokens
-    (causal over items), u = decoder output at the last item."""
+    (see ``item_attention``), u = decoder output at the last item; the interest prototypes
+    enter the encoder as they are (no input LayerNorm), as in the official code."""
     item_attention: str = "full"
     """Self-attention among item tokens in the 'released' arrangement's decoder: 'full'
     (every item sees the whole history, as the official code runs it: its decoder mask is
@@ -246,7 +247,8 @@ class ItemCache:
     ids: torch.Tensor | None
     """[n_items + 1, d] item-id embeddings (transductive) or None."""
     candidates: torch.Tensor
-    """[M, n_items + 1, d] candidate modality embeddings (x^m + z, normalised)."""
+    """[M, n_items + 1, d] candidate modality embeddings (x^m, + z with 'added' id scoring),
+    normalised."""
     present: torch.Tensor
     """[M, n_items + 1] bool."""
     id_candidates: torch.Tensor | None = None
@@ -734,17 +736,19 @@ class MISSRec(SequentialRecommender):
         Nothing depends on the order of the queries (no positions, no causal mask), so the
         mean of ξ over the valid queries is permutation-invariant.
         """
-        self_mask, mem_mask = key_mask(query_valid), key_mask(memory_valid)
+        return self._decoder_stack(queries, key_mask(query_valid), memory, key_mask(memory_valid))
+
+    def _decoder_stack(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor,
+                       memory_mask: torch.Tensor) -> torch.Tensor:
         for blk in self.decoder:
-            queries = blk(queries, memory, self_mask, mem_mask)
-        return queries if self.decoder_norm is None else self.decoder_norm(queries)
+            x = blk(x, memory, self_mask, memory_mask)
+        return x if self.decoder_norm is None else self.decoder_norm(x)
 
     def _released_forward(self, x: torch.Tensor, slots: "_Slots", interest_ids: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """Released-code arrangement: encoder over interest tokens, decoder over items."""
         mem, mem_valid = self._interest_queries(interest_ids)
         mem = self.encode(mem, mem_valid)
-        mem_mask = key_mask(mem_valid)
         pos, valid = slots.item_pos, slots.valid
         if self.config.item_attention == "causal":
             allowed = (pos[:, None, :] <= pos[:, :, None]) & valid[:, None, :]  # key <= query
@@ -752,10 +756,7 @@ class MISSRec(SequentialRecommender):
             self_mask = (allowed | eye[None])[:, None]  # never all-masked
         else:
             self_mask = key_mask(valid)
-        for blk in self.decoder:
-            x = blk(x, mem, self_mask, mem_mask)
-        if self.decoder_norm is not None:
-            x = self.decoder_norm(x)
+        x = self._decoder_stack(x, self_mask, mem, key_mask(mem_valid))
         # u: the last item that has a token (mean of its modality tokens when separate)
         last = torch.where(valid, pos, -1).max(1).values
         at_last = valid & (pos == last[:, None])
