@@ -95,3 +95,13 @@ def test_concentration() -> None:
         Concentration(0.0)
     with pytest.raises(ValueError):
         Concentration(-1.0, learnable=False)
+    # unconstrained (the official fusion_factor): α = raw, may start at 0 and turn negative
+    free = Concentration(0.0, constrained=False)
+    assert float(free().detach()) == 0.0
+    free().backward()
+    torch.testing.assert_close(free.raw.grad, torch.tensor(1.0))
+    with torch.no_grad():
+        free.raw -= 0.5
+    assert float(free().detach()) == -0.5
+    with pytest.raises(ValueError):
+        Concentration(-1.0, learnable=False, constrained=False)

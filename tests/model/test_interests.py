@@ -109,6 +109,25 @@ def test_kmeans_recovers_separated_blobs_and_is_seeded() -> None:
     assert torch.equal(res.assignment, again.assignment)
 
 
+def test_random_init_kmeans_with_one_step_is_literal() -> None:
+    """init='random', n_iter=1: K distinct tokens as centres, one assignment, cluster means,
+    final assignment (what the official torchpq call amounts to), written out with a full
+    distance matrix."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 5, generator=g)
+    res = kmeans(x, 0.5, n_iter=1, seed=11, chunk_size=6, init="random")
+    chosen = torch.randperm(40, generator=torch.Generator().manual_seed(11))[:20]
+    assert len(set(chosen.tolist())) == 20
+    centres = x[chosen]
+    first = torch.cdist(x, centres).argmin(1)
+    means = torch.stack([x[first == j].mean(0) if (first == j).any() else centres[j]
+                         for j in range(20)])
+    torch.testing.assert_close(res.prototypes, means)
+    assert torch.equal(res.assignment, torch.cdist(x, means).argmin(1))
+    with pytest.raises(ValueError):
+        kmeans(x, 4, init="forgy")
+
+
 def test_cluster_tokens_dispatch_and_errors() -> None:
     x = torch.randn(20, 3)
     assert cluster_tokens(x, "kmeans", 3).n_clusters == 3

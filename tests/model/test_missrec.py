@@ -189,6 +189,38 @@ def test_interest_table_marks_missing_modalities() -> None:
         assert ((table[:, j] >= 0) == pres).all()
 
 
+def test_random_kmeans_init_is_drawn_afresh_every_epoch() -> None:
+    """'random' k-means starts (like the official code) from other tokens every epoch;
+    'kmeans++' from the same seed every epoch. Either is reproducible per epoch."""
+    def tables(model, epoch):
+        model.on_epoch_start(epoch)
+        return model._interest_of.clone(), model._prototypes.clone()
+
+    rand = build(clustering="kmeans", kmeans_init="random", kmeans_iters=1)
+    a0, p0 = tables(rand, 0)
+    a1, p1 = tables(rand, 1)
+    assert not torch.equal(p0, p1)
+    again0, again_p0 = tables(rand, 0)
+    assert torch.equal(a0, again0) and torch.equal(p0, again_p0)
+    pp = build(clustering="kmeans")
+    assert torch.equal(tables(pp, 0)[1], tables(pp, 1)[1])
+
+
+def test_free_fusion_factor_starts_at_mean_fusion() -> None:
+    """The released preset's α starts at 0 (eq. 2 = the mean of the modality scores)."""
+    model = build(alpha_param="free", alpha_init=0.0)
+    assert float(model.alpha().detach()) == 0.0 and model.alpha.raw.requires_grad
+    batch = make_batch()
+    cache = model.item_cache()
+    u = model.user_vectors(batch, cache)
+    per_mod = torch.einsum("bd,mnd->mbn", u, cache.candidates)  # [M, B, n]
+    present = cache.present[:, None, :].to(u.dtype)
+    mean = (per_mod * present).sum(0) / present.sum(0).clamp_min(1.0)
+    scores = model.score_all(batch, cache)
+    has_any = cache.present.any(0)
+    torch.testing.assert_close(scores[:, has_any], mean[:, has_any])
+
+
 def test_finetune_loss_is_eq8_and_decreases() -> None:
     model = build(gamma=0.0).eval()
     batch = make_batch(b=12)
@@ -338,10 +370,12 @@ def test_config_presets_and_validation() -> None:
     assert rel.d == 64 and (rel.n_enc_layers, rel.n_dec_layers) == (1, 1)
     assert (rel.item_attention, rel.id_scoring, rel.arrangement) == ("full", "late", "released")
     assert (rel.ffn_dropout, rel.stack_norm, rel.attn_init) == (0.5, True, "xavier")
+    assert (rel.kmeans_init, rel.kmeans_iters, rel.alpha_param, rel.alpha_init) == \
+        ("random", 1, "free", 0.0)
     assert MISSRecConfig.preset_train("released") == {"batch_size": 512}
     assert MISSRecConfig.preset_train("paper") == {}
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
-                {"dropout": 1.0}):
+                {"dropout": 1.0}, {"kmeans_init": "k-means||"}, {"alpha_param": "exp"}):
         with pytest.raises(ValueError):
             dataclasses.replace(paper, **bad).validate()
     with pytest.raises(ValueError):
@@ -349,10 +383,13 @@ def test_config_presets_and_validation() -> None:
 
 
 def test_released_preset_matches_the_official_model_size() -> None:
-    """The official fine-tuning log on Scientific (4,386 item rows, 512-d text and image
-    features, inductive) counts 1,719,513 trainable parameters."""
+    """The official fine-tuning logs on Scientific (4,386 item rows, 512-d text and image
+    features) count 1,719,513 trainable parameters inductive and 3,035,313 transductive
+    (plus a 4,386 x 300 item-id table)."""
     model = MISSRec(preset("released"), 4385, {"text": 512, "image": 512})
     assert sum(p.numel() for p in model.parameters()) == 1_719_513
+    with_ids = MISSRec(preset("released", mode="transductive"), 4385, {"text": 512, "image": 512})
+    assert sum(p.numel() for p in with_ids.parameters()) == 3_035_313
     # q/k/v projections keep nn.Transformer's Xavier init: U(±sqrt(6 / (300 + 900)))
     w = model.encoder[0].attn.in_proj.weight.detach()
     bound = (6 / (300 + 900)) ** 0.5

@@ -16,7 +16,8 @@ Missing modalities: an item that lacks modality m is fused over the modalities i
 An item with no modality at all cannot be represented; its score is ``-inf``.
 
 α is learnable in the model and must stay >= 0; :class:`Concentration` parametrises it as
-``softplus(raw)`` (smooth, never negative, gradient everywhere), or holds it fixed.
+``softplus(raw)`` (smooth, never negative, gradient everywhere), leaves it free (the
+official code), or holds it fixed.
 """
 
 from __future__ import annotations
@@ -30,30 +31,35 @@ from torch import nn
 
 
 class Concentration(nn.Module):
-    """The concentration factor α >= 0 of eqs. 1-2.
+    """The concentration factor α of eqs. 1-2.
 
-    Learnable: ``α = softplus(raw)`` with ``raw`` initialised so that α starts at ``init``
-    (``init`` must then be > 0: softplus reaches 0 only at ``raw = -inf``, where its
-    gradient vanishes). Fixed (``learnable=False``): α is a constant buffer, and 0 is allowed
-    (plain mean fusion).
+    Learnable and ``constrained`` (the paper's α >= 0): ``α = softplus(raw)`` with ``raw``
+    initialised so that α starts at ``init`` (``init`` must then be > 0: softplus reaches 0
+    only at ``raw = -inf``, where its gradient vanishes). Learnable and not constrained:
+    ``α = raw``, any sign, any start (the official code's ``fusion_factor``, which starts
+    at 0 = mean fusion and may turn negative, leaning towards the weaker modality). Fixed
+    (``learnable=False``): α is a constant buffer >= 0 (0 = plain mean fusion).
     """
 
-    def __init__(self, init: float = 1.0, learnable: bool = True):
+    def __init__(self, init: float = 1.0, learnable: bool = True, constrained: bool = True):
         super().__init__()
-        if init < 0:
+        if init < 0 and (constrained or not learnable):
             raise ValueError(f"alpha must be >= 0, got {init}")
         self.learnable = learnable
+        self.constrained = constrained
         if learnable:
-            if init <= 0:
-                raise ValueError("a learnable alpha needs init > 0 (alpha = softplus(raw))")
+            if constrained and init <= 0:
+                raise ValueError("a learnable alpha >= 0 needs init > 0 (alpha = softplus(raw))")
             # inverse softplus; expm1 keeps precision for small init
-            raw = init + math.log(-math.expm1(-init))
+            raw = init + math.log(-math.expm1(-init)) if constrained else init
             self.raw = nn.Parameter(torch.tensor(float(raw)))
         else:
             self.register_buffer("fixed", torch.tensor(float(init)))
 
     def forward(self) -> torch.Tensor:
-        return F.softplus(self.raw) if self.learnable else self.fixed
+        if not self.learnable:
+            return self.fixed
+        return F.softplus(self.raw) if self.constrained else self.raw
 
 
 def fusion_weights(scores: torch.Tensor, present: torch.Tensor,

@@ -294,10 +294,16 @@ def kmeans_pp_init(x: torch.Tensor, k: int, generator: torch.Generator) -> torch
     return chosen
 
 
-def kmeans(x: torch.Tensor, n_clusters: float | int, n_iter: int = 10, seed: int = 0,
-           chunk_size: int = 1024) -> Clustering:
-    """k-means with k-means++ init (seeded) and ``n_iter`` Lloyd steps; chunked assignment.
+KMEANS_INITS = ("kmeans++", "random")
 
+
+def kmeans(x: torch.Tensor, n_clusters: float | int, n_iter: int = 10, seed: int = 0,
+           chunk_size: int = 1024, init: str = "kmeans++") -> Clustering:
+    """k-means: seeded initial centres, ``n_iter`` Lloyd steps, chunked assignment.
+
+    ``init``: 'kmeans++' (:func:`kmeans_pp_init`) or 'random' (K distinct tokens drawn
+    uniformly, the default of the torchpq MinibatchKMeans the official code runs; with
+    ``n_iter=1`` this is what its clustering amounts to, see ``MISSRecConfig.kmeans_init``).
     An empty cluster keeps its previous centre. The result depends only on ``x``, ``seed``
     and the device's RNG.
     """
@@ -305,7 +311,13 @@ def kmeans(x: torch.Tensor, n_clusters: float | int, n_iter: int = 10, seed: int
     n_c = resolve_count(n_clusters, n, "n_clusters")
     gen = torch.Generator(device=x.device)
     gen.manual_seed(seed)
-    centers = x[kmeans_pp_init(x, n_c, gen)].clone()
+    if init == "kmeans++":
+        chosen = kmeans_pp_init(x, n_c, gen)
+    elif init == "random":
+        chosen = torch.randperm(n, generator=gen, device=x.device)[:n_c]
+    else:
+        raise ValueError(f"unknown k-means init {init!r}; expected one of {KMEANS_INITS}")
+    centers = x[chosen].clone()
     for _ in range(n_iter):
         assignment = assign_nearest(x, centers, chunk_size)
         centers = cluster_means(x, assignment, n_c, fallback=centers)
@@ -316,11 +328,11 @@ def kmeans(x: torch.Tensor, n_clusters: float | int, n_iter: int = 10, seed: int
 def cluster_tokens(x: torch.Tensor, method: str = "dpc-knn", n_clusters: float | int = 0.5,
                    knn_k: float | int = 5, chunk_size: int = 1024, dist_scale: float = 1.0,
                    prototype: str = "peak", backend: str = "exact", kmeans_iters: int = 10,
-                   seed: int = 0) -> Clustering:
+                   seed: int = 0, kmeans_init: str = "kmeans++") -> Clustering:
     """Dispatch to :func:`dpc_knn` or :func:`kmeans` (``method`` in CLUSTERING_METHODS)."""
     if method == "dpc-knn":
         return dpc_knn(x, n_clusters, knn_k, chunk_size, dist_scale=dist_scale,
                        prototype=prototype, backend=backend)
     if method == "kmeans":
-        return kmeans(x, n_clusters, kmeans_iters, seed, chunk_size)
+        return kmeans(x, n_clusters, kmeans_iters, seed, chunk_size, kmeans_init)
     raise ValueError(f"unknown clustering {method!r}; expected one of {CLUSTERING_METHODS}")

@@ -49,7 +49,7 @@ from ..data.batching import SequenceBatch
 from .adapters import ADAPTER_KINDS, MoEAdapter, make_adapter
 from .base import SequentialRecommender, check_feature_dims
 from .fusion import Concentration, fuse_scores, modality_scores
-from .interests import CLUSTERING_METHODS, cluster_tokens
+from .interests import CLUSTERING_METHODS, KMEANS_INITS, cluster_tokens
 from .layers import DecoderBlock, EncoderBlock, MultiHeadAttention, key_mask
 
 
@@ -128,8 +128,14 @@ class MISSRecConfig:
     as the released code). k-means always uses its centroids."""
     kmeans_iters: int = 10
     """Lloyd iterations of k-means."""
+    kmeans_init: str = "kmeans++"
+    """k-means initial centres: 'kmeans++' (seeded with ``cluster_seed`` every epoch) or
+    'random' (K distinct tokens, drawn afresh every epoch from ``cluster_seed + epoch``).
+    The official code's torchpq MinibatchKMeans amounts to 'random' with one Lloyd step:
+    the catalogue fits in one of its mini-batches, and its stopping test compares the
+    centroids with themselves after the first update, so it always stops there."""
     cluster_seed: int = 0
-    """Seed of k-means++ initialisation."""
+    """Seed of the k-means initialisation."""
     cluster_backend: str = "exact"
     """'exact' (chunked torch) or 'faiss' (approximate neighbours; needs faiss-cpu)."""
     cluster_chunk: int = 1024
@@ -143,7 +149,10 @@ class MISSRecConfig:
     alpha_init: float = 1.0
     """Initial concentration α of dynamic fusion (eqs. 1-2)."""
     alpha_learnable: bool = True
-    """Learn α (parametrised as softplus(raw) >= 0); fixed otherwise (0 = mean fusion)."""
+    """Learn α; fixed otherwise (0 = mean fusion)."""
+    alpha_param: str = "softplus"
+    """A learnable α as 'softplus' (α = softplus(raw) >= 0, the paper's constraint) or
+    'free' (α = raw, any sign, as the official code's ``fusion_factor``; may start at 0)."""
     normalize: bool = True
     """L2-normalise u and candidate modality embeddings before inner products."""
     reg_normalize: bool = True
@@ -177,6 +186,7 @@ class MISSRecConfig:
             "prototype": ("peak", "mean"), "cluster_backend": ("exact", "faiss"),
             "positions": ("recent", "start"), "item_attention": ("full", "causal"),
             "id_scoring": ("added", "late"), "attn_init": ("normal", "xavier"),
+            "kmeans_init": KMEANS_INITS, "alpha_param": ("softplus", "free"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -219,6 +229,10 @@ _RELEASED = dict(
     tokens="added", clustering="kmeans", arrangement="released", positions="start",
     n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
     ffn_dropout=0.5, stack_norm=True,
+    # cluster_utils.cluster_kmeans: torchpq's random init and (in effect) one Lloyd step
+    kmeans_init="random", kmeans_iters=1,
+    # its fusion_factor: unconstrained, starts at 0 (mean fusion)
+    alpha_param="free", alpha_init=0.0,
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -373,7 +387,7 @@ class MISSRec(SequentialRecommender):
         self.adapters = nn.ModuleDict({
             m: make_adapter(c.adapter, self.feature_dims[m], d, c.n_experts, c.adapter_dropout)
             for m in self.modalities})
-        self.alpha = Concentration(c.alpha_init, c.alpha_learnable)
+        self.alpha = Concentration(c.alpha_init, c.alpha_learnable, c.alpha_param == "softplus")
         self.position = nn.Embedding(c.max_len, d)
         # modules are only created when used, so DDP needs no find_unused_parameters
         self.modality_type = (nn.Embedding(len(self.modalities), d)
@@ -581,7 +595,8 @@ class MISSRec(SequentialRecommender):
             result = cluster_tokens(
                 x, c.clustering, c.n_clusters, c.knn_k, c.cluster_chunk, dist_scale=scale,
                 prototype=c.prototype, backend=c.cluster_backend, kmeans_iters=c.kmeans_iters,
-                seed=c.cluster_seed)
+                seed=c.cluster_seed + (max(epoch, 0) if c.kmeans_init == "random" else 0),
+                kmeans_init=c.kmeans_init)
             table = torch.full((self.n_items + 1, len(self.modalities)), -1,
                                dtype=torch.long, device=x.device)
             table[item, mod] = result.assignment
