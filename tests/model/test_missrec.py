@@ -370,12 +370,13 @@ def test_config_presets_and_validation() -> None:
     assert rel.d == 64 and (rel.n_enc_layers, rel.n_dec_layers) == (1, 1)
     assert (rel.item_attention, rel.id_scoring, rel.arrangement) == ("full", "late", "released")
     assert (rel.ffn_dropout, rel.stack_norm, rel.attn_init) == (0.5, True, "xavier")
-    assert (rel.kmeans_init, rel.kmeans_iters, rel.alpha_param, rel.alpha_init) == \
-        ("random", 1, "free", 0.0)
+    assert (rel.kmeans_init, rel.kmeans_iters, rel.alpha_param, rel.alpha_init, rel.adapter_init) \
+        == ("random", 1, "free", 0.0, "torch")
     assert MISSRecConfig.preset_train("released") == {"batch_size": 512}
     assert MISSRecConfig.preset_train("paper") == {}
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
-                {"dropout": 1.0}, {"kmeans_init": "k-means||"}, {"alpha_param": "exp"}):
+                {"dropout": 1.0}, {"kmeans_init": "k-means||"}, {"alpha_param": "exp"},
+                {"adapter_init": "xavier"}):
         with pytest.raises(ValueError):
             dataclasses.replace(paper, **bad).validate()
     with pytest.raises(ValueError):
@@ -395,6 +396,12 @@ def test_released_preset_matches_the_official_model_size() -> None:
     bound = (6 / (300 + 900)) ** 0.5
     assert float(w.abs().max()) <= bound and float(w.std()) == pytest.approx(bound / 3 ** 0.5, rel=0.02)
     assert float(model.decoder[0].ffn.fc1.weight.detach().std()) == pytest.approx(0.02, rel=0.02)
+    # its adapters keep nn.Linear's init: weight and bias U(±1/sqrt(512))
+    adapter = model.adapters["text"].linear
+    bound = 512 ** -0.5
+    assert float(adapter.weight.detach().abs().max()) <= bound
+    assert float(adapter.weight.detach().std()) == pytest.approx(bound / 3 ** 0.5, rel=0.02)
+    assert float(adapter.bias.detach().abs().max()) <= bound and float(adapter.bias.detach().std()) > 0.01
 
 
 @pytest.mark.parametrize("tokens", ["separate", "added"])

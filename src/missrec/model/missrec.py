@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batching import SequenceBatch
-from .adapters import ADAPTER_KINDS, MoEAdapter, make_adapter
+from .adapters import ADAPTER_KINDS, LinearAdapter, MoEAdapter, make_adapter
 from .base import SequentialRecommender, check_feature_dims
 from .fusion import Concentration, fuse_scores, modality_scores
 from .interests import CLUSTERING_METHODS, KMEANS_INITS, cluster_tokens
@@ -168,6 +168,10 @@ class MISSRecConfig:
     """LayerNorm epsilon (RecBole / released code value)."""
     init_std: float = 0.02
     """Std of the normal initialisation of linear and embedding weights."""
+    adapter_init: str = "normal"
+    """Initialisation of linear adapters: 'normal' (std ``init_std``, zero bias, like every
+    other weight) or 'torch' (nn.Linear's own uniform init of weight and bias, which the
+    official code's adapters keep because they are created after its re-initialisation)."""
     attn_init: str = "normal"
     """Initialisation of the attention input projections (q, k, v): 'normal' (std
     ``init_std``, like every other weight) or 'xavier' (uniform Xavier, which the official
@@ -187,6 +191,7 @@ class MISSRecConfig:
             "positions": ("recent", "start"), "item_attention": ("full", "causal"),
             "id_scoring": ("added", "late"), "attn_init": ("normal", "xavier"),
             "kmeans_init": KMEANS_INITS, "alpha_param": ("softplus", "free"),
+            "adapter_init": ("normal", "torch"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -228,7 +233,7 @@ _RELEASED = dict(
     n_enc_layers=1, n_dec_layers=1,
     tokens="added", clustering="kmeans", arrangement="released", positions="start",
     n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
-    ffn_dropout=0.5, stack_norm=True,
+    ffn_dropout=0.5, stack_norm=True, adapter_init="torch",
     # cluster_utils.cluster_kmeans: torchpq's random init and (in effect) one Lloyd step
     kmeans_init="random", kmeans_iters=1,
     # its fusion_factor: unconstrained, starts at 0 (mean fusion)
@@ -413,6 +418,8 @@ class MISSRec(SequentialRecommender):
         for a in self.adapters.values():
             if isinstance(a, MoEAdapter):
                 nn.init.zeros_(a.gate.weight)  # uniform routing at start
+            elif isinstance(a, LinearAdapter) and c.adapter_init == "torch":
+                a.linear.reset_parameters()
 
         for m in self.modalities:
             self.register_buffer(f"_feat_{m}", None, persistent=False)
