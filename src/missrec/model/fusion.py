@@ -43,18 +43,20 @@ class Concentration(nn.Module):
 
     def __init__(self, init: float = 1.0, learnable: bool = True, constrained: bool = True):
         super().__init__()
-        if init < 0 and (constrained or not learnable):
-            raise ValueError(f"alpha must be >= 0, got {init}")
         self.learnable = learnable
         self.constrained = constrained
-        if learnable:
-            if constrained and init <= 0:
-                raise ValueError("a learnable alpha >= 0 needs init > 0 (alpha = softplus(raw))")
-            # inverse softplus; expm1 keeps precision for small init
-            raw = init + math.log(-math.expm1(-init)) if constrained else init
-            self.raw = nn.Parameter(torch.tensor(float(raw)))
-        else:
+        if learnable and not constrained:
+            self.raw = nn.Parameter(torch.tensor(float(init)))
+            return
+        if init < 0:
+            raise ValueError(f"alpha must be >= 0, got {init}")
+        if not learnable:
             self.register_buffer("fixed", torch.tensor(float(init)))
+            return
+        if init == 0:
+            raise ValueError("a learnable alpha >= 0 needs init > 0 (alpha = softplus(raw))")
+        # inverse softplus; expm1 keeps precision for small init
+        self.raw = nn.Parameter(torch.tensor(float(init + math.log(-math.expm1(-init)))))
 
     def forward(self) -> torch.Tensor:
         if not self.learnable:

@@ -550,8 +550,12 @@ class MISSRec(SequentialRecommender):
             interests = interests[ids]
         return _Tables(torch.stack(toks), z, torch.stack(pres), interests)
 
-    def _ids_added(self, tables: _Tables) -> bool:
-        return tables.ids is not None and self.config.id_scoring == "added"
+    def _item_vectors(self, tables: _Tables) -> torch.Tensor:
+        """Modality tokens x^m [M, n, d], + z with 'added' id scoring (eq. 10): what
+        candidates are scored by and what is clustered."""
+        if tables.ids is not None and self.config.id_scoring == "added":
+            return tables.tokens + tables.ids[None]
+        return tables.tokens
 
     def _id_candidates(self, tables: _Tables) -> torch.Tensor | None:
         """Id embeddings scored apart from the modalities ('late' id scoring), normalised."""
@@ -567,7 +571,7 @@ class MISSRec(SequentialRecommender):
 
     def _candidates(self, tables: _Tables) -> torch.Tensor:
         """Candidate modality embeddings x^m (+ z, eq. 10), normalised: [M, n, d]."""
-        x = tables.tokens + tables.ids[None] if self._ids_added(tables) else tables.tokens
+        x = self._item_vectors(tables)
         if self.config.normalize:
             x = F.normalize(x, dim=-1)
         # a missing modality's embedding is exactly zero, so its score is a finite 0 that
@@ -576,7 +580,7 @@ class MISSRec(SequentialRecommender):
 
     def _cluster_inputs(self, tables: _Tables) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(tokens [N, d], item index [N], modality index [N]) of every present token."""
-        x = tables.tokens + tables.ids[None] if self._ids_added(tables) else tables.tokens
+        x = self._item_vectors(tables)
         mod, item = torch.nonzero(tables.present, as_tuple=True)
         return x[mod, item], item, mod
 
