@@ -30,6 +30,9 @@ class TrainConfig:
     """Adam learning rate."""
     weight_decay: float = 0.0
     """Adam weight decay."""
+    ema_decay: float = 0.0
+    """Validate, keep and test an exponential moving average of the weights with this decay
+    per step (0: the raw weights, as the paper and the released code do)."""
     bucket_by_length: bool = True
     """Group training sequences of similar length into a batch (less padding, same maths)."""
     patience: int = 10

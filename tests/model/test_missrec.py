@@ -221,6 +221,30 @@ def test_free_fusion_factor_starts_at_mean_fusion() -> None:
     torch.testing.assert_close(scores[:, has_any], mean[:, has_any])
 
 
+def test_id_dropout_perturbs_ids_only_in_training() -> None:
+    """id_dropout leaves evaluation untouched and, in training, changes the loss only
+    through the id embeddings (content-only models ignore it)."""
+    batch = make_batch(b=12)
+    plain = build(mode="transductive", id_scoring="late").eval()
+    noisy = build(mode="transductive", id_scoring="late", id_dropout=0.5).eval()
+    torch.testing.assert_close(noisy.score_all(batch), plain.score_all(batch))
+    noisy.train()
+    torch.manual_seed(0)
+    noisy_loss, _ = noisy.training_loss(batch)
+    plain.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(noisy_loss, plain.training_loss(batch)[0])
+    with torch.no_grad():
+        noisy.item_id.weight.zero_()
+    torch.manual_seed(0)
+    zero_ids_a, _ = noisy.training_loss(batch)
+    torch.manual_seed(1)
+    zero_ids_b, _ = noisy.training_loss(batch)
+    torch.testing.assert_close(zero_ids_a, zero_ids_b)  # nothing else is random
+    with pytest.raises(ValueError, match="id_dropout"):
+        tiny_config(id_dropout=1.0).validate()
+
+
 def test_finetune_loss_is_eq8_and_decreases() -> None:
     model = build(gamma=0.0).eval()
     batch = make_batch(b=12)
@@ -374,6 +398,11 @@ def test_config_presets_and_validation() -> None:
         == ("random", 1, "free", 0.0, "torch")
     assert MISSRecConfig.preset_train("released") == {"batch_size": 512}
     assert MISSRecConfig.preset_train("paper") == {}
+    tuned = preset("tuned")
+    changed = {f.name for f in dataclasses.fields(rel) if getattr(tuned, f.name) != getattr(rel, f.name)}
+    assert changed == {"d", "adapter_dropout", "id_dropout"}  # d: rel was built with d=64
+    assert (tuned.adapter_dropout, tuned.id_dropout) == (0.2, 0.9)
+    assert MISSRecConfig.preset_train("tuned") == {"batch_size": 512, "ema_decay": 0.99}
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
                 {"dropout": 1.0}, {"kmeans_init": "k-means||"}, {"alpha_param": "exp"},
                 {"adapter_init": "xavier"}):

@@ -274,23 +274,26 @@ def dpc_knn(x: torch.Tensor, n_clusters: float | int, k: float | int = 5,
 # ----------------------------------------------------------------------------- k-means
 
 def kmeans_pp_init(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding: indexes of ``k`` rows, each drawn ∝ squared distance to the chosen."""
+    """k-means++ seeding: indexes of ``k`` rows, each drawn ∝ squared distance to the chosen.
+
+    ``generator`` is a CPU generator: the uniforms are drawn there and each pick inverts the
+    cumulative distribution on ``x``'s device, so a seed picks the same rows on any device.
+    """
     n = x.shape[0]
     sq = (x * x).sum(1)
+    first = int(torch.randint(n, (1,), generator=generator))
+    uniforms = torch.rand(k, generator=generator, dtype=torch.float64).to(x.device)
     chosen = torch.empty(k, dtype=torch.long, device=x.device)
-    chosen[0] = torch.randint(n, (1,), generator=generator, device=x.device)
-    c = x[chosen[0]]
-    min_d2 = (sq - 2 * (x @ c) + sq[chosen[0]]).clamp_min(0.0)
+    chosen[0] = first
+    min_d2 = (sq - 2 * (x @ x[first]) + sq[first]).clamp_min(0.0).double()
     for j in range(1, k):
-        total = min_d2.sum()
-        if total <= 0:  # every remaining point coincides with a chosen one
-            probs = torch.ones_like(min_d2)
-        else:
-            probs = min_d2
-        nxt = torch.multinomial(probs, 1, generator=generator)
-        chosen[j] = nxt[0]
-        c = x[chosen[j]]
-        min_d2 = torch.minimum(min_d2, (sq - 2 * (x @ c) + sq[chosen[j]]).clamp_min(0.0))
+        cdf = min_d2.cumsum(0)
+        if cdf[-1] <= 0:  # every remaining point coincides with a chosen one
+            cdf = torch.arange(1, n + 1, dtype=cdf.dtype, device=cdf.device)
+        nxt = torch.searchsorted(cdf, uniforms[j] * cdf[-1], right=True).clamp_max(n - 1)
+        chosen[j] = nxt
+        c = x[nxt]
+        min_d2 = torch.minimum(min_d2, (sq - 2 * (x @ c) + sq[nxt]).clamp_min(0.0).double())
     return chosen
 
 
@@ -304,17 +307,16 @@ def kmeans(x: torch.Tensor, n_clusters: float | int, n_iter: int = 10, seed: int
     ``init``: 'kmeans++' (:func:`kmeans_pp_init`) or 'random' (K distinct tokens drawn
     uniformly, the default of the torchpq MinibatchKMeans the official code runs; with
     ``n_iter=1`` this is what its clustering amounts to, see ``MISSRecConfig.kmeans_init``).
-    An empty cluster keeps its previous centre. The result depends only on ``x``, ``seed``
-    and the device's RNG.
+    An empty cluster keeps its previous centre. The initial centres depend only on ``x`` and
+    ``seed`` (drawn with a CPU generator, whatever the device).
     """
     n = x.shape[0]
     n_c = resolve_count(n_clusters, n, "n_clusters")
-    gen = torch.Generator(device=x.device)
-    gen.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     if init == "kmeans++":
         chosen = kmeans_pp_init(x, n_c, gen)
     elif init == "random":
-        chosen = torch.randperm(n, generator=gen, device=x.device)[:n_c]
+        chosen = torch.randperm(n, generator=gen)[:n_c].to(x.device)
     else:
         raise ValueError(f"unknown k-means init {init!r}; expected one of {KMEANS_INITS}")
     centers = x[chosen].clone()

@@ -31,6 +31,7 @@ from ..eval.evaluator import EvalProtocol, evaluate
 from ..model.base import SequentialRecommender
 from ..model.registry import Catalogue, get_model_spec, required_modalities
 from ..seed import seed_everything
+from .averaging import WeightAverage
 from .checkpoint import read_checkpoint, save_checkpoint
 from .distributed import DistContext, broadcast_flags, init_from_env, loss_function, start_data_parallel
 
@@ -93,12 +94,13 @@ def peak_memory_mb() -> float:
 
 def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Examples, cfg: TrainConfig,
               optim: torch.optim.Optimizer, rng: np.random.Generator, device: torch.device, epoch: int,
-              progress: bool, desc: str = "epoch",
-              ctx: DistContext = DistContext()) -> tuple[dict[str, float], dict[str, float]]:
+              progress: bool, desc: str = "epoch", ctx: DistContext = DistContext(),
+              after_step: Callable[[], None] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """One pass over ``examples``: the model's per-epoch hook, then a step per batch.
 
     ``loss_fn`` maps a batch to (loss, components), e.g. :func:`~missrec.train.distributed.loss_function`;
     under data-parallel training each process takes its share of every batch.
+    ``after_step`` runs after every optimiser step (weight averaging).
     Returns the hook's figures (prefixed ``epoch_``) and the mean of each loss component.
     """
     model.train()
@@ -113,6 +115,8 @@ def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Example
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
+        if after_step is not None:
+            after_step()
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v
     return stats, {k: v / max(n_batches, 1) for k, v in sums.items()}
@@ -150,6 +154,9 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     log(f"{model_name}: {n_train:,} trainable of {n_total:,} parameters"
         + (f" ({100 * n_train / n_total:.2f}%)" if trainable_names is not None else ""))
     optim = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    average = WeightAverage(model, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
+    # what is validated, kept as the best and tested: the raw weights or their average
+    judged = average.model if average is not None else model
     protocol = protocol_of(train_cfg)
     loss_fn = loss_function(model, "training_loss", ctx, device)
     start_data_parallel(ctx, train_cfg.seed, train_cfg.batch_size, log)
@@ -167,13 +174,16 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     for epoch in range(1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
         epoch_stats, means = run_epoch(model, loss_fn, data.train, train_cfg, optim, rng, device,
-                                       epoch, progress, ctx=ctx)
+                                       epoch, progress, ctx=ctx,
+                                       after_step=average.update if average is not None else None)
         train_seconds = time.perf_counter() - t0
         row: dict[str, float] = {"epoch": epoch, "train_seconds": round(train_seconds, 3),
                                  **means, **epoch_stats}
         if epoch % train_cfg.eval_every == 0 or epoch == train_cfg.epochs:
             if ctx.main:
-                res = evaluate(model, data.valid, protocol, device, progress, desc="valid")
+                if average is not None:
+                    judged.on_epoch_start(epoch)  # the averaged weights' own interests
+                res = evaluate(judged, data.valid, protocol, device, progress, desc="valid")
                 row.update({f"valid_{k}": v for k, v in res.metrics.items()})
                 row["eval_seconds"] = round(res.seconds, 3)
                 row["eval_users_per_second"] = round(res.users_per_second, 1)
@@ -184,7 +194,7 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
             (improved,) = broadcast_flags(ctx, improved)
             if improved:
                 best_score, best_epoch, best_valid = score, epoch, res.metrics if res is not None else {}
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(judged.state_dict())
                 bad_epochs = 0
             else:
                 bad_epochs += train_cfg.eval_every
