@@ -73,3 +73,23 @@ def test_pretrain_then_transfer_tunes_only_adapters(stores, tmp_path):
     for k in frozen:
         assert torch.equal(pre[k], tuned[k]), k
     assert any(not torch.equal(pre[k], tuned[k]) for k in trainable if k in pre and pre[k].shape == tuned[k].shape)
+
+
+def test_pretraining_with_weight_averaging_saves_the_average(stores, tmp_path):
+    """A vanishing decay saves the raw weights; a real one saves other (averaged) weights,
+    from the same training trajectory."""
+    a, b, _ = stores
+    one = dataclasses.replace(FAST, epochs=1)
+    plain = pretrain([a, b], tmp_path / "plain", one, TINY, log=lambda s: None)
+    raw = read_checkpoint(tmp_path / "plain")["state_dict"]
+    pretrain([a, b], tmp_path / "vanishing", dataclasses.replace(one, ema_decay=1e-12), TINY, log=lambda s: None)
+    same = read_checkpoint(tmp_path / "vanishing")["state_dict"]
+    averaged = pretrain([a, b], tmp_path / "avg", dataclasses.replace(one, ema_decay=0.9), TINY,
+                        log=lambda s: None)
+    avg = read_checkpoint(tmp_path / "avg")["state_dict"]
+    weights = [k for k in raw if torch.is_tensor(raw[k]) and raw[k].is_floating_point()]
+    for k in weights:
+        torch.testing.assert_close(same[k], raw[k], msg=k)
+    assert any(not torch.allclose(avg[k], raw[k]) for k in weights)
+    assert averaged["config"]["train"]["ema_decay"] == 0.9
+    assert plain["train_sequences"] == averaged["train_sequences"]

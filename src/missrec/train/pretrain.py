@@ -23,6 +23,7 @@ from ..data.store import Dataset, ModalityFeatures, read_schema, read_store
 from ..errors import MissrecError
 from ..model.registry import Catalogue, get_model_spec
 from ..seed import seed_everything
+from .averaging import WeightAverage
 from .checkpoint import save_checkpoint
 from .distributed import init_from_env, loss_function, start_data_parallel
 from .loop import Log, code_version, max_len_of, peak_memory_mb, run_epoch
@@ -112,8 +113,9 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
              log: Log = print) -> dict[str, Any]:
     """Pre-train on the union of ``stores`` for ``train_cfg.epochs`` epochs (eq. 7).
 
-    There is no validation split across domains, so the last epoch's weights are kept; the
-    checkpoint is rewritten after every epoch, so an interrupted run keeps its progress.
+    There is no validation split across domains, so the last epoch's weights are kept (their
+    moving average with ``train_cfg.ema_decay``); the checkpoint is rewritten after every
+    epoch, so an interrupted run keeps its progress.
     """
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
@@ -133,6 +135,7 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
         raise MissrecError(f"model {model_name!r} has no pre-training objective")
     model.to(device)
     optim = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    average = WeightAverage(model, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
     loss_fn = loss_function(model, "pretrain_loss", ctx, device)
     start_data_parallel(ctx, train_cfg.seed, train_cfg.batch_size, log)
     n_params = sum(p.numel() for p in model.parameters())
@@ -148,7 +151,8 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
     for epoch in range(1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
         stats, means = run_epoch(model, loss_fn, data.train, train_cfg, optim, rng, device, epoch,
-                                 progress, desc="pretrain", ctx=ctx)
+                                 progress, desc="pretrain", ctx=ctx,
+                                 after_step=average.update if average is not None else None)
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "train_seconds": round(seconds, 3),
                "sequences_per_second": round(len(data.train) / seconds, 1),
@@ -159,7 +163,11 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
         if out is not None:
             with open(out / "history.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            _save(out, model_name, model, model_cfg, train_cfg, data, epoch)
+            kept = model
+            if average is not None:
+                kept = average.model
+                kept.on_epoch_start(epoch)  # the averaged weights' own interests
+            _save(out, model_name, kept, model_cfg, train_cfg, data, epoch)
     if not ctx.main:
         return {}
     results = {
