@@ -14,7 +14,7 @@ from missrec.config import TrainConfig
 from missrec.data.store import write_store
 from missrec.model.missrec import MISSRecConfig
 from missrec.model.sasrec import SASRecConfig
-from missrec.train.averaging import WeightAverage
+from missrec.train.averaging import WeightAverage, weight_average
 from missrec.train.checkpoint import read_checkpoint
 from missrec.train.loop import train
 
@@ -36,8 +36,10 @@ def test_update_is_the_ramped_moving_average() -> None:
     torch.testing.assert_close(avg.model[0].weight, expected)
     torch.testing.assert_close(avg.model[1].weight, frozen)  # frozen: never averaged
     assert not any(p.requires_grad for p in avg.model.parameters())
-    with pytest.raises(ValueError, match="ema_decay"):
-        WeightAverage(model, 1.0)
+    assert weight_average(model, 0.0) is None
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="ema_decay"):
+            weight_average(model, bad)
 
 
 def _train(tmp_path, name, model, model_cfg, **kw):

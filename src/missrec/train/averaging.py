@@ -39,4 +39,10 @@ class WeightAverage:
     def update(self) -> None:
         self.steps += 1
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        torch._foreach_lerp_(self._average, self._weights, 1.0 - d)
+        for avg, w in zip(self._average, self._weights):
+            avg.lerp_(w, 1.0 - d)
+
+
+def weight_average(model: nn.Module, decay: float) -> WeightAverage | None:
+    """The average of ``model``'s weights with ``decay``; None when ``decay`` is 0 (off)."""
+    return WeightAverage(model, decay) if decay else None

@@ -31,7 +31,7 @@ from ..eval.evaluator import EvalProtocol, evaluate
 from ..model.base import SequentialRecommender
 from ..model.registry import Catalogue, get_model_spec, required_modalities
 from ..seed import seed_everything
-from .averaging import WeightAverage
+from .averaging import weight_average
 from .checkpoint import read_checkpoint, save_checkpoint
 from .distributed import DistContext, broadcast_flags, init_from_env, loss_function, start_data_parallel
 
@@ -154,7 +154,7 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     log(f"{model_name}: {n_train:,} trainable of {n_total:,} parameters"
         + (f" ({100 * n_train / n_total:.2f}%)" if trainable_names is not None else ""))
     optim = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    average = WeightAverage(model, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
+    average = weight_average(model, train_cfg.ema_decay)
     # what is validated, kept as the best and tested: the raw weights or their average
     judged = average.model if average is not None else model
     protocol = protocol_of(train_cfg)

@@ -23,7 +23,7 @@ from ..data.store import Dataset, ModalityFeatures, read_schema, read_store
 from ..errors import MissrecError
 from ..model.registry import Catalogue, get_model_spec
 from ..seed import seed_everything
-from .averaging import WeightAverage
+from .averaging import weight_average
 from .checkpoint import save_checkpoint
 from .distributed import init_from_env, loss_function, start_data_parallel
 from .loop import Log, code_version, max_len_of, peak_memory_mb, run_epoch
@@ -135,7 +135,7 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
         raise MissrecError(f"model {model_name!r} has no pre-training objective")
     model.to(device)
     optim = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    average = WeightAverage(model, train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
+    average = weight_average(model, train_cfg.ema_decay)
     loss_fn = loss_function(model, "pretrain_loss", ctx, device)
     start_data_parallel(ctx, train_cfg.seed, train_cfg.batch_size, log)
     n_params = sum(p.numel() for p in model.parameters())
