@@ -158,6 +158,12 @@ def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):
     meta = _cell_meta(plan3.experiment, t3["sasrec"], plan3)
     assert meta["table"] == "table3-released" and "--preset released" in meta["table_title"]
     assert _cell_meta(plan3.experiment, t3["missrec-v"], plan3)["preset"] == "released"
+    # overrides that change results make yet another table; speed-only ones do not
+    tuned = plan_experiment("table3", tmp_path, preset="released", sets=["ema_decay=0.99", "threads=1"])
+    meta = _cell_meta(tuned.experiment, tuned.jobs[0], tuned)
+    assert meta["table"].startswith("table3-released-") and meta["table_title"].endswith("--set ema_decay=0.99")
+    fast = plan_experiment("table3", tmp_path, preset="released", sets=["threads=1"])
+    assert _cell_meta(fast.experiment, fast.jobs[0], fast)["table"] == "table3-released"
     with pytest.raises(MissrecError, match="unknown preset"):
         plan_experiment("table3", tmp_path, preset="nope")
     with pytest.raises(MissrecError, match="no from-scratch cell"):

@@ -18,6 +18,7 @@ again (:mod:`missrec.experiments.reuse`); ready stores of the same recipe are us
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -104,6 +105,8 @@ class Plan:
     """Other experiment folders whose finished runs may be adopted."""
     preset: str | None = None
     """The ``--preset`` of the from-scratch cells (their tables are told apart by it)."""
+    sets: list[str] = dataclasses.field(default_factory=list)
+    """The user's ``--set`` overrides that change results (not threads, device, ...)."""
 
     @property
     def search_folders(self) -> list[Path]:
@@ -243,7 +246,7 @@ def plan_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str |
     measured = _measured_costs([j for j, _ in jobs], stores)
     for job, train_cfg in jobs:
         job.estimate_s = _estimate(job.cell, train_cfg, stores, measured)
-    plan = Plan(exp, out, root, [j for j, _ in jobs], stores, problems, reuse, preset)
+    plan = Plan(exp, out, root, [j for j, _ in jobs], stores, problems, reuse, preset, _effective(user_sets))
     by_name = {(j.cell.name, j.seed): j for j in plan.jobs}
     for job in plan.jobs:  # pre-training jobs come first, so fine-tuning jobs can see theirs
         if not job.done:
@@ -505,8 +508,12 @@ def _cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
     table_id = cell.table or exp.name
     title = table.title if table else table_id
     if plan.preset and cell.kind == "train" and not cell.init_from:
-        # the same analysis under another preset is another table, not more seeds of this one
+        # the same analysis under another preset (and overrides) is another table, not more
+        # seeds of this one
         table_id, title = f"{table_id}-{plan.preset}", f"{title}; MISSRec with --preset {plan.preset}"
+        if plan.sets:
+            digest = hashlib.sha1(" ".join(plan.sets).encode()).hexdigest()[:8]
+            table_id, title = f"{table_id}-{digest}", title + "".join(f" --set {s}" for s in plan.sets)
     return {
         "experiment": exp.run_group, "cell": cell.name, "label": cell.label or cell.name,
         "table": table_id, "table_title": title,

@@ -248,17 +248,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "released": _RELEASED,
     "released-pretrain": {**_RELEASED, "n_clusters": 0.02, "item_drop": 0.2},
-    # Not from the paper nor the code: the released settings plus regularisers chosen on the
-    # validation split of amazon-scientific-mm (8 seeds each, docs/tuning.md): dropout on
-    # the adapter inputs and on the id table, and (train side) weight averaging.
-    "tuned": {**_RELEASED, "adapter_dropout": 0.2, "id_dropout": 0.9},
 }
 
 
 PRESET_TRAIN: dict[str, dict[str, Any]] = {
     # props/finetune.yaml: train_batch_size 512 for fine-tuning
     "released": {"batch_size": 512},
-    "tuned": {"batch_size": 512, "ema_decay": 0.99},
 }
 
 
