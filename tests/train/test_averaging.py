@@ -12,7 +12,7 @@ from torch import nn
 
 from missrec.config import TrainConfig
 from missrec.data.store import write_store
-from missrec.model.missrec import MISSRecConfig
+from missrec.model.missrec import MISSRec, MISSRecConfig
 from missrec.model.sasrec import SASRecConfig
 from missrec.train.averaging import WeightAverage, weight_average
 from missrec.train.checkpoint import read_checkpoint
@@ -40,6 +40,21 @@ def test_update_is_the_ramped_moving_average() -> None:
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match="ema_decay"):
             weight_average(model, bad)
+
+
+def test_the_average_shares_the_catalogue_and_clusters_on_its_own() -> None:
+    torch.manual_seed(0)
+    model = MISSRec(MISSRecConfig(d=16, ffn_dim=32, n_heads=2, n_clusters=0.3, modalities=["text"]), 20, {"text": 8})
+    model.attach_catalogue({"text": torch.randn(21, 8)}, {"text": torch.ones(21, dtype=torch.bool)})
+    model.on_epoch_start(0)
+    avg = WeightAverage(model, 0.9)
+    assert avg.model._feat_text is model._feat_text  # one copy of the catalogue
+    table = model._interest_of.clone()
+    with torch.no_grad():
+        avg.model.adapters["text"].linear.weight.mul_(-3.0)
+    avg.model.on_epoch_start(1)
+    assert torch.equal(model._interest_of, table)  # the model's own interests are untouched
+    assert not torch.equal(avg.model.adapters["text"].linear.weight, model.adapters["text"].linear.weight)
 
 
 def _train(tmp_path, name, model, model_cfg, **kw):

@@ -20,7 +20,9 @@ class WeightAverage:
 
     ``d`` ramps up as ``min(decay, (1 + t) / (10 + t))`` over the first steps ``t`` so the
     average does not linger on the random initialisation. Only trainable parameters are
-    averaged; the rest (frozen weights, buffers) is the model's own, copied at the start.
+    averaged; frozen weights are copied at the start. Buffers (an item catalogue's features,
+    the interest table) are shared with the model, not copied: the models only ever replace
+    a buffer (re-clustering assigns a new table), never write into one.
     """
 
     def __init__(self, model: nn.Module, decay: float):
@@ -28,7 +30,7 @@ class WeightAverage:
             raise ValueError(f"train.ema_decay must be in (0, 1) to average weights, got {decay}")
         self.decay = decay
         self.steps = 0
-        self.model = copy.deepcopy(model)
+        self.model = copy.deepcopy(model, memo={id(b): b for b in model.buffers()})
         self.model.requires_grad_(False)
         pairs = [(avg, p) for avg, p in zip(self.model.parameters(), model.parameters())
                  if p.requires_grad]
