@@ -281,19 +281,22 @@ def kmeans_pp_init(x: torch.Tensor, k: int, generator: torch.Generator) -> torch
     """
     n = x.shape[0]
     sq = (x * x).sum(1)
+
+    def d2_to(i: int | torch.Tensor) -> torch.Tensor:
+        return (sq - 2 * (x @ x[i]) + sq[i]).clamp_min(0.0).double()
+
     first = int(torch.randint(n, (1,), generator=generator))
     uniforms = torch.rand(k, generator=generator, dtype=torch.float64).to(x.device)
     chosen = torch.empty(k, dtype=torch.long, device=x.device)
     chosen[0] = first
-    min_d2 = (sq - 2 * (x @ x[first]) + sq[first]).clamp_min(0.0).double()
+    min_d2 = d2_to(first)
     for j in range(1, k):
         cdf = min_d2.cumsum(0)
         if cdf[-1] <= 0:  # every remaining point coincides with a chosen one
             cdf = torch.arange(1, n + 1, dtype=cdf.dtype, device=cdf.device)
         nxt = torch.searchsorted(cdf, uniforms[j] * cdf[-1], right=True).clamp_max(n - 1)
         chosen[j] = nxt
-        c = x[nxt]
-        min_d2 = torch.minimum(min_d2, (sq - 2 * (x @ c) + sq[nxt]).clamp_min(0.0).double())
+        min_d2 = torch.minimum(min_d2, d2_to(nxt))
     return chosen
 
 
