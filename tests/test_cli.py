@@ -63,6 +63,11 @@ def test_train_is_reproducible_and_evaluate_agrees(tmp_path, toy_store):
     again = json.loads(res.output)
     for k, v in a["test"].items():
         assert again[k] == pytest.approx(v)
+    # other cutoffs come from the same ranks: recall@K grows with K, and @1 is mrr@1
+    res = run("evaluate", tmp_path / "a", "--data", toy_store, "--json", "--k", "11", "--k", "1")
+    cut = json.loads(res.output)
+    assert "recall@10" not in cut and cut["recall@1"] == cut["mrr@1"] == cut["ndcg@1"]
+    assert cut["recall@1"] <= a["test"]["recall@10"] <= cut["recall@11"] <= a["test"]["recall@50"]
 
 
 def test_bench_prints_json(toy_store):

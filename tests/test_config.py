@@ -19,6 +19,7 @@ def test_precedence_and_types(tmp_path):
     t, m = out["train"], out["model"]
     assert (t.lr, t.epochs, t.ks, t.mask_history) == (0.003, 3, [5, 20], True)
     assert (m.hidden, m.n_layers, m.dropout) == (32, 1, 0.1)
+    assert load_sections(SECTIONS, None, ["ks=[10, 11]"])["train"].ks == [10, 11]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -28,6 +29,7 @@ def test_precedence_and_types(tmp_path):
     (["mask_history=maybe"], "expected true/false"),
     (["foo.epochs=1"], "unknown section"),
     (["epochs"], "expected key=value"),
+    (["lr=[1"], "train.lr: expected float"),
 ])
 def test_override_errors(override, message):
     with pytest.raises(ConfigError, match=message):

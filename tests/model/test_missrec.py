@@ -65,6 +65,7 @@ VARIANTS = [
     {"stack_norm": True, "ffn_dropout": 0.1},
     {"mode": "transductive", "id_scoring": "late"},
     {"arrangement": "released", "tokens": "added", "mode": "transductive", "id_scoring": "late"},
+    {"arrangement": "released", "tokens": "added", "reg_form": "released"},
     {"decoder": "none", "n_enc_layers": 2},
     {"clustering": "kmeans"},
     {"adapter": "moe", "n_experts": 3},
@@ -279,6 +280,49 @@ def test_regulariser_is_mean_pairwise_inner_product() -> None:
         assert abs(float(got[b]) - ref) < 1e-4
 
 
+def test_released_regulariser_is_the_official_formula() -> None:
+    """reg_form='released' against a literal transcription of the official code: rows padded
+    to P = (most valid slots) + 1, every padding slot holding the padding query's output,
+    pooled = (n/P) Σ_slots, summed ||pooled||² / d over rows and views."""
+    model = build(reg_form="released", arrangement="released", tokens="added")
+    g = torch.Generator().manual_seed(3)
+    views, literal = [], 0.0
+    for _ in range(2):
+        xi = torch.randn(3, 5, 16, generator=g)  # column 4: the padding query's output
+        mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+        views.append(model._regulariser(xi, mask))
+        width = 5
+        memory = torch.stack([torch.cat([xi[b][mask[b]], xi[b, 4].expand(width - int(mask[b].sum()), 16)])
+                              for b in range(3)])  # [B, P, d] as the official code holds it
+        padding = torch.stack([torch.arange(width) >= int(mask[b].sum()) for b in range(3)])
+        weight = (~padding).unsqueeze(-1).float().mean(1, keepdim=True)
+        pooled = (memory * weight).sum(1)
+        literal += float((pooled * pooled).sum() / 16)
+    assert abs(float(model._reduce_regulariser(*views)) - literal) < 1e-3 * literal
+    paper = build()
+    r = torch.rand(2, 3, generator=g)
+    torch.testing.assert_close(paper._reduce_regulariser(r[0], r[1]), r.mean())
+    with pytest.raises(ValueError, match="reg_form"):
+        tiny_config(reg_form="released").validate()
+
+
+@pytest.mark.parametrize("form", ["paper", "released"])
+def test_finetune_loss_adds_gamma_times_the_reduced_regulariser(form: str) -> None:
+    kw = dict(reg_form=form, arrangement="released", tokens="added", dropout=0.0)
+    batch = make_batch(b=12)
+    base, _ = build(gamma=0.0, **kw).eval().training_loss(batch)
+    model = build(gamma=0.5, **kw).eval()
+    loss, parts = model.training_loss(batch)
+    torch.testing.assert_close(loss - base, torch.tensor(0.5 * parts["loss_reg"]), rtol=1e-4, atol=1e-5)
+    # the released form's extra padding query is masked as a key: scores are unchanged
+    other = build(**{**kw, "reg_form": "released" if form == "paper" else "paper"}).eval()
+    torch.testing.assert_close(model.score_all(batch), other.score_all(batch))
+    # the released form sums over rows: it grows with the batch, the paper's mean does not
+    _, half = model.training_loss(SequenceBatch(*(t[:6] for t in (batch.items, batch.lengths,
+                                                               batch.targets, batch.users))))
+    assert (parts["loss_reg"] > 1.3 * half["loss_reg"]) == (form == "released")
+
+
 def test_pretrain_loss_terms() -> None:
     model = build(gamma=0.0, lambda_ss=1.0).eval()  # eval: no augmentation, views coincide
     batch = make_batch(b=8)
@@ -396,7 +440,8 @@ def test_config_presets_and_validation() -> None:
     assert (rel.ffn_dropout, rel.stack_norm, rel.attn_init) == (0.5, True, "xavier")
     assert (rel.kmeans_init, rel.kmeans_iters, rel.alpha_param, rel.alpha_init, rel.adapter_init) \
         == ("random", 1, "free", 0.0, "torch")
-    assert MISSRecConfig.preset_train("released") == {"batch_size": 512}
+    assert rel.reg_form == "released" and paper.reg_form == "paper"
+    assert MISSRecConfig.preset_train("released") == {"batch_size": 512, "bucket_by_length": False}
     assert MISSRecConfig.preset_train("paper") == {}
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
                 {"dropout": 1.0}, {"kmeans_init": "k-means||"}, {"alpha_param": "exp"},

@@ -59,14 +59,18 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
 @click.option("--mask-history/--no-mask-history", default=None, help="Exclude history items from the ranking.")
 @click.option("--ties", type=click.Choice(["pessimistic", "optimistic", "random"]), default=None,
               help="Where a target tied with other items ranks (default: the run's setting).")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True,
+              help="Cutoff K of recall@K / ndcg@K / mrr@K (repeatable; default: the run's). "
+                   "The official MISSRec code prints metric@K+1 under the name @K (README).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @quiet_option
 def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, ties: str | None,
-                 as_json: bool, quiet: bool) -> None:
+                 ks: tuple[int, ...], as_json: bool, quiet: bool) -> None:
     """Re-evaluate a saved model (RUN_DIR or its model.pt) on a store."""
     from ..train.loop import evaluate_checkpoint
 
-    overrides = {k: v for k, v in (("mask_history", mask_history), ("ties", ties)) if v is not None}
+    overrides = {k: v for k, v in (("mask_history", mask_history), ("ties", ties),
+                                   ("ks", sorted(set(ks)) or None)) if v is not None}
     res = evaluate_checkpoint(run, store, split, overrides, progress=show_progress(quiet))
     if as_json:
         echo_json(res)

@@ -161,7 +161,14 @@ class MISSRecConfig:
     normalize: bool = True
     """L2-normalise u and candidate modality embeddings before inner products."""
     reg_normalize: bool = True
-    """Compute the regulariser of eqs. 7-8 on L2-normalised ξ."""
+    """Compute the regulariser of eqs. 7-8 on L2-normalised ξ ('paper' form only)."""
+    reg_form: str = "paper"
+    """The regulariser of eqs. 7-8. 'paper': per sequence ``(1/M²) Σ <ξ_m, ξ_m'>``,
+    averaged over the batch (and over the two pre-training views). 'released' (needs
+    arrangement 'released'): the official code's, on the raw interest-encoder outputs of
+    a batch padded to P slots: ``Σ_rows ||(n/P) Σ_slots ξ||² / d``, padding slots included,
+    summed (not averaged) over the batch and the views. Its weight grows with the batch
+    size: at γ = 1e-4 and batch 512 it is a real force, where the 'paper' form is not."""
     item_drop: float = 0.0
     """Pre-training augmentation: probability of dropping a history item from a view; the
     same items leave every modality of that view (released code: 0.2)."""
@@ -196,7 +203,7 @@ class MISSRecConfig:
             "positions": ("recent", "start"), "item_attention": ("full", "causal"),
             "id_scoring": ("added", "late"), "attn_init": ("normal", "xavier"),
             "kmeans_init": KMEANS_INITS, "alpha_param": ("softplus", "free"),
-            "adapter_init": ("normal", "torch"),
+            "adapter_init": ("normal", "torch"), "reg_form": ("paper", "released"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -205,6 +212,8 @@ class MISSRecConfig:
             raise ValueError(f"model.d={self.d} must be divisible by model.n_heads={self.n_heads}")
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"model.modalities={self.modalities!r}: need distinct names")
+        if self.reg_form == "released" and self.arrangement != "released":
+            raise ValueError("model.reg_form='released' needs model.arrangement='released'")
         if self.decoder == "none" and self.arrangement != "paper":
             raise ValueError("model.decoder='none' needs model.arrangement='paper'")
         if self.decoder == "interest" and self.n_dec_layers < 1:
@@ -239,6 +248,8 @@ _RELEASED = dict(
     tokens="added", clustering="kmeans", arrangement="released", positions="start",
     n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
     ffn_dropout=0.5, stack_norm=True, adapter_init="torch",
+    # missrec.py forward(): raw encoder outputs pooled per row, /d, summed over the batch
+    reg_form="released",
     # cluster_utils.cluster_kmeans: torchpq's random init and (in effect) one Lloyd step
     kmeans_init="random", kmeans_iters=1,
     # its fusion_factor: unconstrained, starts at 0 (mean fusion)
@@ -252,8 +263,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 PRESET_TRAIN: dict[str, dict[str, Any]] = {
-    # props/finetune.yaml: train_batch_size 512 for fine-tuning
-    "released": {"batch_size": 512},
+    # props/finetune.yaml: train_batch_size 512 for fine-tuning; RecBole's training loader
+    # shuffles the rows, so batches mix history lengths
+    "released": {"batch_size": 512, "bucket_by_length": False},
 }
 
 
@@ -780,6 +792,10 @@ class MISSRec(SequentialRecommender):
                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """Released-code arrangement: encoder over interest tokens, decoder over items."""
         mem, mem_valid = self._interest_queries(interest_ids)
+        if self.config.reg_form == "released":
+            # a zero query, masked as a key: its output is what the official code's padding
+            # slots hold, which its regulariser weighs in (see _reduce_regulariser)
+            mem, mem_valid = F.pad(mem, (0, 0, 0, 1)), F.pad(mem_valid, (0, 1))
         mem = self.encode(mem, mem_valid)
         pos, valid = slots.item_pos, slots.valid
         if self.config.item_attention == "causal":
@@ -798,11 +814,37 @@ class MISSRec(SequentialRecommender):
         """Per-row ``(1/M²) Σ_{m,m'} <ξ_m, ξ_m'>`` of eqs. 7-8 (padding queries excluded).
 
         Equals ``||mean_m ξ_m||²``, which is how it is computed (O(M d), not O(M² d)).
+        With ``reg_form='released'`` the parts :meth:`_reduce_regulariser` needs instead,
+        [B, 2d + 1]: the sum of the valid ξ, the padding query's output (the last column,
+        added by :meth:`_released_forward`) and the count n of valid ξ.
         """
+        if self.config.reg_form == "released":
+            w = mask.to(xi.dtype)
+            return torch.cat([(xi * w[..., None]).sum(1), xi[:, -1], w.sum(1, keepdim=True)], 1)
         if self.config.reg_normalize:
             xi = F.normalize(xi, dim=-1)
         pooled = _masked_mean(xi, mask)
         return (pooled * pooled).sum(-1)
+
+    def _reduce_regulariser(self, *views: torch.Tensor) -> torch.Tensor:
+        """One regulariser value from the per-row values of one or more views: their mean
+        ('paper'), or ('released') the official code's sum over rows and views.
+
+        The official code pads each batch's interest tokens to P slots, the most any row
+        has plus one (its histories are padded to 50 items, and the padding's interest id
+        takes a slot), pools each row as ``(n/P) Σ_slots ξ`` (every padding slot holds
+        the padding query's output) and adds ``||pooled||² / d`` over the rows.
+        """
+        if self.config.reg_form != "released":
+            return torch.stack([r.mean() for r in views]).mean()
+        d = self.config.d
+        total = []
+        for parts in views:
+            valid_sum, pad, n = parts[:, :d], parts[:, d:2 * d], parts[:, 2 * d]
+            width = n.max() + 1
+            pooled = (n / width)[:, None] * (valid_sum + (width - n)[:, None] * pad)
+            total.append((pooled * pooled).sum() / d)
+        return torch.stack(total).sum()
 
     def _finish_user(self, u: torch.Tensor) -> torch.Tensor:
         return F.normalize(u, dim=-1) if self.config.normalize else u
@@ -876,7 +918,7 @@ class MISSRec(SequentialRecommender):
         scores = self._score(u, self._candidates(tables), tables.present,
                              self._id_candidates(tables))
         loss_si = F.cross_entropy(scores / c.tau, batch.targets.to(u.device))
-        loss_reg = reg.mean()
+        loss_reg = self._reduce_regulariser(reg)
         loss = loss_si + c.gamma * loss_reg
         return loss, {"loss_si": float(loss_si.detach()), "loss_reg": float(loss_reg.detach()),
                       "alpha": float(self.alpha().detach())}
@@ -925,7 +967,7 @@ class MISSRec(SequentialRecommender):
         cross = u1 @ u2.t()
         within = (u1 @ u1.t()).masked_fill(eye, float("-inf"))
         loss_ss = F.cross_entropy(torch.cat([cross, within], 1) / c.tau, labels)
-        loss_reg = 0.5 * (regs[0] + regs[1]).mean()
+        loss_reg = self._reduce_regulariser(*regs)
         loss = loss_si + c.lambda_ss * loss_ss + c.gamma * loss_reg
         return loss, {"loss_si": float(loss_si.detach()), "loss_ss": float(loss_ss.detach()),
                       "loss_reg": float(loss_reg.detach()), "alpha": float(self.alpha().detach())}
