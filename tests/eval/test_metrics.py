@@ -106,3 +106,32 @@ def test_evaluator_matches_direct_ranks_and_masks_history(toy_dataset):
         hist = set(ex.history(i).tolist()) - {int(ex.targets[i])}
         expected = sum(1 for j in range(1, int(ex.targets[i])) if j not in hist)
         assert masked.ranks[i] == expected
+
+
+def _official_missrec_metrics(scores: torch.Tensor, targets: torch.Tensor, topk: list[int]) -> dict:
+    """A literal transcription of the official MISSRec code's copy of RecBole's evaluator
+    (collector.eval_batch_collect + TopkMetric.topk_result, Hit and NDCG), one positive per
+    user: it takes the top max(topk) + 1 items and reads the averages at index k, not k - 1."""
+    _, topk_idx = torch.topk(scores, max(topk) + 1, dim=-1)
+    pos_index = (topk_idx == targets[:, None]).numpy()
+    hit = (np.cumsum(pos_index, axis=1) > 0).astype(float)
+    ranks = np.arange(1, pos_index.shape[1] + 1)
+    dcg = np.cumsum(np.where(pos_index, 1.0 / np.log2(ranks + 1), 0.0), axis=1)  # idcg = 1
+    out = {}
+    for name, value in (("hit", hit), ("ndcg", dcg)):
+        avg = value.mean(axis=0)
+        out.update({f"{name}@{k}": avg[k] for k in topk})
+    return out
+
+
+def test_the_official_evaluator_reports_the_next_cutoff():
+    """Its "@K" is our @K+1: the reason README compares its logs with our @11 and @51."""
+    g = torch.Generator().manual_seed(5)
+    scores = torch.rand(400, 120, generator=g)  # continuous: no ties
+    targets = torch.randint(0, 120, (400,), generator=g)
+    ours = metrics_from_ranks(target_ranks(scores, targets).numpy(), [10, 11, 50, 51])
+    official = _official_missrec_metrics(scores, targets, [10, 50])
+    for k in (10, 50):
+        assert official[f"hit@{k}"] == pytest.approx(ours[f"recall@{k + 1}"])
+        assert official[f"ndcg@{k}"] == pytest.approx(ours[f"ndcg@{k + 1}"])
+    assert ours["recall@10"] < ours["recall@11"]  # the shift is not a no-op on this data
