@@ -168,3 +168,15 @@ def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):
         plan_experiment("table3", tmp_path, preset="nope")
     with pytest.raises(MissrecError, match="no from-scratch cell"):
         plan_experiment("smoke", tmp_path, preset="released", only=["sasrec"])
+
+
+def test_a_run_recorded_before_a_field_existed_compares_with_its_default():
+    from missrec.experiments.reuse import comparable_config
+
+    defaults = {"model": {"d": 300, "reg_form": "paper"}, "train": {"lr": 1e-3, "threads": 0}}
+    old = {"model": {"d": 300}, "train": {"lr": 1e-3, "threads": 1}}  # before reg_form existed
+    same = {"model": {"d": 300, "reg_form": "paper"}, "train": {"lr": 1e-3, "threads": 2}}
+    other = {"model": {"d": 300, "reg_form": "released"}, "train": {"lr": 1e-3, "threads": 1}}
+    assert comparable_config(old, defaults) == comparable_config(same, defaults)
+    assert comparable_config(old, defaults) != comparable_config(other, defaults)
+    assert comparable_config(old) != comparable_config(same)  # without defaults: never equal

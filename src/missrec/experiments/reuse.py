@@ -29,10 +29,18 @@ VOLATILE_TRAIN_KEYS = ("threads", "device", "eval_batch_size")
 _COPIED = ("results.json", "history.jsonl", "config.yaml", "test_ranks.npy", "test_targets.npy", "model.pt")
 
 
-def comparable_config(config: dict[str, Any]) -> str:
-    """The ``{"model": ..., "train": ...}`` config as a canonical string, volatile keys dropped."""
-    train = {k: v for k, v in config.get("train", {}).items() if k not in VOLATILE_TRAIN_KEYS}
-    return json.dumps({"model": config.get("model", {}), "train": train}, sort_keys=True, default=str)
+def comparable_config(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
+    """The ``{"model": ..., "train": ...}`` config as a canonical string, volatile keys dropped.
+
+    ``defaults`` (same shape) fills the keys a config lacks: a run recorded before a field
+    existed ran with that field's default, since fields are added with a default that keeps
+    the earlier behaviour.
+    """
+    defaults = defaults or {}
+    model = {**defaults.get("model", {}), **config.get("model", {})}
+    train = {**defaults.get("train", {}), **config.get("train", {})}
+    train = {k: v for k, v in train.items() if k not in VOLATILE_TRAIN_KEYS}
+    return json.dumps({"model": model, "train": train}, sort_keys=True, default=str)
 
 
 def file_digest(path: Path) -> str:
@@ -74,13 +82,15 @@ def store_features(store: Path) -> dict[str, Any] | None:
 
 
 def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, Any], fingerprint: str,
-                      features: dict[str, Any], init: Path | None, exclude: Path | None = None) -> Path | None:
+                      features: dict[str, Any], init: Path | None, exclude: Path | None = None,
+                      defaults: dict[str, Any] | None = None) -> Path | None:
     """A finished training run (a ``results.json`` at any depth of ``folders``) equal to the described one.
 
     ``features``: :func:`store_features` of the run's store (the fingerprint covers only the
     interactions and item ids; a run whose store can no longer be read is never matched).
+    ``defaults``: see :func:`comparable_config`.
     """
-    want = comparable_config(config)
+    want = comparable_config(config, defaults)
     init_digest = file_digest(init) if init is not None else None
     for run_dir, res in _candidates(folders, pretraining=False):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
@@ -89,7 +99,7 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
             continue
         if (res.get("dataset") or {}).get("fingerprint") != fingerprint:
             continue
-        if comparable_config(res.get("config") or {}) != want:
+        if comparable_config(res.get("config") or {}, defaults) != want:
             continue
         if store_features(Path((res.get("dataset") or {}).get("store", ""))) != features:
             continue
@@ -104,14 +114,14 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
 
 def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[str, Any],
                          domains: list[tuple[str, int, dict[str, Any]]],
-                         exclude: Path | None = None) -> Path | None:
+                         exclude: Path | None = None, defaults: dict[str, Any] | None = None) -> Path | None:
     """A finished pre-training run (at any depth of ``folders``) on the same domains.
 
     ``domains``: (store fingerprint, training sequences used, :func:`store_features`) per
     domain, in order. ``config`` is the configuration as pre-training records it (its
     modalities narrowed to those some domain has).
     """
-    want = comparable_config(config)
+    want = comparable_config(config, defaults)
     for run_dir, res in _candidates(folders, pretraining=True):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
@@ -119,7 +129,7 @@ def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[st
             continue
         theirs = [(d.get("fingerprint"), d.get("train_examples"), store_features(Path(d.get("store", ""))))
                   for d in res.get("domains", [])]
-        if theirs != domains or comparable_config(res.get("config") or {}) != want:
+        if theirs != domains or comparable_config(res.get("config") or {}, defaults) != want:
             continue
         return run_dir
     return None

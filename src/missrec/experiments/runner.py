@@ -294,12 +294,14 @@ def _checkpoint_of(pretrain_job: Job) -> Path | None:
 
 def _find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
     """A finished run (in this folder or a reuse folder) that ``job`` would repeat exactly."""
-    from ..config import to_dict
+    from ..config import TrainConfig, to_dict
     from ..data.store import read_schema
+    from ..model.registry import get_model_spec
     from ..train.resolve import resolve_configs
     from .reuse import find_pretraining_run, find_training_run, store_features
 
     cell = job.cell
+    defaults = {"model": to_dict(get_model_spec(cell.model).config_cls()), "train": to_dict(TrainConfig())}
     if cell.kind == "pretrain":
         domains = []
         for s in cell.pretrain_stores:
@@ -315,7 +317,7 @@ def _find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
             model_cfg = dataclasses.replace(model_cfg, modalities=[m for m in model_cfg.modalities if m in have])
         config = {"model": to_dict(model_cfg), "train": to_dict(train_cfg)}
         return find_pretraining_run(plan.search_folders, model=cell.model, config=config, domains=domains,
-                                    exclude=job.run_dir)
+                                    exclude=job.run_dir, defaults=defaults)
     if job.store is None or not (job.store / "schema.json").exists():
         return None
     train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(job.sets), job.preset, init)
@@ -323,7 +325,7 @@ def _find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
     return find_training_run(plan.search_folders, model=cell.model, config=config,
                              fingerprint=read_schema(job.store).get("fingerprint", ""),
                              features=store_features(job.store) or {}, init=init,
-                             exclude=job.run_dir)
+                             exclude=job.run_dir, defaults=defaults)
 
 
 def _measured_costs(jobs: list[Job], stores: dict[str, Path]) -> dict[tuple[str, str], float]:
