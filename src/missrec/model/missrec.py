@@ -30,7 +30,7 @@ Choices the paper leaves open (each documented where it is made):
   gradient flows into them), like the released code's interest embedding buffer.
 * The regulariser of eqs. 7-8 is computed on L2-normalised ξ (``reg_normalize``); on raw
   post-LayerNorm ξ it is minimised by shrinking the last LayerNorm's gain, which changes
-  nothing else once u is normalised.
+  nothing else once u is normalised. ``reg_form='released'`` is the official code's form.
 """
 
 from __future__ import annotations
