@@ -44,6 +44,12 @@ class WeightAverage:
         for avg, w in zip(self._average, self._weights):
             avg.lerp_(w, 1.0 - d)
 
+    def current(self, epoch: int) -> nn.Module:
+        """The averaged model, ready to evaluate or save: its per-epoch hook has run on its
+        own weights (MISSRec re-clusters its interests from the averaged adapters)."""
+        self.model.on_epoch_start(epoch)
+        return self.model
+
 
 def weight_average(model: nn.Module, decay: float) -> WeightAverage | None:
     """The average of ``model``'s weights with ``decay``; None when ``decay`` is 0 (off)."""

@@ -182,7 +182,7 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
         if epoch % train_cfg.eval_every == 0 or epoch == train_cfg.epochs:
             if ctx.main:
                 if average is not None:
-                    judged.on_epoch_start(epoch)  # the averaged weights' own interests
+                    average.current(epoch)  # re-clusters the averaged weights' own interests
                 res = evaluate(judged, data.valid, protocol, device, progress, desc="valid")
                 row.update({f"valid_{k}": v for k, v in res.metrics.items()})
                 row["eval_seconds"] = round(res.seconds, 3)

@@ -163,10 +163,7 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
         if out is not None:
             with open(out / "history.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            kept = model
-            if average is not None:
-                kept = average.model
-                kept.on_epoch_start(epoch)  # the averaged weights' own interests
+            kept = average.current(epoch) if average is not None else model
             _save(out, model_name, kept, model_cfg, train_cfg, data, epoch)
     if not ctx.main:
         return {}
