@@ -180,3 +180,38 @@ def test_a_run_recorded_before_a_field_existed_compares_with_its_default():
     assert comparable_config(old, defaults) == comparable_config(same, defaults)
     assert comparable_config(old, defaults) != comparable_config(other, defaults)
     assert comparable_config(old) != comparable_config(same)  # without defaults: never equal
+
+
+def test_parallel_jobs_repeat_the_sequential_runs(tmp_path):
+    """--jobs 2 runs cells in worker processes (a fine-tuning cell after its pre-training cell)
+    and, at the same thread count, gives every run the sequential run's metrics."""
+    args = ["experiment", "smoke", "--set", "epochs=1", "--set", "threads=1", "-q", "--no-plots"]
+    for out, extra in (("seq", []), ("par", ["--jobs", "2"])):
+        res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / out), *extra], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    assert res.output.count("train.log") == 6 and res.output.count("finished in") == 6
+    runs = sorted(p.relative_to(tmp_path / "seq") for p in (tmp_path / "seq").glob("*/*/seed-2023/history.jsonl"))
+    assert len(runs) == 6
+    for rel in runs:
+        seq, par = (json.loads((tmp_path / d / rel).read_text().splitlines()[-1]) for d in ("seq", "par"))
+        measured = [k for k in seq if not k.endswith(("seconds", "per_second"))]
+        assert "loss" in " ".join(measured)
+        assert {k: par[k] for k in measured} == {k: seq[k] for k in measured}, rel
+        assert "epoch" in (tmp_path / "par" / rel.parent / "train.log").read_text()
+    for rel in (r for r in runs if r.parts[0] == "runs"):
+        seq, par = (json.loads((tmp_path / d / rel.parent / "results.json").read_text()) for d in ("seq", "par"))
+        assert (par["valid"], par["test"]) == (seq["valid"], seq["test"]), rel
+    ft = json.loads((tmp_path / "par" / "runs" / "missrec-tv-id-pretrained" / "seed-2023" / "results.json").read_text())
+    assert ft["transfer_from"] == str(tmp_path / "par" / "pretrain" / "pretrain" / "seed-2023" / "model.pt")
+
+
+def test_parallel_jobs_share_the_cores_unless_threads_is_set(monkeypatch):
+    from missrec.experiments import parallel
+
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
+    plan = plan_experiment("smoke", "unused", sets=["epochs=1"])
+    job = parallel.with_thread_share(plan.jobs[0], 3)
+    assert job.sets[-1] == "train.threads=2"
+    plan = plan_experiment("smoke", "unused", sets=["epochs=1", "threads=4"])
+    assert parallel.with_thread_share(plan.jobs[0], 3).sets == plan.jobs[0].sets
+    assert not any(s.startswith("train.threads=2") for s in plan.jobs[0].sets)

@@ -36,15 +36,18 @@ from .common import quiet_option, show_progress
 @click.option("--preset", default=None, metavar="NAME",
               help="Start every from-scratch cell whose model has presets from this one (e.g. 'released', the "
                    "official code's settings); pre-training and fine-tuning cells keep their configs.")
+@click.option("--jobs", "processes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Train this many runs at once, each in its own process with an equal share of the cores "
+                   "(2 on a 2-core CPU halves the elapsed time); their per-epoch lines go to RUN_DIR/train.log.")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
                    only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
-                   quiet: bool) -> None:
+                   processes: int, quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5.
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
-    turn, skipping those whose results.json exists (or adopting a finished run it would
+    turn (or --jobs N at once), skipping those whose results.json exists (or adopting a finished run it would
     repeat exactly, from OUT or a --reuse folder), then writes OUT/report.md and
     OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
     from ..experiments import run_experiment
@@ -53,7 +56,8 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
     run_experiment(name, out_dir, seeds, data_root, list(sets), dry_run=dry_run, data=data_store,
                    plots=not no_plots, log=log, train_log=(lambda s: None) if quiet else log,
                    progress=show_progress(quiet), max_per_domain=max_per_domain,
-                   only=[c for c in only.split(",") if c] if only else None, reuse=list(reuse_dirs), preset=preset)
+                   only=[c for c in only.split(",") if c] if only else None, reuse=list(reuse_dirs), preset=preset,
+                   processes=processes)
 
 
 COMMANDS = [experiment_cmd]

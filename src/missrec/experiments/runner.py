@@ -1,5 +1,5 @@
 """Run an experiment: plan its cells, build the stores it needs, train each (cell, seed)
-sequentially with skip-if-done, then write the report.
+with skip-if-done (one at a time, or several at once: :mod:`.parallel`), then write the report.
 
 Folder layout under ``DIR``::
 
@@ -373,7 +373,7 @@ def _hms(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-def describe_plan(plan: Plan) -> str:
+def describe_plan(plan: Plan, processes: int = 1) -> str:
     """The planned cells, their state and the estimated time (what --dry-run prints)."""
     exp = plan.experiment
     lines = [f"experiment {exp.name}: {exp.description}",
@@ -399,7 +399,9 @@ def describe_plan(plan: Plan) -> str:
     reused = [j for j in plan.jobs if not j.done and j.reuse_from is not None]
     lines += ["", f"to run: {n_todo} of {len(plan.jobs)}"
                   + (f" ({len(reused)} adopted from finished runs)" if reused else "") + f"; estimated time ~{_hms(plan.estimate_s)} "
-                  f"(rough, one process on a 2-core CPU; early stopping after ~{TYPICAL_EPOCHS} epochs; "
+                  + (f"of run time, ~{_hms(plan.estimate_s / processes)} elapsed with {processes} processes "
+                     if processes > 1 else "")
+                  + f"(rough, for a 2-core CPU; early stopping after ~{TYPICAL_EPOCHS} epochs; "
                   f"building stores ~{_hms(plan.store_estimate_s)})"]
     for j in reused:
         lines.append(f"reuse: {j.cell.name} seed {j.seed} repeats {j.reuse_from}")
@@ -417,10 +419,16 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
                    plots: bool = True, log: Log = print, train_log: Log | None = None,
                    progress: bool = False, max_per_domain: int | None = None,
                    only: list[str] | None = None, reuse: list[Path] | None = None,
-                   preset: str | None = None) -> Plan:
-    """Plan, (unless ``dry_run``) run every pending (cell, seed) and write the report to ``out``."""
+                   preset: str | None = None, processes: int = 1) -> Plan:
+    """Plan, (unless ``dry_run``) run every pending (cell, seed) and write the report to ``out``.
+
+    ``processes`` > 1 trains that many (cell, seed) runs at once, each in its own process
+    with the CPU's cores shared out among them (:mod:`missrec.experiments.parallel`); their
+    per-epoch lines go to ``RUN_DIR/train.log`` instead of ``train_log``."""
+    if processes < 1:
+        raise MissrecError(f"--jobs must be >= 1, got {processes}")
     plan = plan_experiment(name, out, seeds, data_root, sets, data, max_per_domain, only, reuse, preset)
-    log(describe_plan(plan))
+    log(describe_plan(plan, processes))
     if dry_run:
         return plan
     if plan.problems:
@@ -430,33 +438,48 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
     for s, path in plan.stores.items():
         if data is None and not store_ready(path):
             ensure_store(RECIPES[s], path.parent, plan.data_root, log)
-    cache: dict[tuple, Any] = {}
     t0 = time.perf_counter()
-    for i, job in enumerate(plan.jobs, 1):
-        head = f"[{i}/{len(plan.jobs)}] {job.cell.name} seed {job.seed}"
-        if job.done:
-            log(f"{head}: done, skipped ({job.run_dir / 'results.json'})")
-            continue
-        source = _find_reusable(plan, job, _init_checkpoint(plan, job))
-        if source is not None:
-            from .reuse import adopt_run
+    if processes > 1:
+        from .parallel import run_jobs_in_parallel
 
-            adopt_run(source, job.run_dir, _cell_meta(exp, job, plan))
-            log(f"{head}: repeats the finished run {source}; adopting its results")
-            continue
-        log(f"{head}: running ({job.cell.label or job.cell.kind})")
-        start = time.perf_counter()
-        res = _run_job(exp, plan, job, cache, train_log, progress)
-        took = time.perf_counter() - start
-        score = (res.get("test") or {}).get("ndcg@10")
-        log(f"{head}: finished in {_hms(took)}" + (f", test ndcg@10 {score:.4f}" if score is not None else "")
-            + f" (elapsed {_hms(time.perf_counter() - t0)})")
+        run_jobs_in_parallel(exp, plan, processes, log)
+    else:
+        cache: dict[tuple, Any] = {}
+        for i, job in enumerate(plan.jobs, 1):
+            head = f"[{i}/{len(plan.jobs)}] {job.cell.name} seed {job.seed}"
+            if settle_job(exp, plan, job, head, log):
+                continue
+            log(f"{head}: running ({job.cell.label or job.cell.kind})")
+            start = time.perf_counter()
+            res = _run_job(exp, plan, job, cache, train_log, progress)
+            log(finished_line(head, res, time.perf_counter() - start, time.perf_counter() - t0))
     from ..report import write_report
 
     sources = [p for p in (plan.out / "runs", plan.out / "pretrain") if p.exists()]
     files = write_report(sources, plan.out, title=f"missrec experiment {exp.name}", plots=plots)
     log(f"report: {files.markdown} and {files.html}")
     return plan
+
+
+def settle_job(exp: Experiment, plan: Plan, job: Job, head: str, log: Log) -> bool:
+    """True when ``job`` needs no training: it is done, or it adopts a finished run it repeats."""
+    if job.done:
+        log(f"{head}: done, skipped ({job.run_dir / 'results.json'})")
+        return True
+    source = _find_reusable(plan, job, _init_checkpoint(plan, job))
+    if source is None:
+        return False
+    from .reuse import adopt_run
+
+    adopt_run(source, job.run_dir, _cell_meta(exp, job, plan))
+    log(f"{head}: repeats the finished run {source}; adopting its results")
+    return True
+
+
+def finished_line(head: str, results: dict, took_s: float, elapsed_s: float) -> str:
+    score = (results.get("test") or {}).get("ndcg@10")
+    return (f"{head}: finished in {_hms(took_s)}" + (f", test ndcg@10 {score:.4f}" if score is not None else "")
+            + f" (elapsed {_hms(elapsed_s)})")
 
 
 def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progress: bool) -> dict:
