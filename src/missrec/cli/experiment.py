@@ -38,7 +38,8 @@ from .common import quiet_option, show_progress
                    "official code's settings); pre-training and fine-tuning cells keep their configs.")
 @click.option("--jobs", "processes", default=1, show_default=True, type=click.IntRange(min=1),
               help="Train this many runs at once, each in its own process with an equal share of the cores "
-                   "(2 on a 2-core CPU halves the elapsed time); their per-epoch lines go to RUN_DIR/train.log.")
+                   "(on a 2-core CPU, 2 gets through about 1.4x the epochs of one run at a time); their "
+                   "per-epoch lines go to RUN_DIR/train.log.")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
@@ -47,9 +48,9 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5.
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
-    turn (or --jobs N at once), skipping those whose results.json exists (or adopting a finished run it would
-    repeat exactly, from OUT or a --reuse folder), then writes OUT/report.md and
-    OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
+    turn (or --jobs N at once), skipping those whose results.json exists (or adopting a
+    finished run it would repeat exactly, from OUT or a --reuse folder), then writes
+    OUT/report.md and OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
     from ..experiments import run_experiment
 
     log = lambda s: click.echo(s, err=True)  # noqa: E731

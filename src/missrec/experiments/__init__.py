@@ -3,8 +3,9 @@
 Each experiment (:data:`EXPERIMENTS`: table2, fig4, table3, table4, table5; smoke for tests)
 is a declared list of cells (model, store, overrides). :func:`run_experiment` builds the
 stores it needs from the shared raw data, runs every (cell, seed) (one at a time, or several
-at once in worker processes), skipping those already done, and writes the report; :func:`plan_experiment` / :func:`describe_plan`
-give the plan and a time estimate without running anything.
+at once in worker processes), skipping those already done, and writes the report;
+:func:`plan_experiment` / :func:`describe_plan` give the plan and a time estimate without
+running anything.
 """
 
 from .catalog import EXPERIMENTS
