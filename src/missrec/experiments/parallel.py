@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from ..errors import MissrecError
-from .runner import Job, Log, Plan, _run_job, finished_line, settle_job
+from .runner import Job, Log, Plan, finished_line, job_head, override_field, run_job, settle_job
 from .spec import Experiment
 
 LOG_NAME = "train.log"
@@ -42,7 +42,7 @@ def usable_cores() -> int:
 
 def with_thread_share(job: Job, processes: int) -> Job:
     """``job`` with ``train.threads`` set to its share of the cores, unless already set."""
-    if any(s.split("=", 1)[0].rsplit(".", 1)[-1] == "threads" for s in job.sets):
+    if any(override_field(s) == "threads" for s in job.sets):
         return job
     job.sets = [*job.sets, f"train.threads={max(1, usable_cores() // processes)}"]
     return job
@@ -52,7 +52,7 @@ def _work(exp: Experiment, plan: Plan, job: Job) -> dict:
     """Train one job in a worker process; its per-epoch lines go to its own log file."""
     job.run_dir.mkdir(parents=True, exist_ok=True)
     with open(job.run_dir / LOG_NAME, "w", buffering=1) as out:
-        return _run_job(exp, plan, job, _worker_cache, lambda line: print(line, file=out), progress=False)
+        return run_job(exp, plan, job, _worker_cache, lambda line: print(line, file=out), progress=False)
 
 
 def _blocked_by(job: Job, plan: Plan) -> Job | None:
@@ -70,7 +70,7 @@ def run_jobs_in_parallel(exp: Experiment, plan: Plan, processes: int, log: Log) 
 
     After a failure no new job starts; the running ones finish, then the first error is
     raised naming its cell and seed."""
-    heads = {id(j): f"[{i}/{len(plan.jobs)}] {j.cell.name} seed {j.seed}" for i, j in enumerate(plan.jobs, 1)}
+    heads = {id(j): job_head(plan, i, j) for i, j in enumerate(plan.jobs, 1)}
     waiting = list(plan.jobs)
     running: dict[Future, tuple[Job, float]] = {}
     failed: list[tuple[Job, BaseException]] = []
@@ -82,10 +82,11 @@ def run_jobs_in_parallel(exp: Experiment, plan: Plan, processes: int, log: Log) 
                     if len(running) >= processes:
                         break
                     blocker = _blocked_by(job, plan)
-                    if blocker is not None and any(j is blocker for j in [*waiting, *(j for j, _ in running.values())]):
+                    in_flight = {id(j) for j in waiting} | {id(j) for j, _ in running.values()}
+                    if blocker is not None and id(blocker) in in_flight:
                         continue
                     waiting.remove(job)
-                    if blocker is not None:
+                    if blocker is not None:  # its pre-training job has ended without a result
                         failed.append((job, MissrecError(f"its pre-training run {blocker.run_dir} did not finish")))
                         continue
                     if settle_job(exp, plan, job, heads[id(job)], log):

@@ -86,11 +86,21 @@ class Job:
                 or recorded.get("preset") != self.preset)
 
 
+def override_field(item: str) -> str:
+    """The config field a ``key=value`` override sets (``train.threads=1`` -> ``threads``)."""
+    return item.split("=", 1)[0].rsplit(".", 1)[-1]
+
+
+def job_head(plan: Plan, index: int, job: Job) -> str:
+    """How progress lines name a job: ``[i/n] CELL seed S``."""
+    return f"[{index}/{len(plan.jobs)}] {job.cell.name} seed {job.seed}"
+
+
 def _effective(sets: list[str]) -> list[str]:
     """Overrides that change what a run computes (speed settings such as threads dropped)."""
     from .reuse import VOLATILE_TRAIN_KEYS
 
-    return [s for s in sets if s.split("=", 1)[0].rsplit(".", 1)[-1] not in VOLATILE_TRAIN_KEYS]
+    return [s for s in sets if override_field(s) not in VOLATILE_TRAIN_KEYS]
 
 
 @dataclass
@@ -446,12 +456,12 @@ def run_experiment(name: str, out: str | Path, seeds: int = 1, data_root: str | 
     else:
         cache: dict[tuple, Any] = {}
         for i, job in enumerate(plan.jobs, 1):
-            head = f"[{i}/{len(plan.jobs)}] {job.cell.name} seed {job.seed}"
+            head = job_head(plan, i, job)
             if settle_job(exp, plan, job, head, log):
                 continue
             log(f"{head}: running ({job.cell.label or job.cell.kind})")
             start = time.perf_counter()
-            res = _run_job(exp, plan, job, cache, train_log, progress)
+            res = run_job(exp, plan, job, cache, train_log, progress)
             log(finished_line(head, res, time.perf_counter() - start, time.perf_counter() - t0))
     from ..report import write_report
 
@@ -482,7 +492,7 @@ def finished_line(head: str, results: dict, took_s: float, elapsed_s: float) -> 
             + f" (elapsed {_hms(elapsed_s)})")
 
 
-def _run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progress: bool) -> dict:
+def run_job(exp: Experiment, plan: Plan, job: Job, cache: dict, log: Log, progress: bool) -> dict:
     from ..train.resolve import resolve_configs
 
     cell = job.cell
