@@ -36,6 +36,11 @@ class SequentialRecommender(nn.Module):
         """Scores [B, n_items + 1] for every item; column 0 (padding) is ignored by callers."""
         raise NotImplementedError
 
+    def score_items(self, batch: SequenceBatch, items: torch.Tensor, cache: Any = None) -> torch.Tensor:
+        """Scores [B, C] of chosen items ``items`` [B, C] (per row), equal to the matching
+        columns of :meth:`score_all`: ranking a short candidate list needs no full catalogue."""
+        raise NotImplementedError
+
     def transfer_parameters(self, mode: str) -> list[str]:
         """Names of parameters that parameter-efficient transfer trains (default: all)."""
         return [n for n, _ in self.named_parameters()]

@@ -89,6 +89,11 @@ class SASRec(SequentialRecommender):
         items = self.item_emb.weight if cache is None else cache
         return self.user_embedding(batch) @ items.T
 
+    def score_items(self, batch: SequenceBatch, items: torch.Tensor, cache=None) -> torch.Tensor:
+        """Scores of chosen items ``items`` [B, C] (per row) -> [B, C]."""
+        table = self.item_emb.weight if cache is None else cache
+        return torch.einsum("bd,bcd->bc", self.user_embedding(batch), table[items])
+
 
 def _init_weights(m: nn.Module) -> None:
     if isinstance(m, (nn.Linear, nn.Embedding)):
