@@ -15,10 +15,9 @@ from .cache import file_digest
 EXTRA = "image"
 
 # The Lite weights were trained in TensorFlow on pixels scaled as (x - 127) / 128, i.e. mean
-# and std 0.5 on [0, 1] pixels -- not the usual ImageNet mean/std. We checked it on the
-# shipped weights: with ImageNet statistics the stem's batch-norm input variance comes out
-# ~5x its running variance; with 0.5/0.5 it matches within ~1.4x (and predictions on sample
-# photos get sharper). So the 0.5/0.5 statistics are the default; pass ImageNet's if wanted.
+# and std 0.5 on [0, 1] pixels -- not the usual ImageNet mean/std. The shipped weights agree:
+# the stem's batch-norm running variance fits inputs scaled that way, not ImageNet-normalised
+# ones. So the 0.5/0.5 statistics are the default; pass ImageNet's if wanted.
 LITE_MEAN = (0.5, 0.5, 0.5)
 LITE_STD = (0.5, 0.5, 0.5)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
