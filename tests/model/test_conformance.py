@@ -139,9 +139,12 @@ def test_every_registered_model_has_a_case() -> None:
     assert {c.model for c in CASES} == set(MODELS)
 
 
-def test_released_cases_use_the_preset() -> None:
-    _, cfg = _configs(CASES[6])
-    assert (cfg.arrangement, cfg.reg_form, cfg.d) == ("released", "released", 16)
+def test_preset_cases_differ_from_their_plain_case() -> None:
+    """The preset reaches the model, and the small sizes of ``--set`` still win over it."""
+    for case in (c for c in CASES if c.preset):
+        plain = next(c for c in CASES if c.model == case.model and c.sets == case.sets and not c.preset)
+        _, preset_cfg = _configs(case)
+        assert preset_cfg != _configs(plain)[1] and preset_cfg.d == 16, case.id
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
