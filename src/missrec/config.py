@@ -62,6 +62,11 @@ class TrainConfig:
     """Validate every N epochs."""
 
 
+SPEED_ONLY_TRAIN_KEYS = ("threads", "device", "eval_batch_size")
+"""TrainConfig fields that change how fast a run goes, not what it computes: two runs that
+differ only in these are the same run (experiment reuse, report cells)."""
+
+
 def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
     """Build dataclass ``cls`` from a mapping, checking names and types."""
     data = dict(data or {})

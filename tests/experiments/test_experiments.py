@@ -10,9 +10,13 @@ from click.testing import CliRunner
 
 from missrec.cli import main
 from missrec.errors import MissrecError
-from missrec.experiments import EXPERIMENTS, cell_overrides, plan_experiment
-from missrec.experiments.runner import _cell_meta
+from missrec.experiments import EXPERIMENTS, ExperimentOptions, cell_overrides, plan_experiment
+from missrec.experiments.jobs import cell_meta as _cell_meta
 from missrec.experiments.stores import RECIPES, ensure_store, recipe_problems, text_encoder_problem
+
+
+def planned(name, out, **options):
+    return plan_experiment(ExperimentOptions(name, out, **options))
 
 
 def cells(plan):
@@ -20,7 +24,7 @@ def cells(plan):
 
 
 def test_table3_plan_lists_the_modality_ablation(tmp_path):
-    plan = plan_experiment("table3", tmp_path, seeds=1, data_root=tmp_path / "none")
+    plan = planned("table3", tmp_path, seeds=1, data_root=tmp_path / "none")
     assert cells(plan) == ["missrec-t", "missrec-t-id", "missrec-v", "missrec-v-id", "missrec-tv", "missrec-tv-id",
                            "sasrec", "unisrec-t"]
     by = {j.cell.name: j for j in plan.jobs}
@@ -31,7 +35,7 @@ def test_table3_plan_lists_the_modality_ablation(tmp_path):
 
 
 def test_table5_plan_has_every_variant_and_the_pretrain_pairs(tmp_path):
-    plan = plan_experiment("table5", tmp_path, seeds=2)
+    plan = planned("table5", tmp_path, seeds=2)
     names = cells(plan)
     assert names[:4] == ["pretrain", "pretrain", "pretrain-no-ss", "pretrain-no-ss"]  # pre-training first
     assert set(names) == {"pretrain", "pretrain-no-ss", "full", "no-adapters", "context-encoder-2",
@@ -49,10 +53,10 @@ def test_table5_plan_has_every_variant_and_the_pretrain_pairs(tmp_path):
 
 
 def test_table2_table4_fig4_plans(tmp_path):
-    t2 = plan_experiment("table2", tmp_path)
+    t2 = planned("table2", tmp_path)
     assert len(t2.jobs) == 12 and {j.cell.store for j in t2.jobs} == {"scientific-mixed", "amazon-scientific-mm"}
-    assert cells(plan_experiment("fig4", tmp_path)) == cells(t2)
-    t4 = plan_experiment("table4", tmp_path)
+    assert cells(planned("fig4", tmp_path)) == cells(t2)
+    t4 = planned("table4", tmp_path)
     assert cells(t4) == ["pretrain", "missrec-tv-id-pretrained", "missrec-tv-id", "missrec-tv-pretrained",
                          "missrec-tv"]
     assert t4.jobs[0].cell.pretrain_stores == ("office", "ml-100k")
@@ -72,9 +76,9 @@ def test_user_overrides_apply_where_they_fit(tmp_path):
     assert "epochs=3" not in cell_overrides(t4, ft, ["pretrain.epochs=3"], 1)
     assert cell_overrides(t4, pre, ["epochs=2"], 1).count("epochs=2") == 1  # replaces the cell's epochs=100
     with pytest.raises(MissrecError, match="no cell"):
-        plan_experiment("table3", tmp_path, sets=["no_such_field=1"])
+        planned("table3", tmp_path, sets=["no_such_field=1"])
     with pytest.raises(MissrecError, match="unknown experiment"):
-        plan_experiment("table9", tmp_path)
+        planned("table9", tmp_path)
 
 
 def test_dry_run_prints_cells_and_estimate(tmp_path):
@@ -132,26 +136,26 @@ def test_smoke_experiment_end_to_end(tmp_path):
     assert (other / "pretrain" / "pretrain" / "seed-2023" / "model.pt").exists()
     assert "MISSRec T+V+ID pre-trained" in (other / "report.md").read_text()
     # a different setting, or different item features, is a different run
-    plan = plan_experiment("smoke", tmp_path / "third", sets=["epochs=2"], reuse=[out])
+    plan = planned("smoke", tmp_path / "third", sets=["epochs=2"], reuse=[out])
     assert all(j.reuse_from is None for j in plan.jobs)
-    plan = plan_experiment("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
+    plan = planned("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
     assert sum(j.reuse_from is not None for j in plan.jobs) == 6
     shutil.copytree(out / "stores" / "synthetic", tmp_path / "third" / "stores" / "synthetic")
     schema_file = tmp_path / "third" / "stores" / "synthetic" / "schema.json"
     schema = json.loads(schema_file.read_text())
     schema["modalities"]["text"]["source"] = "another-encoder"
     schema_file.write_text(json.dumps(schema))
-    plan = plan_experiment("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
+    plan = planned("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
     assert {j.cell.name for j in plan.jobs if j.reuse_from is not None} == {"pretrain"}
 
 
 def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):
-    plan = plan_experiment("table4", tmp_path, preset="released")
+    plan = planned("table4", tmp_path, preset="released")
     by = {j.cell.name: j for j in plan.jobs}
     assert by["missrec-tv"].preset == "released" and by["missrec-tv-id"].preset == "released"
     # pre-training and fine-tuning cells keep their configs
     assert by["pretrain"].preset is None and by["missrec-tv-pretrained"].preset is None
-    plan3 = plan_experiment("table3", tmp_path, preset="released")
+    plan3 = planned("table3", tmp_path, preset="released")
     t3 = {j.cell.name: j for j in plan3.jobs}
     assert t3["sasrec"].preset is None and t3["missrec-v"].preset == "released"
     # the report shows it as its own table, its baselines included
@@ -159,15 +163,15 @@ def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):
     assert meta["table"] == "table3-released" and "--preset released" in meta["table_title"]
     assert _cell_meta(plan3.experiment, t3["missrec-v"], plan3)["preset"] == "released"
     # overrides that change results make yet another table; speed-only ones do not
-    tuned = plan_experiment("table3", tmp_path, preset="released", sets=["ema_decay=0.99", "threads=1"])
+    tuned = planned("table3", tmp_path, preset="released", sets=["ema_decay=0.99", "threads=1"])
     meta = _cell_meta(tuned.experiment, tuned.jobs[0], tuned)
     assert meta["table"].startswith("table3-released-") and meta["table_title"].endswith("--set ema_decay=0.99")
-    fast = plan_experiment("table3", tmp_path, preset="released", sets=["threads=1"])
+    fast = planned("table3", tmp_path, preset="released", sets=["threads=1"])
     assert _cell_meta(fast.experiment, fast.jobs[0], fast)["table"] == "table3-released"
     with pytest.raises(MissrecError, match="unknown preset"):
-        plan_experiment("table3", tmp_path, preset="nope")
+        planned("table3", tmp_path, preset="nope")
     with pytest.raises(MissrecError, match="no from-scratch cell"):
-        plan_experiment("smoke", tmp_path, preset="released", only=["sasrec"])
+        planned("smoke", tmp_path, preset="released", only=["sasrec"])
 
 
 def test_a_run_recorded_before_a_field_existed_compares_with_its_default():
@@ -209,9 +213,9 @@ def test_parallel_jobs_share_the_cores_unless_threads_is_set(monkeypatch):
     from missrec.experiments import parallel
 
     monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
-    plan = plan_experiment("smoke", "unused", sets=["epochs=1"])
+    plan = planned("smoke", "unused", sets=["epochs=1"])
     job = parallel.with_thread_share(plan.jobs[0], 3)
     assert job.sets[-1] == "train.threads=2"
-    plan = plan_experiment("smoke", "unused", sets=["epochs=1", "threads=4"])
+    plan = planned("smoke", "unused", sets=["epochs=1", "threads=4"])
     assert parallel.with_thread_share(plan.jobs[0], 3).sets == plan.jobs[0].sets
     assert not any(s.startswith("train.threads=2") for s in plan.jobs[0].sets)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..experiments import ExperimentOptions, run_experiment
+from ..experiments.catalog import PRETRAIN_PER_DOMAIN
 from .common import quiet_option, show_progress
 
 
@@ -13,7 +15,7 @@ from .common import quiet_option, show_progress
 @click.argument("name")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for stores/, pretrain/, runs/ and the report.")
-@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--seeds", default=ExperimentOptions.seeds, show_default=True, type=click.IntRange(min=1),
               help="Seeds per cell (2023, 2024, ...); the report shows mean ± std.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Raw datasets folder (default: $MISSREC_DATASETS or ../shared/datasets).")
@@ -26,7 +28,7 @@ from .common import quiet_option, show_progress
               default=None, hidden=True, help="Use this store for every cell (debugging).")
 @click.option("--max-per-domain", type=click.IntRange(min=0), default=None,
               help="Pre-training cells sample at most this many sequences per domain (default: the "
-                   "experiment's, 3000; 0: all).")
+                   f"experiment's, {PRETRAIN_PER_DOMAIN}; 0: all).")
 @click.option("--only", default=None, help="Comma-separated cell names: run just these (e.g. to split an "
                                           "analysis over two processes).")
 @click.option("--reuse", "reuse_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -36,10 +38,11 @@ from .common import quiet_option, show_progress
 @click.option("--preset", default=None, metavar="NAME",
               help="Start every from-scratch cell whose model has presets from this one (e.g. 'released', the "
                    "official code's settings); pre-training and fine-tuning cells keep their configs.")
-@click.option("--jobs", "processes", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--jobs", "processes", default=ExperimentOptions.processes, show_default=True,
+              type=click.IntRange(min=1),
               help="Train this many runs at once, each in its own process with an equal share of the cores "
-                   "(on a 2-core CPU, 2 gets through about 1.4x the epochs of one run at a time); their "
-                   "per-epoch lines go to RUN_DIR/train.log.")
+                   "(small models use extra threads poorly, so side-by-side runs get through more epochs); "
+                   "their per-epoch lines go to RUN_DIR/train.log.")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
@@ -51,14 +54,13 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
     turn (or --jobs N at once), skipping those whose results.json exists (or adopting a
     finished run it would repeat exactly, from OUT or a --reuse folder), then writes
     OUT/report.md and OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
-    from ..experiments import run_experiment
-
     log = lambda s: click.echo(s, err=True)  # noqa: E731
-    run_experiment(name, out_dir, seeds, data_root, list(sets), dry_run=dry_run, data=data_store,
-                   plots=not no_plots, log=log, train_log=(lambda s: None) if quiet else log,
-                   progress=show_progress(quiet), max_per_domain=max_per_domain,
-                   only=[c for c in only.split(",") if c] if only else None, reuse=list(reuse_dirs), preset=preset,
-                   processes=processes)
+    options = ExperimentOptions(
+        name, out_dir, seeds=seeds, data_root=data_root, sets=list(sets), data=data_store,
+        max_per_domain=max_per_domain, only=[c for c in only.split(",") if c] if only else [],
+        reuse=list(reuse_dirs), preset=preset, processes=processes, dry_run=dry_run, plots=not no_plots,
+        progress=show_progress(quiet))
+    run_experiment(options, log=log, train_log=(lambda s: None) if quiet else log)
 
 
 COMMANDS = [experiment_cmd]

@@ -26,6 +26,7 @@ Departures from the paper, each said again beside the rows it affects:
 
 from __future__ import annotations
 
+from ..errors import MissrecError
 from ..report.paper import TABLE2, TABLE3, TABLE5
 from .spec import CellSpec, Experiment, TableSpec
 
@@ -205,3 +206,10 @@ SMOKE_EXP = Experiment(
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (TABLE2_EXP, FIG4_EXP, TABLE3_EXP, TABLE4_EXP,
                                                           TABLE5_EXP, SMOKE_EXP)}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        visible = sorted(n for n, e in EXPERIMENTS.items() if not e.hidden)
+        raise MissrecError(f"unknown experiment {name!r}; expected one of {', '.join(visible)}")
+    return EXPERIMENTS[name]

@@ -1,14 +1,12 @@
 """Run an experiment's (cell, seed) jobs several at a time, one process each.
 
-Small models use a second thread poorly, so on a 2-core CPU two runs side by side at one
-thread each get through more epochs than one run at two threads: MISSRec on
-amazon-scientific-mm took about 15 s an epoch per run with ``--jobs 2`` against 10-11 s for
-one run alone, about 1.4x the throughput (Table 3's chosen configuration, 3 seeds x 2 modes:
-19.8 min elapsed). Each worker process gets
-an equal share of the cores (``train.threads``, unless the user set it: a speed setting, so
-it does not change which finished runs a job may adopt). A fine-tuning job waits for the
-pre-training job it starts from. Worker processes are spawned, not forked, so no
-half-initialised thread pool of the parent is copied into them.
+Small models use a second thread poorly, so on a few cores several runs side by side at one
+thread each get through more epochs than one run at all threads (docs/experiments.md has
+the measurement). Each worker process gets an equal share of the cores (``train.threads``,
+unless the user set it: a speed setting, so it does not change which finished runs a job
+may adopt). A fine-tuning job waits for the pre-training job it starts from. Worker
+processes are spawned, not forked, so no half-initialised thread pool of the parent is
+copied into them.
 
 Results do not depend on the number of processes for a given thread count: each job seeds
 itself from its config exactly as in a sequential run.
@@ -16,6 +14,7 @@ itself from its config exactly as in a sequential run.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -23,7 +22,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from ..errors import MissrecError
-from .runner import Job, Log, Plan, finished_line, job_head, override_field, run_job, settle_job
+from .jobs import run_job, settle_job
+from .overrides import override_field
+from .plan import Job, Plan
+from .progress import Log, finished_line, job_head, running_line
 from .spec import Experiment
 
 LOG_NAME = "train.log"
@@ -44,7 +46,9 @@ def with_thread_share(job: Job, processes: int) -> Job:
     """``job`` with ``train.threads`` set to its share of the cores, unless already set."""
     if any(override_field(s) == "threads" for s in job.sets):
         return job
-    job.sets = [*job.sets, f"train.threads={max(1, usable_cores() // processes)}"]
+    threads = max(1, usable_cores() // processes)
+    job.sets = [*job.sets, f"train.threads={threads}"]
+    job.train_cfg = dataclasses.replace(job.train_cfg, threads=threads)
     return job
 
 
@@ -65,53 +69,67 @@ def _blocked_by(job: Job, plan: Plan) -> Job | None:
     return None
 
 
-def run_jobs_in_parallel(exp: Experiment, plan: Plan, processes: int, log: Log) -> None:
+class _Pool:
+    """The jobs waiting, running and failed while :func:`run_jobs_in_parallel` runs."""
+
+    def __init__(self, plan: Plan, processes: int, log: Log):
+        self.plan, self.processes, self.log = plan, processes, log
+        self.heads = {id(j): job_head(plan, i, j) for i, j in enumerate(plan.jobs, 1)}
+        self.waiting = list(plan.jobs)
+        self.running: dict[Future, tuple[Job, float]] = {}
+        self.failed: list[tuple[Job, BaseException]] = []
+        self.t0 = time.perf_counter()
+
+    def start_ready(self, pool: ProcessPoolExecutor) -> None:
+        """Start waiting jobs whose pre-training job has finished, up to ``processes`` at once."""
+        exp = self.plan.experiment
+        for job in list(self.waiting):
+            if len(self.running) >= self.processes:
+                break
+            blocker = _blocked_by(job, self.plan)
+            in_flight = {id(j) for j in self.waiting} | {id(j) for j, _ in self.running.values()}
+            if blocker is not None and id(blocker) in in_flight:
+                continue
+            self.waiting.remove(job)
+            if blocker is not None:  # its pre-training job has ended without a result
+                self.failed.append((job, MissrecError(f"its pre-training run {blocker.run_dir} did not finish")))
+                continue
+            if settle_job(exp, self.plan, job, self.heads[id(job)], self.log):
+                continue
+            job = with_thread_share(job, self.processes)
+            self.log(f"{running_line(self.heads[id(job)], job)}; log: {job.run_dir / LOG_NAME}")
+            self.running[pool.submit(_work, exp, self.plan, job)] = (job, time.perf_counter())
+
+    def collect(self) -> None:
+        """Wait for at least one running job to end and log how it ended."""
+        finished, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            job, start = self.running.pop(future)
+            error = future.exception()
+            if error is not None:
+                self.log(f"{self.heads[id(job)]}: failed: {error}")
+                self.failed.append((job, error))
+            else:
+                now = time.perf_counter()
+                self.log(finished_line(self.heads[id(job)], future.result(), now - start, now - self.t0))
+
+
+def run_jobs_in_parallel(plan: Plan, processes: int, log: Log) -> None:
     """Run every pending job of ``plan`` with at most ``processes`` at once.
 
     After a failure no new job starts; the running ones finish, then the first error is
     raised naming its cell and seed."""
-    heads = {id(j): job_head(plan, i, j) for i, j in enumerate(plan.jobs, 1)}
-    waiting = list(plan.jobs)
-    running: dict[Future, tuple[Job, float]] = {}
-    failed: list[tuple[Job, BaseException]] = []
-    t0 = time.perf_counter()
+    state = _Pool(plan, processes, log)
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        while waiting or running:
-            if not failed:
-                for job in list(waiting):
-                    if len(running) >= processes:
-                        break
-                    blocker = _blocked_by(job, plan)
-                    in_flight = {id(j) for j in waiting} | {id(j) for j, _ in running.values()}
-                    if blocker is not None and id(blocker) in in_flight:
-                        continue
-                    waiting.remove(job)
-                    if blocker is not None:  # its pre-training job has ended without a result
-                        failed.append((job, MissrecError(f"its pre-training run {blocker.run_dir} did not finish")))
-                        continue
-                    if settle_job(exp, plan, job, heads[id(job)], log):
-                        continue
-                    job = with_thread_share(job, processes)
-                    log(f"{heads[id(job)]}: running ({job.cell.label or job.cell.kind}); "
-                        f"log: {job.run_dir / LOG_NAME}")
-                    running[pool.submit(_work, exp, plan, job)] = (job, time.perf_counter())
+        while state.waiting or state.running:
+            if not state.failed:
+                state.start_ready(pool)
             else:
-                waiting.clear()
-            if not running:
-                continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job, start = running.pop(future)
-                error = future.exception()
-                if error is not None:
-                    log(f"{heads[id(job)]}: failed: {error}")
-                    failed.append((job, error))
-                else:
-                    now = time.perf_counter()
-                    log(finished_line(heads[id(job)], future.result(), now - start, now - t0))
-    if failed:
-        job, error = failed[0]
+                state.waiting.clear()
+            if state.running:
+                state.collect()
+    if state.failed:
+        job, error = state.failed[0]
         raise MissrecError(f"{job.cell.name} seed {job.seed} failed: {error}"
                            + (f" (see {job.run_dir / LOG_NAME})" if (job.run_dir / LOG_NAME).exists() else "")) \
             from error
-

@@ -2,12 +2,12 @@
 
 Analyses overlap: Table 3's "MISSRec T+V+ID" is Table 2's subset row and Table 5's row (0).
 Two runs are the same run when they train the same model with the same resolved
-configuration (threads, device and evaluation batch size aside: they change speed, not
+configuration (:data:`missrec.config.SPEED_ONLY_TRAIN_KEYS` aside: they change speed, not
 results) and seed, on a store with the same interaction fingerprint and the same item
 features (encoder or source file, dimension, coverage), starting from the same checkpoint
 bytes (or from scratch). The comparison reads what a run recorded in its own
-``results.json``, so runs made before this module existed, or in another experiment's
-folder, are found too.
+``results.json``, so runs made by ``missrec train`` outside any experiment, or in another
+experiment's folder, are found too.
 
 A reused run is copied into the planned run's folder (the checkpoint hard-linked when the
 file system allows), and its ``cell.json`` says where it came from, so the report and the
@@ -23,23 +23,21 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-VOLATILE_TRAIN_KEYS = ("threads", "device", "eval_batch_size")
-"""Train settings that change how fast a run goes, not what it computes."""
+from ..config import SPEED_ONLY_TRAIN_KEYS
 
 _COPIED = ("results.json", "history.jsonl", "config.yaml", "test_ranks.npy", "test_targets.npy", "model.pt")
 
 
 def comparable_config(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
-    """The ``{"model": ..., "train": ...}`` config as a canonical string, volatile keys dropped.
+    """The ``{"model": ..., "train": ...}`` config as a canonical string, speed-only keys dropped.
 
-    ``defaults`` (same shape) fills the keys a config lacks: a run recorded before a field
-    existed ran with that field's default, since fields are added with a default that keeps
-    the earlier behaviour.
+    ``defaults`` (same shape) fills the keys a config lacks: a run whose record lacks a field
+    ran with that field's default, because a new field's default keeps what runs compute.
     """
     defaults = defaults or {}
     model = {**defaults.get("model", {}), **config.get("model", {})}
     train = {**defaults.get("train", {}), **config.get("train", {})}
-    train = {k: v for k, v in train.items() if k not in VOLATILE_TRAIN_KEYS}
+    train = {k: v for k, v in train.items() if k not in SPEED_ONLY_TRAIN_KEYS}
     return json.dumps({"model": model, "train": train}, sort_keys=True, default=str)
 
 
@@ -175,5 +173,5 @@ def adopt_run(source: Path, dest: Path, cell_meta: dict[str, Any]) -> dict[str, 
     return json.loads((dest / "results.json").read_text())
 
 
-__all__ = ["VOLATILE_TRAIN_KEYS", "adopt_run", "comparable_config", "file_digest", "find_pretraining_run",
+__all__ = ["adopt_run", "comparable_config", "file_digest", "find_pretraining_run",
            "find_training_run", "store_features"]

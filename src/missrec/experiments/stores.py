@@ -18,9 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-
+from ..data.importers import ImportOptions, get_importer
+from ..data.store import write_store
 from ..data.synthetic import synthetic_dataset
 from ..errors import MissrecError
+from ..features.attach import attach_features
+from ..features.fill import fill_features
+from ..features.registry import make_encoder
 
 Log = Callable[[str], None]
 MARKER = "recipe.json"
@@ -124,29 +128,20 @@ def ensure_store(recipe: StoreRecipe, stores_dir: Path, data_root: Path, log: Lo
     problems = recipe_problems(recipe, data_root)
     if problems:
         raise MissrecError("; ".join(problems))
-    from ..data.store import write_store
-
     stage = dest.with_name(f".{recipe.name}.partial")
     shutil.rmtree(stage, ignore_errors=True)
     log(f"building store {recipe.name}: {recipe.description}")
     if recipe.synthetic is not None:
         write_store(synthetic_dataset(**recipe.synthetic), stage)
     else:
-        from ..data.importers import ImportOptions, get_importer
-
         src = data_root / recipe.source
         log(f"  missrec data import --format {recipe.fmt} {src} {dest}")
         ds = get_importer(recipe.fmt)([src], ImportOptions(name=recipe.dataset_name))
         write_store(ds, stage)
     for modality, rel in recipe.attach:
-        from ..features.attach import attach_features
-
         log(f"  missrec features {dest} --attach {modality}={data_root / rel}")
         log("  " + attach_features(stage, modality, data_root / rel).summary())
     if recipe.text:
-        from ..features.fill import fill_features
-        from ..features.registry import make_encoder
-
         log(f"  missrec features {dest} --text {recipe.text}")
         try:
             reports = fill_features(stage, text=make_encoder(recipe.text, "text"))
@@ -173,4 +168,4 @@ def train_rows_of(store: Path, recipe: StoreRecipe | None) -> int:
 
 
 __all__ = ["RECIPES", "StoreRecipe", "default_data_root", "ensure_store", "get_recipe", "recipe_problems",
-           "store_ready", "synthetic_dataset", "text_encoder_problem", "train_rows_of"]
+           "store_ready", "text_encoder_problem", "train_rows_of"]

@@ -1,0 +1,76 @@
+"""Rough time estimates of an experiment's runs and stores (what ``--dry-run`` prints).
+
+The built-in costs are for a 2-core CPU running two jobs side by side at one thread each,
+default configs; they give an order of magnitude only. Finished runs of the same (kind,
+model) in the experiment's folder replace them with what that machine actually took.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..config import TrainConfig
+from .spec import CellSpec
+from .stores import RECIPES, train_rows_of
+
+MS_PER_SEQUENCE = {"sasrec": 0.5, "sasrec-text": 0.8, "unisrec": 1.0, "missrec": 2.2}
+"""Training cost in ms per training sequence per epoch, evaluation and clustering included."""
+PRETRAIN_FACTOR = 8.0
+"""Pre-training encodes two views of every sequence and re-clusters a larger catalogue."""
+ENCODE_MS_PER_ITEM = 60.0
+"""MiniLM text encoding per item (store building)."""
+TYPICAL_EPOCHS = 25
+"""Epochs a run usually lasts with early stopping (patience 10) when its cap is higher."""
+
+
+def measured_costs(done: Iterable[tuple[CellSpec, Path]],
+                   stores: dict[str, Path]) -> dict[tuple[str, str], float]:
+    """ms per training sequence per epoch of finished runs (cell, run folder), by (kind, model), median."""
+    seen: dict[tuple[str, str], list[float]] = {}
+    for cell, run_dir in done:
+        try:
+            res = json.loads((run_dir / "results.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if cell.kind == "pretrain":
+            rows = res.get("train_sequences", 0)
+        else:
+            rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store))
+        spe = res.get("train_seconds", 0) / max(res.get("epochs", 1), 1)
+        if rows and spe:
+            seen.setdefault((cell.kind, cell.model), []).append(1000 * spe / rows)
+    return {k: float(sorted(v)[len(v) // 2]) for k, v in seen.items()}
+
+
+def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
+                 measured: dict[tuple[str, str], float] | None = None) -> float:
+    """Seconds one (cell, seed) should take."""
+    measured = measured or {}
+    if (cell.kind, cell.model) in measured:
+        ms = measured[(cell.kind, cell.model)]
+        if cell.kind == "pretrain":
+            ms /= PRETRAIN_FACTOR  # measured figures already include both views
+    else:
+        ms = MS_PER_SEQUENCE.get(cell.model, 5.0)
+    if cell.kind == "pretrain":
+        rows = sum(train_rows_of(stores[s], RECIPES.get(s)) for s in cell.pretrain_stores)
+        if cell.max_per_domain:
+            rows = min(rows, cell.max_per_domain * len(cell.pretrain_stores))
+        return cfg.epochs * rows * ms * PRETRAIN_FACTOR / 1000
+    rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store))
+    return min(cfg.epochs, TYPICAL_EPOCHS) * rows * ms / 1000
+
+
+def store_estimate(name: str) -> float:
+    """Seconds to build store recipe ``name`` (its text encoding dominates)."""
+    recipe = RECIPES.get(name)
+    return recipe.n_items * ENCODE_MS_PER_ITEM / 1000 if recipe is not None and recipe.text else 0.0
+
+
+def hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
