@@ -13,6 +13,7 @@ from missrec.errors import MissrecError
 from missrec.experiments import EXPERIMENTS, ExperimentOptions, cell_overrides, plan_experiment
 from missrec.experiments.jobs import cell_meta as _cell_meta
 from missrec.experiments.stores import RECIPES, ensure_store, recipe_problems, text_encoder_problem
+from missrec.report.paper import SCIENTIFIC_STORE_NAMES
 
 
 def planned(name, out, **options):
@@ -89,6 +90,13 @@ def test_dry_run_prints_cells_and_estimate(tmp_path):
         assert name in res.output
     assert "estimated time" in res.output and "8 runs" in res.output
     assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_the_report_knows_every_scientific_store_by_name():
+    scientific = [r for r in RECIPES.values() if (r.source or "").startswith("amazon-scientific")]
+    assert len(scientific) == 3
+    assert {r.dataset_name for r in scientific} == set(SCIENTIFIC_STORE_NAMES)
+    assert SCIENTIFIC_STORE_NAMES["Scientific-mixed"] == "scientific"
 
 
 def test_store_problems_are_clear(tmp_path, monkeypatch):

@@ -15,11 +15,12 @@ from missrec.cli import main
 from missrec.data.store import write_store
 from missrec.errors import MissrecError
 from missrec.report import build_report, compare_with_paper, update_readme, write_report
-from missrec.report.paper import PAPER_TABLES, default_reference, reference
+from missrec.data.importers import ImportOptions, get_importer
+from missrec.report.paper import PAPER_TABLES, SCIENTIFIC_FINGERPRINTS, default_reference, paper_dataset, reference
 from missrec.report.popularity import bucket_labels, bucket_of, train_popularity
 from missrec.report.runs import Stat, find_runs, group_cells
 
-from support import make_dataset
+from support import make_dataset, shared_dataset
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PROTOCOL = "full ranking over all items; leave-one-out; history not masked; ties pessimistic"
@@ -118,8 +119,8 @@ def test_paper_numbers_beside_ours_and_a_sentence(tmp_path, store):
     assert "full-modality" in " ".join(t.notes)
 
 
-def test_default_reference_from_the_dataset_size(tmp_path):
-    meta = {"n_items": 1585}  # no table: placed by dataset, reference guessed from the catalogue size
+def test_default_reference_from_the_dataset_identity(tmp_path):
+    meta = {"n_items": 1585}  # no table: placed by dataset, reference guessed from the store's name
     fake_run(tmp_path / "r" / "a", "unisrec", 1, metrics(0.16), name="Scientific-mm",
              model_cfg={"modalities": ["text"], "mode": "inductive"}, meta=meta)
     (t,) = build_report([tmp_path / "r"]).tables
@@ -129,6 +130,15 @@ def test_default_reference_from_the_dataset_size(tmp_path):
         ("table4", "MISSRec T+V+ID pre-trained")
     assert default_reference("scientific", "SASRec ID", "sasrec", False) == ("table2", "SASRec ID")
     assert default_reference(None, "SASRec ID", "sasrec", False) is None
+
+
+@pytest.mark.parametrize("folder, kind", [("amazon-scientific", "scientific"),
+                                          ("amazon-scientific-mm", "scientific-mm")])
+def test_the_shared_scientific_sets_are_known_by_fingerprint(folder, kind):
+    ds = get_importer("unisrec")([shared_dataset(folder)], ImportOptions())
+    assert paper_dataset(ds.fingerprint(), ds.name) == kind
+    assert SCIENTIFIC_FINGERPRINTS[ds.fingerprint()] == kind
+    assert paper_dataset("0123456789abcdef", "Scientific") is None  # the name alone is ambiguous
 
 
 def test_paper_data_matches_the_paper():

@@ -71,10 +71,6 @@ def cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
     """What ``cell.json`` records: where the run belongs in the report."""
     cell = job.cell
     table = exp.tables.get(cell.table)
-    n_items = None
-    schema = job.store / "schema.json" if job.store else None
-    if schema is not None and schema.exists():
-        n_items = json.loads(schema.read_text()).get("n_items")
     table_id = cell.table or exp.name
     title = table.title if table else table_id
     if plan.preset and cell.kind == "train" and not cell.init_from:
@@ -90,6 +86,6 @@ def cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
         "table_note": table.note if table else "",
         "order": cell.order, "note": cell.note,
         "paper": {"table": cell.paper[0], "row": cell.paper[1]} if cell.paper else None,
-        "store_recipe": cell.store, "sets": job.sets, "preset": job.preset, "seed": job.seed, "n_items": n_items,
+        "store_recipe": cell.store, "sets": job.sets, "preset": job.preset, "seed": job.seed,
         "pretrain_cell": cell.init_from,
     }

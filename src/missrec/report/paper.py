@@ -131,5 +131,18 @@ def default_reference(dataset: str | None, label: str, model: str,
     return None
 
 
-# Known catalogue sizes (items) of the paper's Scientific data as distributed in ../shared/datasets.
-KNOWN_DATASETS = {4385: "scientific", 1585: "scientific-mm"}
+SCIENTIFIC_FINGERPRINTS = {"71cae129de969064": "scientific", "90ecda867db339f5": "scientific-mm"}
+"""Store fingerprints (:meth:`missrec.data.store.Dataset.fingerprint`: interactions and item
+ids) of the paper's Scientific data as distributed in ../shared/datasets, the full set and the
+full-modality subset: they name the data whatever the store is called or which features it has."""
+
+SCIENTIFIC_STORE_NAMES = {"Scientific-mixed": "scientific", "Scientific-mm": "scientific-mm",
+                          "Scientific-mm-minilm": "scientific-mm"}
+"""Dataset names the experiments' store recipes give the Scientific stores
+(:data:`missrec.experiments.stores.RECIPES`), for runs whose store's fingerprint is not one of
+:data:`SCIENTIFIC_FINGERPRINTS`."""
+
+
+def paper_dataset(fingerprint: str, name: str) -> str | None:
+    """'scientific' / 'scientific-mm' when a store is one of the paper's Scientific sets, else None."""
+    return SCIENTIFIC_FINGERPRINTS.get(fingerprint) or SCIENTIFIC_STORE_NAMES.get(name)

@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from ..config import SPEED_ONLY_TRAIN_KEYS
 from ..errors import MissrecError
-from .paper import KNOWN_DATASETS, default_reference
+from .paper import default_reference, paper_dataset
 
 CELL_FILE = "cell.json"
 """Optional per-run file written by ``missrec experiment``: the run's place in a report."""
 
-# Training settings that change speed, not results: not part of a cell's identity.
-NON_SEMANTIC_TRAIN = ("seed", "device", "threads", "eval_batch_size")
+NOT_A_SETTING = ("seed", *SPEED_ONLY_TRAIN_KEYS)
+"""Training fields that do not tell cells apart: a cell is one setting over several seeds."""
 
 DISPLAY = {"sasrec": "SASRec", "sasrec-text": "SASRec", "unisrec": "UniSRec", "missrec": "MISSRec"}
 MODALITY_ABBR = {"text": "T", "image": "V"}
@@ -138,7 +139,7 @@ def default_label(run: Run) -> str:
 def cell_key(run: Run) -> str:
     """Runs with the same key differ only in the seed (and speed-only settings)."""
     cfg = run.results.get("config") or {}
-    train = {k: v for k, v in (cfg.get("train") or {}).items() if k not in NON_SEMANTIC_TRAIN}
+    train = {k: v for k, v in (cfg.get("train") or {}).items() if k not in NOT_A_SETTING}
     ident = {"model": run.model, "dataset": run.fingerprint or run.dataset.get("name"),
              "model_config": cfg.get("model") or {}, "train": train, "pretrained": run.pretrained,
              "pretrain": run.meta.get("pretrain_cell"), "experiment": run.meta.get("experiment")}
@@ -210,19 +211,8 @@ class Cell:
 
 def dataset_kind(run: Run) -> str | None:
     """'scientific' / 'scientific-mm' when the run's store is one of the paper's Scientific
-    sets (recognised by its catalogue size), else None."""
-    store = run.dataset.get("store")
-    n_items = None
-    if store and (Path(store) / "schema.json").exists():
-        try:
-            n_items = json.loads((Path(store) / "schema.json").read_text()).get("n_items")
-        except (OSError, json.JSONDecodeError):
-            n_items = None
-    if n_items is None:
-        n_items = run.meta.get("n_items")
-    name = str(run.dataset.get("name", "")).lower()
-    kind = KNOWN_DATASETS.get(n_items) if n_items is not None else None
-    return kind if kind and "scien" in name else None
+    sets (recognised by its fingerprint or its store name), else None."""
+    return paper_dataset(run.fingerprint, str(run.dataset.get("name", "")))
 
 
 def group_cells(runs: list[Run]) -> list[Cell]:
@@ -273,7 +263,7 @@ def _disambiguate(cells: list[Cell]) -> None:
         if len(members) < 2:
             continue
         flat = [_flatten(c.first.results.get("config") or {}) for c, _ in members]
-        keys = sorted({k for f in flat for k in f if k.split(".")[-1] not in NON_SEMANTIC_TRAIN
+        keys = sorted({k for f in flat for k in f if k.split(".")[-1] not in NOT_A_SETTING
                        and len({json.dumps(g.get(k), default=str) for g in flat}) > 1})
         for (c, p), f in zip(members, flat):
             diff = ", ".join(f"{k.split('.', 1)[-1]}={_short(f.get(k))}" for k in keys[:4])
