@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import TrainConfig, save_yaml, to_dict
+from ..config import TrainConfig, to_dict
 from ..data.batching import Examples, build_examples
 from ..data.store import Dataset, ModalityFeatures, read_schema, read_store
 from ..errors import MissrecError
+from ..model.base import SequentialRecommender
 from ..model.registry import Catalogue, get_model_spec
-from ..seed import seed_everything
-from .averaging import weight_average
 from .checkpoint import save_checkpoint
-from .distributed import init_from_env, loss_function, start_data_parallel
-from .loop import Log, code_version, max_len_of, peak_memory_mb, run_epoch
+from .meta import Log, code_version, max_len_of, peak_memory_mb
+from .trainer import Trainer
 
 
 @dataclass
@@ -108,6 +106,90 @@ def _concat(parts: list[Examples]) -> Examples:
                     np.concatenate([p.targets for p in parts]), np.concatenate([p.users for p in parts]))
 
 
+class PretrainTrainer(Trainer):
+    """Pre-trains on the union of several stores (eq. 7). There is no validation split across
+    domains, so every epoch's weights (their moving average with ``train_cfg.ema_decay``)
+    are checkpointed and the last are kept."""
+
+    objective = "pretrain_loss"
+    desc = "pretrain"
+
+    def __init__(self, stores: list[str | Path], out_dir: str | Path | None, train_cfg: TrainConfig,
+                 model_cfg: Any, *, model_name: str = "missrec", max_examples_per_domain: int = 0,
+                 progress: bool = False, log: Log = print):
+        super().__init__(model_name, out_dir, train_cfg, model_cfg, progress=progress, log=log)
+        self.stores, self.max_examples_per_domain = stores, max_examples_per_domain
+
+    def load_data(self) -> None:
+        self.data = PretrainData.load(self.stores, list(self.model_cfg.modalities), max_len_of(self.model_cfg),
+                                      self.max_examples_per_domain, self.cfg.seed)
+        self.examples = self.data.train
+
+    def build_model(self) -> SequentialRecommender:
+        have, wanted = list(self.data.catalogue.features), list(self.model_cfg.modalities)
+        if have != wanted:
+            self.log(f"pre-training modalities: {', '.join(have)} "
+                     f"(no store has {', '.join(m for m in wanted if m not in have)})")
+            self.model_cfg = dataclasses.replace(self.model_cfg, modalities=have)
+        model = get_model_spec(self.model_name).build(self.model_cfg, self.data.catalogue)
+        if not hasattr(model, "pretrain_loss"):
+            raise MissrecError(f"model {self.model_name!r} has no pre-training objective")
+        return model
+
+    def describe(self, params: list[torch.nn.Parameter]) -> None:
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.log(f"pre-training {self.model_name} ({self.n_params:,} parameters) on "
+                 + ", ".join(f"{d.name} ({d.n_items:,} items, {d.train_examples:,} sequences)"
+                             for d in self.data.domains))
+
+    def throughput(self, seconds: float) -> dict[str, float]:
+        return {"sequences_per_second": round(len(self.examples) / seconds, 1)}
+
+    def validate(self, row: dict[str, Any]) -> None:
+        self.log(f"pretrain epoch {self.epoch:3d}  " + "  ".join(f"{k} {v:.4f}" for k, v in self.means.items())
+                 + f"  ({self.epoch_seconds:.1f}s, {row['sequences_per_second']:.0f} seq/s)")
+
+    def record(self, row: dict[str, Any]) -> None:
+        """The row, then the epoch's checkpoint, so an interrupted run keeps its progress."""
+        super().record(row)
+        if self.out is not None:
+            kept = self.average.current(self.epoch) if self.average is not None else self.model
+            self.save_checkpoint(kept)
+
+    def save_checkpoint(self, model: SequentialRecommender) -> None:
+        data = self.data
+        domains = [dataclasses.asdict(d) for d in data.domains]
+        save_checkpoint(self.out / "model.pt", model_name=self.model_name, model=model,
+                        model_config=self.model_cfg, train_config=self.cfg, item_ids=data.item_ids,
+                        item_text=data.item_text, catalogue=data.catalogue,
+                        dataset={"name": "+".join(d.name for d in data.domains), "domains": domains},
+                        epoch=self.epoch, best={}, extra={"kind": "pretrain"})
+
+    def finish(self) -> dict[str, Any]:
+        if not self.ctx.main:
+            return {}
+        history = self.history
+        results = {
+            "model": self.model_name,
+            "kind": "pretrain",
+            "domains": [dataclasses.asdict(d) for d in self.data.domains],
+            "epochs": self.cfg.epochs,
+            "train_seconds": round(self.train_seconds, 2),
+            "sequences_per_second": (float(np.median([h["sequences_per_second"] for h in history]))
+                                     if history else 0.0),
+            "train_sequences": len(self.examples),
+            "parameters": self.n_params,
+            "peak_memory_mb": round(peak_memory_mb(), 1),
+            "seed": self.cfg.seed,
+            "processes": self.ctx.world,
+            "config": {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg)},
+            "code_version": code_version(),
+        }
+        if self.out is not None:
+            (self.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        return results
+
+
 def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: TrainConfig, model_cfg: Any,
              *, model_name: str = "missrec", max_examples_per_domain: int = 0, progress: bool = False,
              log: Log = print) -> dict[str, Any]:
@@ -117,80 +199,5 @@ def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: Tr
     moving average with ``train_cfg.ema_decay``); the checkpoint is rewritten after every
     epoch, so an interrupted run keeps its progress.
     """
-    if train_cfg.threads:
-        torch.set_num_threads(train_cfg.threads)
-    seed_everything(train_cfg.seed)
-    rng = np.random.default_rng(train_cfg.seed)
-    ctx, device = init_from_env(torch.device(train_cfg.device))
-    if not ctx.main:  # rank 0 logs and writes (see missrec.train.distributed)
-        log, progress, out_dir = (lambda _: None), False, None
-    data = PretrainData.load(stores, list(model_cfg.modalities), max_len_of(model_cfg),
-                             max_examples_per_domain, train_cfg.seed)
-    if list(data.catalogue.features) != list(model_cfg.modalities):
-        log(f"pre-training modalities: {', '.join(data.catalogue.features)} "
-            f"(no store has {', '.join(m for m in model_cfg.modalities if m not in data.catalogue.features)})")
-        model_cfg = dataclasses.replace(model_cfg, modalities=list(data.catalogue.features))
-    model = get_model_spec(model_name).build(model_cfg, data.catalogue)
-    if not hasattr(model, "pretrain_loss"):
-        raise MissrecError(f"model {model_name!r} has no pre-training objective")
-    model.to(device)
-    optim = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    average = weight_average(model, train_cfg.ema_decay)
-    loss_fn = loss_function(model, "pretrain_loss", ctx, device)
-    start_data_parallel(ctx, train_cfg.seed, train_cfg.batch_size, log)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"pre-training {model_name} ({n_params:,} parameters) on "
-        + ", ".join(f"{d.name} ({d.n_items:,} items, {d.train_examples:,} sequences)" for d in data.domains))
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        save_yaml(out / "config.yaml", {"model": model_cfg, "train": train_cfg})
-        (out / "history.jsonl").write_text("")
-    history = []
-    t_start = time.perf_counter()
-    for epoch in range(1, train_cfg.epochs + 1):
-        t0 = time.perf_counter()
-        stats, means = run_epoch(model, loss_fn, data.train, train_cfg, optim, rng, device, epoch,
-                                 progress, desc="pretrain", ctx=ctx,
-                                 after_step=average.update if average is not None else None)
-        seconds = time.perf_counter() - t0
-        row = {"epoch": epoch, "train_seconds": round(seconds, 3),
-               "sequences_per_second": round(len(data.train) / seconds, 1),
-               **means, **stats}
-        history.append(row)
-        log(f"pretrain epoch {epoch:3d}  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items())
-            + f"  ({seconds:.1f}s, {row['sequences_per_second']:.0f} seq/s)")
-        if out is not None:
-            with open(out / "history.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            kept = average.current(epoch) if average is not None else model
-            _save(out, model_name, kept, model_cfg, train_cfg, data, epoch)
-    if not ctx.main:
-        return {}
-    results = {
-        "model": model_name,
-        "kind": "pretrain",
-        "domains": [dataclasses.asdict(d) for d in data.domains],
-        "epochs": train_cfg.epochs,
-        "train_seconds": round(time.perf_counter() - t_start, 2),
-        "sequences_per_second": float(np.median([h["sequences_per_second"] for h in history])) if history else 0.0,
-        "train_sequences": len(data.train),
-        "parameters": n_params,
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-        "seed": train_cfg.seed,
-        "processes": ctx.world,
-        "config": {"model": to_dict(model_cfg), "train": to_dict(train_cfg)},
-        "code_version": code_version(),
-    }
-    if out is not None:
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    return results
-
-
-def _save(out: Path, model_name: str, model, model_cfg, train_cfg, data: PretrainData, epoch: int) -> None:
-    save_checkpoint(out / "model.pt", model_name=model_name, model=model, model_config=model_cfg,
-                    train_config=train_cfg, item_ids=data.item_ids, item_text=data.item_text,
-                    catalogue=data.catalogue,
-                    dataset={"name": "+".join(d.name for d in data.domains),
-                             "domains": [dataclasses.asdict(d) for d in data.domains]},
-                    epoch=epoch, best={}, extra={"kind": "pretrain"})
+    return PretrainTrainer(stores, out_dir, train_cfg, model_cfg, model_name=model_name,
+                           max_examples_per_domain=max_examples_per_domain, progress=progress, log=log).run()

@@ -1,0 +1,149 @@
+"""The training machinery every run shares: set-up, epochs, the run directory, the finish.
+
+:meth:`Trainer.run` calls :meth:`~Trainer.setup`, then for every epoch
+:meth:`~Trainer.run_epoch` -> :meth:`~Trainer.validate` -> :meth:`~Trainer.record`, until
+the epochs run out or :attr:`~Trainer.stopped` is set, then :meth:`~Trainer.finish`.
+Subclasses supply the data and the model and say what validating and finishing mean:
+:class:`missrec.train.loop.StoreTrainer` (one store, early stopping, test metrics) and
+:class:`missrec.train.pretrain.PretrainTrainer` (several stores, paper §3.5).
+
+Under ``torchrun`` every process runs the same trainer (:mod:`missrec.train.distributed`);
+only rank 0 logs and writes the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig, save_yaml
+from ..data.batching import Examples
+from ..model.base import SequentialRecommender
+from ..seed import seed_everything
+from .averaging import weight_average
+from .distributed import init_from_env, loss_function, start_data_parallel
+from .epoch import run_epoch
+from .meta import Log, quiet
+
+
+class Trainer:
+    """Trains one model with Adam for up to ``train_cfg.epochs`` epochs.
+
+    Subclasses implement :meth:`load_data` (setting :attr:`examples`, the training
+    examples), :meth:`build_model` and :meth:`finish`, and may extend :meth:`validate`.
+    """
+
+    objective = "training_loss"
+    """The model's loss method that an epoch minimises."""
+    desc = "epoch"
+    """The progress bar's label."""
+
+    examples: Examples
+    model: SequentialRecommender
+
+    def __init__(self, model_name: str, out_dir: str | Path | None, train_cfg: TrainConfig, model_cfg: Any,
+                 *, progress: bool = False, log: Log = print):
+        self.model_name = model_name
+        self.cfg = train_cfg
+        self.model_cfg = model_cfg
+        self.run_dir = Path(out_dir) if out_dir is not None else None
+        self.out: Path | None = None
+        """Where this process writes: the run directory on rank 0, nowhere on the others."""
+        self.progress, self.log = progress, log
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+        self.stopped = False
+        self.train_seconds = 0.0
+
+    def run(self) -> Any:
+        self.setup()
+        start = time.perf_counter()
+        while not self.stopped and self.epoch < self.cfg.epochs:
+            self.epoch += 1
+            row = self.run_epoch()
+            self.validate(row)
+            self.record(row)
+        self.train_seconds += time.perf_counter() - start
+        return self.finish()
+
+    # ------------------------------------------------------------------ steps
+
+    def setup(self) -> None:
+        """Seed, join the process group, load the data, build the model and its optimiser."""
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)  # draws the data order
+        self.ctx, self.device = init_from_env(torch.device(cfg.device))
+        if self.ctx.main:
+            self.out = self.run_dir
+        else:
+            self.log, self.progress = quiet, False
+        self.load_data()
+        self.model = self.build_model()
+        self.model.to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.describe(params)
+        self.optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.average = weight_average(self.model, cfg.ema_decay)
+        self.loss_fn = loss_function(self.model, self.objective, self.ctx, self.device)
+        start_data_parallel(self.ctx, cfg.seed, cfg.batch_size, self.log)
+        self.open_run_dir()
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch; its history row (timing, mean loss components, the hook's figures)."""
+        start = time.perf_counter()
+        stats, self.means = run_epoch(self.model, self.loss_fn, self.examples, self.cfg, self.optim, self.rng,
+                                      self.device, self.epoch, self.progress, desc=self.desc, ctx=self.ctx,
+                                      after_step=self.average.update if self.average is not None else None)
+        self.epoch_seconds = time.perf_counter() - start
+        return {"epoch": self.epoch, "train_seconds": round(self.epoch_seconds, 3),
+                **self.throughput(self.epoch_seconds), **self.means, **stats}
+
+    def validate(self, row: dict[str, Any]) -> None:
+        """Judge the epoch: add to its ``row``, and set :attr:`stopped` to end training."""
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Keep the epoch's row in the history and in ``history.jsonl``."""
+        self.history.append(row)
+        if self.out is not None:
+            with open(self.out / "history.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def finish(self) -> Any:
+        """What the run leaves behind once training ends (results, checkpoint)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ hooks and helpers
+
+    def load_data(self) -> None:
+        raise NotImplementedError
+
+    def build_model(self) -> SequentialRecommender:
+        raise NotImplementedError
+
+    def describe(self, params: list[torch.nn.Parameter]) -> None:
+        """Log what is about to train."""
+
+    def throughput(self, seconds: float) -> dict[str, float]:
+        """Speed figures an epoch's history row carries after its ``train_seconds``."""
+        return {}
+
+    @property
+    def judged(self) -> SequentialRecommender:
+        """What is validated, kept as the best and tested: the raw weights or their average."""
+        return self.average.model if self.average is not None else self.model
+
+    def open_run_dir(self) -> None:
+        """Start the run directory: the resolved configuration and an empty history."""
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_yaml(self.out / "config.yaml", {"model": self.model_cfg, "train": self.cfg})
+        (self.out / "history.jsonl").write_text("")
