@@ -86,9 +86,10 @@ def test_recommend_from_a_run(tmp_path, toy_store):
     out = json.loads(res.output)
     assert len(out) == 2 and all(len(u["items"]) == 4 for u in out)
     res = run("recommend", tmp_path / "r", "--history", "i1,i2,i3", "--k", "5", "--exclude-seen", "--json")
-    items = [r["item_id"] for r in json.loads(res.output)[0]["items"]]
+    # issue 17: with --history, --json prints the object POST /recommend answers
+    items = json.loads(res.output)["items"]
     assert len(items) == 5 and not {"i1", "i2", "i3"} & set(items)
-    scores = [r["score"] for r in json.loads(res.output)[0]["items"]]
+    scores = json.loads(res.output)["scores"]
     assert scores == sorted(scores, reverse=True)
     bad = CliRunner().invoke(main, ["recommend", str(tmp_path / "r"), "--history", "nope"])
     assert bad.exit_code == 1 and "unknown item id" in bad.output

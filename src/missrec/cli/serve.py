@@ -1,11 +1,14 @@
-"""``missrec recommend``: top-K items for users of a store or for a given history."""
+"""``missrec recommend``, ``missrec export``, ``missrec serve`` and ``missrec bench serve``."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
+
+from ..errors import MissrecError
 
 
 @click.command("recommend")
@@ -15,19 +18,27 @@ import click
 @click.option("--users", "n_users", default=3, show_default=True, help="How many users of the store to show.")
 @click.option("--user", "user_ids", multiple=True, help="A user id of the store (repeatable).")
 @click.option("--history", default=None, help="Comma-separated item ids instead of a store user.")
-@click.option("--k", default=10, show_default=True, help="Items per user.")
+@click.option("--k", default=10, show_default=True, help="Items per user (1 to the catalogue size).")
 @click.option("--exclude-seen", is_flag=True, help="Drop items already in the history.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="What to do with history ids the catalogue does not hold.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with --history: the object "
+                                                       "POST /recommend answers).")
 def recommend(run: Path, store: Path | None, n_users: int, user_ids: tuple[str, ...], history: str | None,
-              k: int, exclude_seen: bool, as_json: bool) -> None:
-    """Recommend top-K items with a trained model (RUN_DIR or model.pt)."""
+              k: int, exclude_seen: bool, unknown: str, as_json: bool) -> None:
+    """Recommend top-K items with a trained model (a bundle, RUN_DIR or model.pt)."""
     from ..data.store import read_store
     from ..serve.recommender import Recommender
 
-    rec = Recommender(run)
+    rec = Recommender(run, writable=False)
     requests: list[tuple[str, list[str]]] = []
-    if history:
-        requests.append(("history", [h.strip() for h in history.split(",") if h.strip()]))
+    if history is not None:
+        ids = [h.strip() for h in history.split(",") if h.strip()]
+        res = rec.recommend([ids], k, exclude_seen, unknown, field_name="history")[0]
+        if as_json:
+            click.echo(json.dumps(res.to_json()))
+            return
+        requests.append(("history", ids))
     else:
         if store is None:
             raise click.UsageError("give --data STORE (with --users/--user) or --history")
@@ -43,8 +54,9 @@ def recommend(run: Path, store: Path | None, n_users: int, user_ids: tuple[str, 
         click.echo(json.dumps([{"user": u, "history": h, "items": [r.__dict__ for r in res]}
                                for (u, h), res in zip(requests, results)], indent=2))
         return
+    text = dict(zip(rec.item_ids, rec.item_text))
     for (u, h), res in zip(requests, results):
-        click.echo(f"\nuser {u}: last of {len(h)} items: {_short(rec.item_text[rec.indexes([h[-1]])[0]])}")
+        click.echo(f"\nuser {u}: last of {len(h)} items: {_short(text.get(h[-1], ''))}")
         for rank, r in enumerate(res, 1):
             click.echo(f"  {rank:2d}. {r.item_id:<12} {r.score:8.3f}  {_short(r.text)}")
 
@@ -54,4 +66,46 @@ def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-COMMANDS = [recommend]
+@click.command("export")
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+def export(run: Path, bundle: Path) -> None:
+    """Write a serving bundle (safetensors + JSON, no pickle) of a run or checkpoint."""
+    from ..serve.bundle import export_bundle, read_manifest
+
+    path = export_bundle(run, bundle)
+    m = read_manifest(path)
+    click.echo(json.dumps({"bundle": str(path), "model": m["model"], "items": m["n_trained_items"],
+                           "modalities": m["modalities"]}))
+
+
+@click.command("serve")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="File holding the bearer token write endpoints require (else $MISSREC_TOKEN; "
+                   "without either, writes are disabled).")
+@click.option("--protect-reads", is_flag=True, help="Require the token on read endpoints too.")
+@click.option("--approximate", is_flag=True, help="Rank with the FAISS candidate path (needs faiss).")
+def serve(bundle: Path, host: str, port: int, token_file: Path | None, protect_reads: bool,
+          approximate: bool) -> None:
+    """Serve a bundle over HTTP (FastAPI + uvicorn; the `serve` extra). Docs at /docs."""
+    from ..serve.http import ServiceOptions, run_server
+
+    token = read_token(token_file)
+    run_server(bundle, ServiceOptions(token=token, protect_reads=protect_reads, approximate=approximate),
+               host, port)
+
+
+def read_token(token_file: Path | None) -> str | None:
+    """The write token: the file's first line, else ``$MISSREC_TOKEN``; None when neither."""
+    if token_file is not None:
+        token = token_file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise MissrecError(f"{token_file}: the token file is empty")
+        return token
+    return os.environ.get("MISSREC_TOKEN") or None
+
+
+COMMANDS = [recommend, export, serve]

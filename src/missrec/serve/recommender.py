@@ -1,15 +1,29 @@
-"""Top-K recommendations from a self-describing checkpoint, for histories of external ids."""
+"""Top-K recommendations from a bundle or a run, over a catalogue that can change live.
+
+:class:`Recommender` is the one API the CLI and the HTTP service call. Exact scoring is the
+model's own ``score_all`` (for MISSRec, dynamic fusion, eq. 2) over the served item cache,
+so a catalogue that was not changed ranks exactly as offline evaluation does; items are
+added through the model's adapters (:mod:`.items`) and changes persist in the bundle
+(:mod:`.journal`). Loaded from a run directory, changes live in memory only.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from ..data.batching import SequenceBatch
-from ..errors import MissrecError
-from ..train.checkpoint import load_model, read_checkpoint
+from .bundle import ItemState, from_checkpoint, is_bundle, load_bundle
+from .catalogue import Catalogue, NewItem
+from .errors import RequestError
+from .journal import Journal
+
+UNKNOWN_POLICIES = ("error", "skip")
 
 
 @dataclass
@@ -19,58 +33,183 @@ class Recommendation:
     text: str
 
 
-class Recommender:
-    """Loads a checkpoint once; :meth:`recommend` ranks the whole catalogue for a history.
+@dataclass
+class Ranking:
+    """One history's top-K, with what was left out of the history."""
 
-    Seen-item filtering is an explicit option (``exclude_seen``), applied after scoring.
+    items: list[str]
+    scores: list[float]
+    skipped: list[str] = field(default_factory=list)
+    """Unknown ids dropped from the history (``unknown='skip'``)."""
+    truncated: int = 0
+    """Oldest history items dropped to fit the model's longest history."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"items": self.items, "scores": self.scores}
+        if self.skipped:
+            out["skipped"] = self.skipped
+        if self.truncated:
+            out["truncated"] = self.truncated
+        return out
+
+
+class Recommender:
+    """Loads a bundle (or a run) once; ranks, embeds, adds and removes items.
+
+    Thread-safe: one lock serialises model calls and catalogue changes (a change builds a
+    new catalogue state and swaps it in). ``writable=False`` opens a bundle without taking
+    its write lock; changes are then refused.
     """
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
-        self.payload = read_checkpoint(checkpoint)
-        self.model, self.config = load_model(self.payload)
-        self.model.to(device)
+    def __init__(self, source: str | Path, device: str = "cpu", writable: bool = True,
+                 compact_every: int = 1000):
+        source = Path(source)
         self.device = device
-        self.item_ids: list[str] = self.payload["item_ids"]
-        self.item_text: list[str] = self.payload.get("item_text") or [""] * len(self.item_ids)
-        self._index = {e: i for i, e in enumerate(self.item_ids) if i > 0}
+        self.journal: Journal | None = None
+        if is_bundle(source):
+            loaded = load_bundle(source)
+            self.manifest, model, self.config, items = (loaded.manifest, loaded.model,
+                                                       loaded.config, loaded.items)
+            if writable:
+                self.journal = Journal(source, loaded.generation)
+        else:
+            parts = from_checkpoint(source)
+            self.manifest, model, self.config, items = parts.manifest, parts.model, parts.config, parts.items
+        self.model = model.to(device)
+        self.source = source
+        self.writable = writable
         self.max_len = int(getattr(self.config, "max_len", 50))
-        with torch.no_grad():
-            self._cache = self.model.item_cache()
+        self._lock = threading.RLock()
+        self.catalogue = Catalogue(self.model, self.manifest, items, device)
+        self.compact_every = compact_every
+        if self.journal is not None:
+            ops = self.journal.replay()
+            for op in ops:
+                self.catalogue.apply(op)
+            if ops:
+                self.journal.compact(self.catalogue.state)
+
+    # ------------------------------------------------------------------ catalogue
 
     @property
     def n_items(self) -> int:
-        return len(self.item_ids) - 1
+        """Items that can be recommended (the catalogue size)."""
+        return self.catalogue.size
 
-    def indexes(self, history: list[str]) -> list[int]:
-        unknown = [h for h in history if h not in self._index]
-        if unknown:
-            raise MissrecError(f"unknown item id(s): {', '.join(unknown[:5])}")
-        return [self._index[h] for h in history]
+    @property
+    def item_ids(self) -> list[str]:
+        return self.catalogue.state.ids
 
-    @torch.no_grad()
-    def recommend_many(self, histories: list[list[str]], k: int = 10,
-                       exclude_seen: bool = False) -> list[list[Recommendation]]:
-        if not histories or any(len(h) == 0 for h in histories):
-            raise MissrecError("every history needs at least one item")
-        idx = [self.indexes(h)[-self.max_len:] for h in histories]
-        width = max(len(h) for h in idx)
-        items = torch.zeros(len(idx), width, dtype=torch.long)
-        for r, h in enumerate(idx):
-            items[r, :len(h)] = torch.tensor(h)
-        lengths = torch.tensor([len(h) for h in idx])
-        batch = SequenceBatch(items, lengths, torch.zeros(len(idx), dtype=torch.long),
-                              torch.zeros(len(idx), dtype=torch.long)).to(self.device)
-        scores = self.model.score_all(batch, self._cache).float()
-        scores[:, 0] = -torch.inf
-        if exclude_seen:
-            scores.scatter_(1, batch.items, -torch.inf)
-        k = min(k, self.n_items)
-        top = scores.topk(k, dim=1)
+    @property
+    def item_text(self) -> list[str]:
+        return self.catalogue.state.text
+
+    def get_item(self, item_id: str) -> dict[str, Any]:
+        return self.catalogue.describe(item_id)
+
+    def add_items(self, items: list[NewItem | dict]) -> dict[str, Any]:
+        """Add or replace items (raw features and/or text); returns the counts added and
+        replaced and the catalogue size. Immediately rankable; persisted in a bundle."""
+        with self._lock:
+            self._check_writable()
+            op, report = self.catalogue.put([NewItem.parse(x, f"items[{i}]") for i, x in enumerate(items)])
+            self._log(op)
+            return report
+
+    def remove_items(self, item_ids: list[str]) -> dict[str, Any]:
+        with self._lock:
+            self._check_writable()
+            op, report = self.catalogue.delete(list(item_ids))
+            self._log(op)
+            return report
+
+    def _check_writable(self) -> None:
+        if is_bundle(self.source) and self.journal is None:
+            raise RequestError("items", "this bundle is open read-only", 403)
+
+    def _log(self, op: dict[str, Any]) -> None:
+        if self.journal is None:
+            return
+        self.journal.append(op)
+        if self.journal.entries >= self.compact_every:
+            self.journal.compact(self.catalogue.state)
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+
+    # ------------------------------------------------------------------ ranking
+
+    def recommend(self, histories: list[list[str]], k: int = 10, exclude_seen: bool = False,
+                  unknown: str = "error", field_name: str = "histories") -> list[Ranking]:
+        """Top-``k`` items for every history (external ids, oldest first)."""
+        with self._lock:
+            state = self.catalogue.state
+            self._check_k(k)
+            rows, skipped, cut = self._resolve(histories, unknown, field_name)
+            scores = self._scores(rows, state)
+            if exclude_seen:
+                scores.scatter_(1, rows.items, -torch.inf)
+            top = scores.topk(min(k, self.n_items), dim=1)
         out = []
-        for r in range(len(idx)):
-            out.append([Recommendation(self.item_ids[i], float(s), self.item_text[i])
-                        for s, i in zip(top.values[r].tolist(), top.indices[r].tolist()) if s > -float("inf")])
+        for r in range(len(histories)):
+            pairs = [(state.ids[i], s) for s, i in zip(top.values[r].tolist(), top.indices[r].tolist())
+                     if s > -float("inf")]
+            out.append(Ranking([p[0] for p in pairs], [p[1] for p in pairs], skipped[r], cut[r]))
         return out
 
-    def recommend(self, history: list[str], k: int = 10, exclude_seen: bool = False) -> list[Recommendation]:
-        return self.recommend_many([history], k, exclude_seen)[0]
+    def recommend_many(self, histories: list[list[str]], k: int = 10,
+                       exclude_seen: bool = False) -> list[list[Recommendation]]:
+        """:meth:`recommend` as (id, score, text) triples."""
+        text = {i: t for i, t in zip(self.item_ids, self.item_text)}
+        return [[Recommendation(i, s, text.get(i, "")) for i, s in zip(r.items, r.scores)]
+                for r in self.recommend(histories, k, exclude_seen)]
+
+    @torch.no_grad()
+    def embed(self, histories: list[list[str]], unknown: str = "error",
+              field_name: str = "histories") -> tuple[np.ndarray, list[Ranking]]:
+        """Sequence vectors u [B, d] (normalised as the model scores them) of the histories,
+        and per history what was skipped or truncated (as rankings with no items)."""
+        with self._lock:
+            rows, skipped, cut = self._resolve(histories, unknown, field_name)
+            u = self.catalogue.user_vectors(rows)
+        return u.float().cpu().numpy(), [Ranking([], [], s, c) for s, c in zip(skipped, cut)]
+
+    def _check_k(self, k: Any) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.n_items:
+            raise RequestError("k", f"must be an integer from 1 to the catalogue size "
+                                    f"{self.n_items}, got {k!r}")
+
+    def _resolve(self, histories: list[list[str]], unknown: str, field_name: str
+                 ) -> tuple[SequenceBatch, list[list[str]], list[int]]:
+        if unknown not in UNKNOWN_POLICIES:
+            raise RequestError("unknown", f"must be one of {list(UNKNOWN_POLICIES)}, got {unknown!r}")
+        if not histories:
+            raise RequestError(field_name, "needs at least one history")
+        rows, skipped, cut = [], [], []
+        for j, h in enumerate(histories):
+            where = field_name if field_name == "history" else f"{field_name}[{j}]"
+            idx, miss = self.catalogue.lookup(h, where)
+            if miss and unknown == "error":
+                raise RequestError(where, f"unknown item id(s): {', '.join(miss[:5])}"
+                                          + (f" (+{len(miss) - 5} more)" if len(miss) > 5 else ""), 404)
+            if not idx:
+                raise RequestError(where, "empty history" if not miss else
+                                   f"no known item (skipped: {', '.join(miss[:5])})")
+            cut.append(max(len(idx) - self.max_len, 0))
+            rows.append(idx[-self.max_len:])
+            skipped.append(miss)
+        width = max(len(r) for r in rows)
+        items = torch.zeros(len(rows), width, dtype=torch.long)
+        for r, h in enumerate(rows):
+            items[r, :len(h)] = torch.tensor(h)
+        n = len(rows)
+        batch = SequenceBatch(items, torch.tensor([len(h) for h in rows]),
+                              torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
+        return batch.to(self.device), skipped, cut
+
+    @torch.no_grad()
+    def _scores(self, batch: SequenceBatch, state: ItemState) -> torch.Tensor:
+        scores = self.catalogue.score_all(batch).float()
+        dead = torch.from_numpy(~state.alive).to(scores.device)
+        return scores.masked_fill(dead[None, :], -torch.inf)

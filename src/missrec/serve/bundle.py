@@ -1,0 +1,304 @@
+"""Serving bundles: a trained model and its live catalogue in safe formats (no pickle).
+
+A bundle is a directory::
+
+    manifest.json                 model name and config, modalities (width, feature encoder),
+                                  non-tensor extra state (clustering fingerprint), cache layout
+    model.safetensors             weights, tensor extra state (interest table, prototypes), and
+                                  the trained catalogue's raw features (``trained.<m>``),
+                                  which the model is attached to so its clustering stays valid
+    catalogue.json                {"generation": g}: which catalogue files are current
+    items-<g>.json                item ids (row 0 = padding), texts, which rows are alive
+    items-<g>.safetensors         raw features ``raw.<m>`` / ``present.<m>`` and the item side
+                                  ready for scoring (``cache.*``: candidate embeddings, ...)
+    items-<g>.log.jsonl           item changes since generation g (see :mod:`.journal`)
+
+Everything is written to a temporary name and moved into place with ``os.replace``: export
+builds a whole temporary directory; compaction writes generation g+1 and then switches
+``catalogue.json``. Loading reads JSON and safetensors only; it never executes anything
+from the files, and needs no store and no training data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..config import from_dict
+from ..data.store import ModalityFeatures
+from ..errors import MissrecError
+from ..model.base import SequentialRecommender
+from ..model.missrec import ItemCache
+from ..model.registry import Catalogue, get_model_spec
+from ..train.checkpoint import catalogue_of, load_model, read_checkpoint
+
+FORMAT = "missrec-bundle"
+VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "model.safetensors"
+POINTER = "catalogue.json"
+EXTRA_SUFFIX = "_extra_state"
+
+
+@dataclass
+class ItemState:
+    """The catalogue as served: one row per item, row 0 padding."""
+
+    ids: list[str]
+    text: list[str]
+    alive: np.ndarray
+    """[n+1] bool: False for padding and removed items (never ranked)."""
+    raw: dict[str, np.ndarray]
+    """Per modality [n+1, d_in] float32 raw features (zero where absent)."""
+    present: dict[str, np.ndarray]
+    """Per modality [n+1] bool."""
+    cache: Any
+    """The model's item cache (``ItemCache`` for MISSRec, a tensor or tuple otherwise)."""
+    interests: torch.Tensor | None = None
+    """MISSRec: [n+1, M] interest id of every item's modality tokens (-1 = none)."""
+
+
+@dataclass
+class LoadedBundle:
+    path: Path
+    manifest: dict
+    model: SequentialRecommender
+    config: Any
+    items: ItemState
+    generation: int
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+# ----------------------------------------------------------------------------- writing
+
+def export_bundle(source: str | Path, bundle: str | Path) -> Path:
+    """Write the bundle of a run directory or checkpoint ``source`` to ``bundle`` (atomic)."""
+    parts = from_checkpoint(source)
+    return _write_atomically(Path(bundle), parts.manifest, parts.weights, parts.items)
+
+
+@dataclass
+class BundleParts:
+    """What a bundle holds, built from a checkpoint in memory."""
+
+    manifest: dict
+    weights: dict[str, torch.Tensor]
+    items: ItemState
+    model: SequentialRecommender
+    config: Any
+
+
+def from_checkpoint(source: str | Path) -> BundleParts:
+    payload = read_checkpoint(source)
+    model, config = load_model(payload)
+    catalogue = catalogue_of(payload)
+    ids = list(payload["item_ids"])
+    text = list(payload.get("item_text") or [""] * len(ids))
+    with torch.no_grad():
+        cache = model.item_cache()
+    alive = np.ones(len(ids), dtype=bool)
+    alive[0] = False
+    modalities = list(getattr(config, "modalities", []) or [])
+    feats = {m: catalogue.features[m] for m in modalities}
+    manifest = {
+        "format": FORMAT, "version": VERSION, "model": payload["model"],
+        "model_config": asdict(config), "dataset": payload.get("dataset", {}),
+        "source_checkpoint": str(Path(source).resolve()), "epoch": payload.get("epoch"),
+        "modalities": {m: {"dim": f.dim, "source": f.source} for m, f in feats.items()},
+        "n_trained_items": len(ids) - 1, "cache_kind": cache_kind(cache),
+    }
+    weights, manifest["extra_state"] = _split_state(model.state_dict())
+    for m, f in feats.items():
+        weights[f"trained.{m}"] = torch.from_numpy(f.matrix)
+        weights[f"trained_present.{m}"] = torch.from_numpy(f.present.astype(np.uint8))
+    items = ItemState(ids, text, alive, {m: f.matrix for m, f in feats.items()},
+                      {m: f.present for m, f in feats.items()}, cache, trained_interests(model))
+    return BundleParts(manifest, weights, items, model, config)
+
+
+def _write_atomically(bundle: Path, manifest: dict, weights: dict[str, torch.Tensor],
+                      items: ItemState) -> Path:
+    if bundle.exists() and not is_bundle(bundle) and any(bundle.iterdir()):
+        raise MissrecError(f"{bundle}: exists and is not a missrec bundle; choose another directory")
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{bundle.name}.", dir=bundle.parent))
+    try:
+        save_file(_contiguous(weights), str(tmp / WEIGHTS))
+        write_generation(tmp, 0, items)
+        write_json(tmp / POINTER, {"generation": 0})
+        write_json(tmp / MANIFEST, manifest)
+        old = None
+        if bundle.exists():
+            old = bundle.with_name(f".{bundle.name}.old-{os.getpid()}")
+            os.replace(bundle, old)
+        os.replace(tmp, bundle)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return bundle
+
+
+def write_generation(bundle: Path, generation: int, items: ItemState) -> None:
+    """Write ``items-<g>.json`` and ``items-<g>.safetensors`` (each via a temporary name)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for m, x in items.raw.items():
+        tensors[f"raw.{m}"] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        tensors[f"present.{m}"] = torch.from_numpy(items.present[m].astype(np.uint8))
+    tensors.update({f"cache.{k}": v for k, v in flatten_cache(items.cache).items()})
+    if items.interests is not None:
+        tensors["interests"] = items.interests
+    meta = {"ids": items.ids, "text": items.text, "alive": items.alive.astype(bool).tolist()}
+    target = bundle / f"items-{generation}.safetensors"
+    tmp = target.with_name(target.name + ".tmp")
+    save_file(_contiguous(tensors), str(tmp))
+    os.replace(tmp, target)
+    write_json(bundle / f"items-{generation}.json", meta)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared or strided storage; a clone gives each tensor its own
+    return {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+
+
+def _split_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
+    """Tensors of a state dict, and the JSON part of its extra states (e.g. MISSRec's
+    clustering: its tensors go to the weights as ``<key>.<field>``)."""
+    tensors, extra = {}, {}
+    for key, value in state.items():
+        if torch.is_tensor(value):
+            tensors[key] = value
+        elif key.endswith(EXTRA_SUFFIX) and isinstance(value, dict):
+            extra[key] = {}
+            for field, v in value.items():
+                if torch.is_tensor(v):
+                    tensors[f"{key}.{field}"] = v
+                else:
+                    extra[key][field] = v
+        else:
+            raise MissrecError(f"state entry {key!r} is neither a tensor nor an extra state")
+    return tensors, extra
+
+
+def trained_interests(model: SequentialRecommender) -> torch.Tensor | None:
+    """MISSRec's interest table over its trained catalogue (computed by ``item_cache``)."""
+    table = getattr(model, "_interest_of", None)
+    return None if table is None else table.detach().cpu().clone()
+
+
+# ----------------------------------------------------------------------------- cache layout
+
+def cache_kind(cache: Any) -> str:
+    if isinstance(cache, ItemCache):
+        return "missrec"
+    if torch.is_tensor(cache):
+        return "tensor"
+    if isinstance(cache, tuple) and all(torch.is_tensor(t) for t in cache):
+        return f"tuple{len(cache)}"
+    raise MissrecError(f"cannot export an item cache of type {type(cache).__name__}")
+
+
+def flatten_cache(cache: Any) -> dict[str, torch.Tensor]:
+    kind = cache_kind(cache)
+    if kind == "missrec":
+        out = {f.name: getattr(cache, f.name) for f in fields(cache)}
+        return {k: (v.to(torch.uint8) if v.dtype == torch.bool else v)
+                for k, v in out.items() if v is not None}
+    if kind == "tensor":
+        return {"tensor": cache}
+    return {str(i): t for i, t in enumerate(cache)}
+
+
+def unflatten_cache(kind: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if kind == "missrec":
+        kw = {f.name: tensors.get(f.name) for f in fields(ItemCache)}
+        kw["present"] = kw["present"].bool()
+        return ItemCache(**kw)
+    if kind == "tensor":
+        return tensors["tensor"]
+    if kind.startswith("tuple"):
+        return tuple(tensors[str(i)] for i in range(int(kind[len("tuple"):])))
+    raise MissrecError(f"unknown item cache layout {kind!r}")
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_manifest(bundle: Path) -> dict:
+    try:
+        manifest = json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MissrecError(f"{bundle / MANIFEST}: unreadable bundle manifest ({e})") from None
+    if manifest.get("format") != FORMAT:
+        raise MissrecError(f"{bundle / MANIFEST}: not a missrec bundle")
+    if manifest.get("version") != VERSION:
+        raise MissrecError(f"{bundle / MANIFEST}: bundle version {manifest.get('version')}; "
+                           f"this missrec reads version {VERSION}")
+    return manifest
+
+
+def load_bundle(bundle: str | Path) -> LoadedBundle:
+    """Rebuild the model (attached to its trained catalogue) and read the current items."""
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    weights = load_file(str(bundle / WEIGHTS))
+    model, config = _build_model(manifest, weights)
+    generation = int(json.loads((bundle / POINTER).read_text())["generation"])
+    items = read_generation(bundle, generation, manifest)
+    return LoadedBundle(bundle, manifest, model, config, items, generation)
+
+
+def _build_model(manifest: dict, weights: dict[str, torch.Tensor]) -> tuple[SequentialRecommender, Any]:
+    spec = get_model_spec(manifest["model"])
+    config = from_dict(spec.config_cls, manifest["model_config"], "model")
+    feats = {}
+    for m, info in manifest["modalities"].items():
+        feats[m] = ModalityFeatures(weights.pop(f"trained.{m}").numpy(),
+                                    weights.pop(f"trained_present.{m}").numpy().astype(bool),
+                                    info.get("source", ""))
+    model = spec.build(config, Catalogue(int(manifest["n_trained_items"]), feats))
+    state: dict[str, Any] = {}
+    for key, extra in manifest.get("extra_state", {}).items():
+        state[key] = dict(extra)
+    for key, value in weights.items():
+        owner = next((k for k in state if key.startswith(k + ".")), None)
+        if owner is None:
+            state[key] = value
+        else:
+            state[owner][key[len(owner) + 1:]] = value
+    model.load_state_dict(state)
+    model.eval()
+    return model, config
+
+
+def read_generation(bundle: Path, generation: int, manifest: dict) -> ItemState:
+    meta = json.loads((bundle / f"items-{generation}.json").read_text(encoding="utf-8"))
+    tensors = load_file(str(bundle / f"items-{generation}.safetensors"))
+    modalities = list(manifest["modalities"])
+    raw = {m: tensors[f"raw.{m}"].numpy() for m in modalities}
+    present = {m: tensors[f"present.{m}"].numpy().astype(bool) for m in modalities}
+    cache = unflatten_cache(manifest["cache_kind"],
+                            {k[len("cache."):]: v for k, v in tensors.items() if k.startswith("cache.")})
+    return ItemState(list(meta["ids"]), list(meta["text"]), np.asarray(meta["alive"], dtype=bool),
+                     raw, present, cache, tensors.get("interests"))

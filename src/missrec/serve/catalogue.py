@@ -1,0 +1,261 @@
+"""The served catalogue: item ids, texts, raw features and the model's item cache, changed
+by validated puts and deletes (each also the log entry that replays it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import MissrecError
+from .bundle import ItemState
+from .encoders import text_encoder
+from .errors import RequestError
+from .items import embed_items, set_rows
+
+MAX_ID_CHARS = 256
+ITEM_KEYS = ("id", "text", "features")
+
+
+@dataclass
+class NewItem:
+    """An item to add or replace: raw features per modality and/or its text."""
+
+    id: str
+    text: str | None = None
+    features: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> "NewItem":
+        if isinstance(obj, NewItem):
+            obj = dataclasses.asdict(obj)
+        if not isinstance(obj, dict):
+            raise RequestError(where, "expected an object with 'id' and 'text' and/or 'features'")
+        extra = sorted(set(obj) - set(ITEM_KEYS))
+        if extra:
+            raise RequestError(f"{where}.{extra[0]}", f"unknown field; expected some of {list(ITEM_KEYS)}")
+        item_id, text, feats = obj.get("id"), obj.get("text"), obj.get("features") or {}
+        if not isinstance(item_id, str) or not item_id.strip() or len(item_id) > MAX_ID_CHARS:
+            raise RequestError(f"{where}.id", f"expected a non-empty string of at most {MAX_ID_CHARS} "
+                                              f"characters, got {_show(item_id)}")
+        if text is not None and not isinstance(text, str):
+            raise RequestError(f"{where}.text", f"expected a string, got {_show(text)}")
+        if not isinstance(feats, dict):
+            raise RequestError(f"{where}.features", "expected an object {modality: [numbers]}")
+        return cls(item_id, text, dict(feats))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class Catalogue:
+    """Ids <-> rows, and the model-specific scoring of the current :class:`ItemState`."""
+
+    def __init__(self, model, manifest: dict, state: ItemState, device: str):
+        self.model = model
+        self.manifest = manifest
+        self.kind = manifest["cache_kind"]
+        self.modalities: dict[str, dict] = dict(manifest["modalities"])
+        self.device = device
+        self.state = self._on_device(state)
+        self.index = {e: i for i, e in enumerate(state.ids) if i > 0}
+        self._encoders: dict[str, Any] = {}
+
+    def _on_device(self, state: ItemState) -> ItemState:
+        cache = state.cache
+        if self.kind == "missrec":
+            cache = dataclasses.replace(cache, **{f.name: getattr(cache, f.name).to(self.device)
+                                                 for f in dataclasses.fields(cache)
+                                                 if getattr(cache, f.name) is not None})
+        elif torch.is_tensor(cache):
+            cache = cache.to(self.device)
+        else:
+            cache = tuple(t.to(self.device) for t in cache)
+        interests = None if state.interests is None else state.interests.to(self.device)
+        return dataclasses.replace(state, cache=cache, interests=interests)
+
+    @property
+    def size(self) -> int:
+        return int(self.state.alive.sum())
+
+    def lookup(self, history: Any, where: str) -> tuple[list[int], list[str]]:
+        """Rows of a history's known, live items and the ids that are not."""
+        if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+            raise RequestError(where, "expected a list of item id strings")
+        rows, missing = [], []
+        alive = self.state.alive
+        for h in history:
+            r = self.index.get(h)
+            if r is None or not alive[r]:
+                missing.append(h)
+            else:
+                rows.append(r)
+        return rows, missing
+
+    def describe(self, item_id: str) -> dict[str, Any]:
+        r = self.index.get(item_id)
+        if r is None or not self.state.alive[r]:
+            raise RequestError("id", f"unknown item id {_show(item_id)}", 404)
+        st = self.state
+        return {"id": item_id, "text": st.text[r],
+                "modalities": [m for m in self.modalities if st.present[m][r]],
+                "trained": r <= int(self.manifest["n_trained_items"])}
+
+    # ------------------------------------------------------------------ changes
+
+    def put(self, items: list[NewItem]) -> tuple[dict, dict[str, Any]]:
+        self._check_can_add()
+        if not items:
+            raise RequestError("items", "needs at least one item")
+        seen: set[str] = set()
+        entries, warnings = [], []
+        for i, it in enumerate(items):
+            if it.id in seen:
+                raise RequestError(f"items[{i}].id", f"{_show(it.id)} appears twice in this request")
+            seen.add(it.id)
+            feats = self._features_of(it, f"items[{i}]", warnings)
+            if not any(v is not None for v in feats.values()):
+                raise RequestError(f"items[{i}]", "has no modality: give 'features' for at least one "
+                                                  f"of {list(self.modalities)} or text an installed "
+                                                  "encoder can embed")
+            entries.append({"id": it.id, "text": it.text or "",
+                            "features": {m: v.tolist() for m, v in feats.items() if v is not None}})
+        op = {"op": "put", "items": entries}
+        added, replaced = self.apply(op)
+        report = {"added": added, "replaced": replaced, "catalogue_size": self.size}
+        if warnings:
+            report["warnings"] = warnings
+        return op, report
+
+    def delete(self, ids: list[str]) -> tuple[dict, dict[str, Any]]:
+        for item_id in ids:
+            self.describe(item_id)  # 404 for an unknown id
+        op = {"op": "delete", "ids": list(ids)}
+        self.apply(op)
+        return op, {"removed": len(ids), "catalogue_size": self.size}
+
+    def apply(self, op: dict) -> tuple[int, int]:
+        """Apply a (validated or logged) change; returns (added, replaced)."""
+        if op["op"] == "delete":
+            alive = self.state.alive.copy()
+            for item_id in op["ids"]:
+                if item_id in self.index:
+                    alive[self.index[item_id]] = False
+            self.state = dataclasses.replace(self.state, alive=alive)
+            return 0, 0
+        if op["op"] != "put":
+            raise MissrecError(f"unknown catalogue operation {op['op']!r}")
+        return self._apply_put(op["items"])
+
+    def _apply_put(self, entries: list[dict]) -> tuple[int, int]:
+        st = self.state
+        n = len(st.ids)
+        ids, text, rows = list(st.ids), list(st.text), []
+        replaced = 0
+        for e in entries:
+            r = self.index.get(e["id"])
+            if r is None:
+                r = len(ids)
+                ids.append(e["id"])
+                text.append(e["text"])
+            else:
+                replaced += int(st.alive[r])
+                text[r] = e["text"]
+            rows.append(r)
+        grow = len(ids) - n
+        raw, present = {}, {}
+        for m, info in self.modalities.items():
+            x = np.concatenate([st.raw[m], np.zeros((grow, info["dim"]), np.float32)])
+            p = np.concatenate([st.present[m], np.zeros(grow, bool)])
+            for r, e in zip(rows, entries):
+                v = e["features"].get(m)
+                p[r] = v is not None
+                x[r] = np.asarray(v, np.float32) if v is not None else 0.0
+            raw[m], present[m] = x, p
+        alive = np.concatenate([st.alive, np.zeros(grow, bool)])
+        alive[rows] = True
+        rows_t = torch.tensor(rows, dtype=torch.long)
+        cache, interests = self._embed(rows_t, raw, present, n)
+        for r, e in zip(rows, entries):
+            self.index[e["id"]] = r
+        self.state = ItemState(ids, text, alive, raw, present, cache, interests)
+        return len(entries) - replaced, replaced
+
+    def _embed(self, rows: torch.Tensor, raw: dict[str, np.ndarray], present: dict[str, np.ndarray],
+               n: int) -> tuple[Any, torch.Tensor]:
+        cache = self.state.cache
+        ids = None
+        if cache.ids is not None:  # transductive: existing rows keep their id embedding
+            ids = torch.zeros(len(rows), cache.ids.shape[1], device=cache.ids.device)
+            old = rows < n
+            ids[old] = cache.ids[rows[old].to(cache.ids.device)]
+        sel = rows.numpy()
+        new = embed_items(self.model, {m: torch.from_numpy(raw[m][sel]) for m in self.modalities},
+                          {m: torch.from_numpy(present[m][sel]) for m in self.modalities}, ids)
+        return set_rows(cache, self.state.interests, rows, new)
+
+    def _check_can_add(self) -> None:
+        if self.kind == "missrec":
+            return
+        name = self.manifest["model"]
+        if not self.modalities:
+            raise RequestError("items", f"model {name!r} scores item ids only: it cannot rank "
+                                        "unseen items, so items cannot be added", 400)
+        raise RequestError("items", f"adding items is implemented for MISSRec bundles; this is "
+                                    f"a {name!r} bundle", 400)
+
+    def _features_of(self, it: NewItem, where: str, warnings: list[str]) -> dict[str, np.ndarray | None]:
+        unknown = sorted(set(it.features) - set(self.modalities))
+        if unknown:
+            raise RequestError(f"{where}.features.{unknown[0]}",
+                               f"unknown modality; this model reads {list(self.modalities)}")
+        out: dict[str, np.ndarray | None] = {}
+        for m, info in self.modalities.items():
+            v = it.features.get(m)
+            out[m] = None if v is None else _vector(v, info["dim"], f"{where}.features.{m}")
+        if out.get("text") is None and "text" in self.modalities and it.text:
+            out["text"] = self._encode_text(it.text, it.id, warnings)
+        return out
+
+    def _encode_text(self, text: str, item_id: str, warnings: list[str]) -> np.ndarray | None:
+        enc, why = text_encoder(self.modalities["text"].get("source", ""), self._encoders)
+        if enc is None:
+            warnings.append(f"{item_id}: text not embedded ({why}); its text modality is missing")
+            return None
+        return enc.encode([text])[0].astype(np.float32)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _select_interests(self) -> None:
+        # the decoder reads each history item's interest from the model's table; the served
+        # table extends the trained one with the rows of added items (see .items)
+        if self.kind == "missrec" and self.model._interest_of is not self.state.interests:
+            self.model._interest_of = self.state.interests
+
+    def score_all(self, batch) -> torch.Tensor:
+        self._select_interests()
+        return self.model.score_all(batch, self.state.cache)
+
+    def user_vectors(self, batch) -> torch.Tensor:
+        self._select_interests()
+        if self.kind == "missrec":
+            return self.model.user_vectors(batch, self.state.cache)
+        if hasattr(self.model, "user_embedding"):
+            return self.model.user_embedding(batch)
+        raise RequestError("histories", f"model {self.manifest['model']!r} does not expose "
+                                        "sequence vectors", 400)
+
+
+def _vector(value: Any, dim: int, where: str) -> np.ndarray:
+    if (not isinstance(value, list) or len(value) != dim
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+        raise RequestError(where, f"expected a list of {dim} numbers")
+    if not all(math.isfinite(x) for x in value):
+        raise RequestError(where, "values must be finite numbers")
+    return np.asarray(value, dtype=np.float32)

@@ -1,0 +1,99 @@
+"""The item side of new or changed items, computed the way the model computes its catalogue.
+
+MISSRec ranks an item by its content alone (inductive mode), so an item it never saw is
+embedded by passing its raw features through the trained adapters ψ^m (§3.2.3): its
+candidate embeddings are exactly what :meth:`MISSRec.item_cache` would give for a catalogue
+that included it. Two things a catalogue change does *not* redo:
+
+* **Interests** (§3.3): the clustering stays the one the model was trained with (the
+  decoder's queries are its prototypes). A new item's modality tokens join the interest of
+  their nearest prototype, by the Euclidean distance the clustering itself uses; when such
+  an item is in a history, its interest token is that prototype.
+* **Item ids** (transductive mode, eq. 10): a new item has no id embedding; it is embedded
+  and scored by its features alone (its id vector is zero, so with 'added' id scoring its
+  candidates are its normalised modality tokens, and with 'late' id scoring its id term is
+  0). A replaced trained item keeps its id embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..model.missrec import ItemCache
+
+
+@dataclass
+class ItemRows:
+    """Item-side rows for ``k`` items, laid out like :class:`ItemCache` (row axis = items)."""
+
+    tokens: torch.Tensor  # [M, k, d]
+    ids: torch.Tensor | None  # [k, d]
+    candidates: torch.Tensor  # [M, k, d]
+    present: torch.Tensor  # [M, k]
+    id_candidates: torch.Tensor | None  # [k, d]
+    interests: torch.Tensor  # [k, M]
+
+
+@torch.no_grad()
+def embed_items(model, raw: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                ids: torch.Tensor | None) -> ItemRows:
+    """Adapted tokens, candidate embeddings and interests of items with raw features ``raw``
+    ([k, d_in] per modality) and presence ``present`` ([k] bool); ``ids`` [k, d] are their id
+    embeddings (transductive; zero rows for items without one)."""
+    cfg = model.config
+    dev = next(model.parameters()).device
+    toks, pres = [], []
+    for m in model.modalities:
+        p = present[m].to(dev, torch.bool)
+        x = model.adapters[m](raw[m].to(dev, torch.float32))
+        toks.append(torch.where(p[:, None], x, torch.zeros((), dtype=x.dtype, device=dev)))
+        pres.append(p)
+    tokens, present_t = torch.stack(toks), torch.stack(pres)
+    if ids is not None:
+        ids = ids.to(dev)
+    vectors = tokens + ids[None] if ids is not None and cfg.id_scoring == "added" else tokens
+    cand = F.normalize(vectors, dim=-1) if cfg.normalize else vectors
+    cand = torch.where(present_t[..., None], cand, torch.zeros((), dtype=cand.dtype, device=dev))
+    id_cand = F.normalize(ids, dim=-1) if ids is not None and cfg.id_scoring == "late" else None
+    return ItemRows(tokens, ids, cand, present_t, id_cand, nearest_interest(model, vectors, present_t))
+
+
+def nearest_interest(model, vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """[k, M] index of the nearest trained prototype of every present token (-1 if absent)."""
+    protos = model._prototypes  # the clustering the model was trained with
+    out = torch.full(present.t().shape, -1, dtype=torch.long, device=vectors.device)
+    if protos is None or vectors.shape[1] == 0:
+        return out
+    for j in range(vectors.shape[0]):
+        nearest = torch.cdist(vectors[j], protos.to(vectors.dtype)).argmin(1)
+        out[:, j] = torch.where(present[j], nearest, out[:, j])
+    return out
+
+
+def set_rows(cache: ItemCache, interests: torch.Tensor, rows: torch.Tensor, new: ItemRows
+             ) -> tuple[ItemCache, torch.Tensor]:
+    """A copy of ``cache`` / ``interests`` with ``rows`` overwritten and rows past the end
+    appended (``rows`` beyond the current size must be consecutive from the end)."""
+    n = cache.present.shape[1]
+    grow = int(rows.max()) + 1 - n if len(rows) else 0
+
+    def put(table: torch.Tensor | None, values: torch.Tensor | None, axis: int) -> torch.Tensor | None:
+        if table is None:
+            return None
+        if grow > 0:
+            shape = list(table.shape)
+            shape[axis] = grow
+            table = torch.cat([table, torch.zeros(shape, dtype=table.dtype, device=table.device)], axis)
+        else:
+            table = table.clone()
+        index = (slice(None),) * axis + (rows.to(table.device),)
+        table[index] = values.to(table.dtype) if values is not None else 0
+        return table
+
+    return (ItemCache(put(cache.tokens, new.tokens, 1), put(cache.ids, new.ids, 0),
+                      put(cache.candidates, new.candidates, 1), put(cache.present, new.present, 1),
+                      put(cache.id_candidates, new.id_candidates, 0)),
+            put(interests, new.interests, 0))

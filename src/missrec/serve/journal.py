@@ -1,0 +1,88 @@
+"""Item changes of a bundle: an append-only log, compacted into a new catalogue generation.
+
+Every change is one JSON line in ``items-<g>.log.jsonl`` (``{"op": "put", "items": [...]}``
+with each item's id, text and raw features, or ``{"op": "delete", "ids": [...]}``), flushed
+and fsync'ed before the change is acknowledged. Replaying the log over generation g gives
+the current catalogue; a line cut short by a crash is the last line and is dropped on
+replay. Compaction writes generation g+1 (new files), switches ``catalogue.json`` to it with
+``os.replace`` and only then deletes generation g and its log, so at every instant the
+pointer names a complete generation. The operations are idempotent (a put sets an item, a
+delete removes it), so a log replayed twice gives the same catalogue.
+
+One process writes a bundle at a time: the journal holds an exclusive ``flock`` on
+``catalogue.json.lock`` while open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissrecError
+from .bundle import POINTER, ItemState, write_json, write_generation
+
+
+class Journal:
+    """The change log of one bundle's current generation."""
+
+    def __init__(self, bundle: Path, generation: int):
+        self.bundle = Path(bundle)
+        self.generation = generation
+        self._lock_file = open(self.bundle / (POINTER + ".lock"), "a")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise MissrecError(f"{self.bundle}: another process is serving this bundle "
+                               "(open it read-only instead)") from None
+        self.entries = 0
+
+    @property
+    def path(self) -> Path:
+        return self.bundle / f"items-{self.generation}.log.jsonl"
+
+    def replay(self) -> list[dict[str, Any]]:
+        """The log's operations, in order (a torn last line is dropped and cut off)."""
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        ops, good = [], 0
+        for line in data.splitlines(keepends=True):
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("torn line")
+                ops.append(json.loads(line))
+            except ValueError:
+                break
+            good += len(line)
+        if good < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+        self.entries = len(ops)
+        return ops
+
+    def append(self, op: dict[str, Any]) -> None:
+        line = json.dumps(op, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self.entries += 1
+
+    def compact(self, items: ItemState) -> None:
+        """Make ``items`` generation g+1 and start an empty log for it."""
+        old = self.generation
+        new = old + 1
+        write_generation(self.bundle, new, items)
+        write_json(self.bundle / POINTER, {"generation": new})
+        self.generation, self.entries = new, 0
+        for name in (f"items-{old}.json", f"items-{old}.safetensors", f"items-{old}.log.jsonl"):
+            (self.bundle / name).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._lock_file.closed:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
