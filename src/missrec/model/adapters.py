@@ -16,10 +16,13 @@ Every adapter applies dropout to its input (``dropout``; 0 disables), active in 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
-ADAPTER_KINDS = ("linear", "moe", "none")
+AdapterKind = Literal["linear", "moe", "none"]
+ADAPTER_KINDS: tuple[str, ...] = get_args(AdapterKind)
 
 
 class LinearAdapter(nn.Module):
@@ -75,7 +78,7 @@ class IdentityAdapter(nn.Module):
         return self.dropout(features)
 
 
-def make_adapter(kind: str, d_in: int, d: int = 300, n_experts: int = 8,
+def make_adapter(kind: AdapterKind, d_in: int, d: int = 300, n_experts: int = 8,
                  dropout: float = 0.0) -> nn.Module:
     """Build the adapter ψ of ``kind`` ('linear' | 'moe' | 'none') mapping ``d_in`` -> ``d``."""
     if kind == "linear":

@@ -1,0 +1,258 @@
+"""Hyper-parameters of MISSRec, typed and checked where the config is built.
+
+Defaults follow the paper (§4.2.4) and, where it is silent, UniSRec and the released code.
+Fields that exist only to reproduce the official code say so; their code lives in
+:mod:`.released`, and the ``released`` preset sets them all (``missrec train --preset released``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ...errors import ConfigError
+from ..adapters import AdapterKind
+
+ClusteringMethod = Literal["dpc-knn", "kmeans"]
+KMeansInit = Literal["kmeans++", "random"]
+
+
+class ModelConfigError(ConfigError, ValueError):
+    """A model setting outside its allowed values: a ConfigError for the CLI (one line),
+    a ValueError for library callers."""
+
+
+@dataclass
+class MISSRecConfig:
+    """Hyper-parameters of :class:`MISSRec`; defaults follow the paper (§4.2.4)."""
+
+    d: int = 300
+    """Token / representation width (the adapters map features into this space)."""
+    n_enc_layers: int = 1
+    """K_e, context encoder blocks."""
+    n_dec_layers: int = 1
+    """K_d, interest-aware decoder blocks."""
+    n_heads: int = 2
+    """Attention heads per block."""
+    ffn_dim: int = 256
+    """Hidden width of each block's feed-forward network (UniSRec / released code: 256)."""
+    dropout: float = 0.5
+    """Dropout on the embedded input and on every residual branch (the paper gives none;
+    0.5 as the released code, chosen on validation NDCG@10 over 0.2)."""
+    attn_dropout: float = 0.5
+    """Dropout on attention weights."""
+    ffn_dropout: float = 0.0
+    """Dropout between the two layers of every feed-forward network (nn.Transformer has
+    it, at its single dropout rate: the released preset uses 0.5)."""
+    stack_norm: bool = False
+    """A final LayerNorm after the encoder stack and after the decoder stack, as
+    nn.Transformer adds (the released preset)."""
+    feature_dropout: float = 0.2
+    """Feature augmentation (§3.2.2): dropout on raw features of history items, drawn
+    independently for the two pre-training views. Off in fine-tuning (§3.6)."""
+    adapter_dropout: float = 0.0
+    """Dropout inside the adapters (UniSRec style), active whenever training."""
+    id_dropout: float = 0.0
+    """Transductive mode: dropout on the item-id embeddings z while training (history
+    tokens and candidates alike), against an id table that overfits within a few epochs.
+    Neither the paper nor the released code has it; docs/tuning.md shows its effect."""
+    adapter: AdapterKind = "linear"
+    """Adapter ψ: 'linear' | 'moe' | 'none' (identity, needs d == feature dim)."""
+    n_experts: int = 8
+    """Experts of the 'moe' adapter."""
+    modalities: list[str] = field(default_factory=lambda: ["text", "image"])
+    """Modalities used, in this order (names of the catalogue's feature matrices)."""
+    mode: Literal["inductive", "transductive"] = "inductive"
+    """'inductive' (ID-agnostic, eq. 9) or 'transductive' (adds an item-id embedding, eq. 10)."""
+    tokens: Literal["separate", "added"] = "separate"
+    """'separate': one token per (item, present modality), the paper's fusion in context;
+    'added': one token per item, the sum of its present modality tokens (released code)."""
+    arrangement: Literal["paper", "released"] = "paper"
+    """'paper': encoder reads item tokens, decoder queries are interest tokens, u = mean of
+    decoded ξ. 'released': encoder reads interest tokens, decoder queries are item tokens
+    (see ``item_attention``), u = decoder output at the last item; the interest prototypes
+    enter the encoder as they are (no input LayerNorm), as in the official code."""
+    item_attention: Literal["full", "causal"] = "full"
+    """Self-attention among item tokens in the 'released' arrangement's decoder: 'full'
+    (every item sees the whole history, as the official code runs it: its decoder mask is
+    built with ``is_casual=False``) or 'causal' (an item sees itself and earlier items)."""
+    id_scoring: Literal["added", "late"] = "added"
+    """How item ids enter candidate scores in transductive mode: 'added' (eq. 10: z is
+    added to every modality embedding, ``<u, v + z>``; ids also shape the clustering) or
+    'late' (the official code: ``(2 <u, v> + <u, z/|z|>) / 3`` with v fused from the
+    modality embeddings alone, which are also what is clustered)."""
+    decoder: Literal["interest", "none"] = "interest"
+    """'interest' (the decoder) or 'none' (u = mean of the encoder output; with
+    n_enc_layers=2 this is the "2-layer context encoder" variant). 'none' needs
+    arrangement 'paper'."""
+    clustering: ClusteringMethod = "dpc-knn"
+    """Interest discovery (§3.3.1): 'dpc-knn' (the paper) or 'kmeans' (released code)."""
+    n_clusters: float = 0.5
+    """K_c: a ratio of the token count if < 1, else an absolute count. Released code: 0.5
+    for fine-tuning, 0.02 for pre-training."""
+    knn_k: float = 5
+    """k of eq. 3: a ratio of the token count if < 1, else an absolute count (5 as in
+    TCFormer's DPC-KNN; the released fine-tuning config uses the ratio 0.1)."""
+    dpc_scale_by_dim: bool = False
+    """Divide distances by sqrt(d) in eqs. 3-4 (the released code does). This changes the
+    balance between ρ and δ in ρ·δ; off = the paper's formulas."""
+    prototype: Literal["peak", "mean"] = "peak"
+    """DPC-KNN prototype vectors: 'peak' (the density-peak tokens) or 'mean' (cluster means,
+    as the released code). k-means always uses its centroids."""
+    kmeans_iters: int = 10
+    """Lloyd iterations of k-means."""
+    kmeans_init: KMeansInit = "kmeans++"
+    """k-means initial centres: 'kmeans++' (seeded with ``cluster_seed`` every epoch) or
+    'random' (K distinct tokens, drawn afresh every epoch from ``cluster_seed + epoch``).
+    The official code's torchpq MinibatchKMeans amounts to 'random' with one Lloyd step:
+    the catalogue fits in one of its mini-batches, and its stopping test compares the
+    centroids with themselves after the first update, so it always stops there."""
+    cluster_seed: int = 0
+    """Seed of the k-means initialisation."""
+    cluster_backend: Literal["exact", "faiss"] = "exact"
+    """'exact' (chunked torch) or 'faiss' (approximate neighbours; needs faiss-cpu)."""
+    cluster_chunk: int = 1024
+    """Rows per block in every clustering distance computation (bounds memory)."""
+    tau: float = 0.075
+    """Temperature τ of eqs. 5, 6 and of the fine-tuning softmax."""
+    gamma: float = 0.1
+    """γ, weight of the interest regulariser in eqs. 7-8."""
+    lambda_ss: float = 1.0
+    """λ, weight of sequence-sequence contrast in eq. 7."""
+    alpha_init: float = 1.0
+    """Initial concentration α of dynamic fusion (eqs. 1-2)."""
+    alpha_learnable: bool = True
+    """Learn α; fixed otherwise (0 = mean fusion)."""
+    alpha_param: Literal["softplus", "free"] = "softplus"
+    """A learnable α as 'softplus' (α = softplus(raw) >= 0, the paper's constraint) or
+    'free' (α = raw, any sign, as the official code's ``fusion_factor``; may start at 0)."""
+    normalize: bool = True
+    """L2-normalise u and candidate modality embeddings before inner products."""
+    reg_normalize: bool = True
+    """Compute the regulariser of eqs. 7-8 on L2-normalised ξ ('paper' form only)."""
+    reg_form: Literal["paper", "released"] = "paper"
+    """The regulariser of eqs. 7-8. 'paper': per sequence ``(1/M²) Σ <ξ_m, ξ_m'>``,
+    averaged over the batch (and over the two pre-training views). 'released' (needs
+    arrangement 'released'): the official code's, on the raw interest-encoder outputs of
+    a batch padded to P slots: ``Σ_rows ||(n/P) Σ_slots ξ||² / d``, padding slots included,
+    summed (not averaged) over the batch and the views. Its weight grows with the batch
+    size: at γ = 1e-4 and batch 512 it is a real force, where the 'paper' form is not."""
+    item_drop: float = 0.0
+    """Pre-training augmentation: probability of dropping a history item from a view; the
+    same items leave every modality of that view (released code: 0.2)."""
+    max_len: int = 50
+    """Longest history used (most recent items); also the size of the position table."""
+    positions: Literal["recent", "start"] = "recent"
+    """'recent' (the last item is position 0) or 'start' (the first item is position 0)."""
+    layer_norm_eps: float = 1e-12
+    """LayerNorm epsilon (RecBole / released code value)."""
+    init_std: float = 0.02
+    """Std of the normal initialisation of linear and embedding weights."""
+    adapter_init: Literal["normal", "torch"] = "normal"
+    """Initialisation of linear adapters: 'normal' (std ``init_std``, zero bias, like every
+    other weight) or 'torch' (nn.Linear's own uniform init of weight and bias, which the
+    official code's adapters keep because they are created after its re-initialisation)."""
+    attn_init: Literal["normal", "xavier"] = "normal"
+    """Initialisation of the attention input projections (q, k, v): 'normal' (std
+    ``init_std``, like every other weight) or 'xavier' (uniform Xavier, which the official
+    code's nn.Transformer keeps because its normal re-initialisation skips them)."""
+    bucket_tokens: int = 1024
+    """Padded tokens per bucket: a batch is split into buckets of rows with similar token
+    counts, each padded only to its own widest row. Efficiency only (results do not depend
+    on it); 0 encodes the batch in one piece."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ModelConfigError` naming the first invalid field."""
+        check_choices(self, "model")
+        if self.d % self.n_heads:
+            _fail(f"model.d={self.d} must be divisible by model.n_heads={self.n_heads}")
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            _fail(f"model.modalities={self.modalities!r}: need distinct names")
+        if not all(m.isidentifier() for m in self.modalities):
+            _fail(f"model.modalities={self.modalities!r}: names must be Python identifiers")
+        if self.reg_form == "released" and self.arrangement != "released":
+            _fail("model.reg_form='released' needs model.arrangement='released'")
+        if self.decoder == "none" and self.arrangement != "paper":
+            _fail("model.decoder='none' needs model.arrangement='paper'")
+        if self.decoder == "interest" and self.n_dec_layers < 1:
+            _fail("model.n_dec_layers must be >= 1 (or set model.decoder='none')")
+        if self.tau <= 0:
+            _fail(f"model.tau must be > 0, got {self.tau}")
+        for name in ("dropout", "attn_dropout", "ffn_dropout", "feature_dropout", "adapter_dropout",
+                     "item_drop", "id_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                _fail(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "MISSRecConfig":
+        """Named settings: 'paper' (§4.2.4, the defaults), 'released' (the official code's
+        fine-tuning settings) and 'released-pretrain' (its pre-training settings)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        cfg = dataclasses.replace(cls(), **PRESETS[name])
+        return dataclasses.replace(cfg, **overrides)
+
+    @staticmethod
+    def preset_train(name: str) -> dict[str, Any]:
+        """Training settings that belong to a preset (e.g. the released fine-tuning batch size)."""
+        return dict(PRESET_TRAIN.get(name, {}))
+
+
+_RELEASED = dict(
+    tau=0.07, gamma=1e-4, lambda_ss=1e-3, n_heads=4, dropout=0.5, attn_dropout=0.5,
+    # props/MISSRec.yaml n_layers: 2 is split into n_layers // 2 = 1 encoder and 1 decoder
+    # layer of its nn.Transformer (its logs count 1,719,513 trainable parameters)
+    n_enc_layers=1, n_dec_layers=1,
+    tokens="added", clustering="kmeans", arrangement="released", positions="start",
+    n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
+    ffn_dropout=0.5, stack_norm=True, adapter_init="torch",
+    # missrec.py forward(): raw encoder outputs pooled per row, /d, summed over the batch
+    reg_form="released",
+    # cluster_utils.cluster_kmeans: torchpq's random init and (in effect) one Lloyd step
+    kmeans_init="random", kmeans_iters=1,
+    # its fusion_factor: unconstrained, starts at 0 (mean fusion)
+    alpha_param="free", alpha_init=0.0,
+)
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "released": _RELEASED,
+    "released-pretrain": {**_RELEASED, "n_clusters": 0.02, "item_drop": 0.2},
+}
+
+
+PRESET_TRAIN: dict[str, dict[str, Any]] = {
+    # props/finetune.yaml: train_batch_size 512 for fine-tuning; RecBole's training loader
+    # shuffles the rows, so batches mix history lengths
+    "released": {"batch_size": 512, "bucket_by_length": False},
+}
+
+
+def preset(name: str, **overrides: Any) -> MISSRecConfig:
+    """Module-level alias of :meth:`MISSRecConfig.preset`."""
+    return MISSRecConfig.preset(name, **overrides)
+
+
+def _fail(message: str) -> typing.NoReturn:
+    raise ModelConfigError(message)
+
+
+@functools.cache
+def _choice_fields(cls: type) -> dict[str, tuple]:
+    """Each ``Literal[...]``-typed field of dataclass ``cls`` and its allowed values."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(cls)
+            if typing.get_origin(hints[f.name]) is Literal}
+
+
+def check_choices(config: Any, section: str) -> None:
+    """Raise :class:`ModelConfigError` for the first ``Literal`` field holding another value."""
+    for name, allowed in _choice_fields(type(config)).items():
+        value = getattr(config, name)
+        if value not in allowed:
+            _fail(f"{section}.{name}={value!r}; expected one of {list(allowed)}")

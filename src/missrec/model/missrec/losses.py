@@ -1,0 +1,129 @@
+"""MISSRec's objectives: fine-tuning (eq. 8), pre-training (eq. 7) and the interest
+regulariser both share (the 'paper' form; the official code's is in :mod:`.released`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ...data.batching import SequenceBatch
+from ..fusion import fuse_scores, modality_scores
+from .tokens import masked_mean
+
+
+def interest_regulariser(xi: torch.Tensor, mask: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """Per-row ``(1/M²) Σ_{m,m'} <ξ_m, ξ_m'>`` of eqs. 7-8 (padding queries excluded).
+
+    Equals ``||mean_m ξ_m||²``, which is how it is computed (O(M d), not O(M² d)). With
+    ``normalize`` the ξ are L2-normalised first: on raw post-LayerNorm ξ the term is
+    minimised by shrinking the last LayerNorm's gain, which changes nothing else once u is
+    normalised.
+    """
+    if normalize:
+        xi = F.normalize(xi, dim=-1)
+    pooled = masked_mean(xi, mask)
+    return (pooled * pooled).sum(-1)
+
+
+def mean_regulariser(views: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """One regulariser value from the per-row values of one or more views: the mean over
+    rows, then over views."""
+    return torch.stack([r.mean() for r in views]).mean()
+
+
+def finetune_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 8: softmax over the whole catalogue + γ · regulariser.
+
+    ``ℓ = CE(<u, v_k>/τ, target) + γ/M² Σ <ξ_m, ξ_m'>``, averaged over the batch, with
+    ``<u, v_k>`` the dynamic-fusion score of eq. 2 (eq. 9 / eq. 10 by mode).
+    """
+    model._ensure_interests()
+    c = model.config
+    tables = model._item_tables()
+    u, reg = model._user_vectors(model._prepare(batch.items), tables)
+    u = model._finish_user(u)
+    scores = model._score(u, model._candidates(tables), tables.present, model._id_candidates(tables))
+    loss_si = F.cross_entropy(scores / c.tau, batch.targets.to(u.device))
+    loss_reg = model._reduce_regulariser(reg)
+    loss = loss_si + c.gamma * loss_reg
+    return loss, {"loss_si": float(loss_si.detach()), "loss_reg": float(loss_reg.detach()),
+                  "alpha": float(model.alpha().detach())}
+
+
+def pretrain_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 7 on two augmented views of every history.
+
+    * Views (§3.2.2): independent feature dropout (``feature_dropout``) on every
+      modality, and optionally item dropping (``item_drop``) that removes the same items
+      from every modality of a view.
+    * Sequence-item contrast (eq. 5) of view 1 against the batch's targets (see
+      :func:`_sequence_item`).
+    * Sequence-sequence contrast (eq. 6) between the views (see :func:`_sequence_sequence`).
+    * Regulariser: mean of the two views' (eqs. 7-8).
+    """
+    model._ensure_interests()
+    c = model.config
+    items = model._prepare(batch.items)
+    targets = batch.targets.to(items.device)
+    bsz, length = items.shape
+    # the batch's items (histories and targets) as local rows 1..n, 0 = padding
+    zero = torch.zeros(1, dtype=items.dtype, device=items.device)
+    ids, inverse = torch.unique(torch.cat([zero, items.flatten(), targets]), return_inverse=True)
+    local = inverse[1:1 + bsz * length].view(bsz, length)
+    u_views, regs = [], []
+    for _ in range(2):
+        tables = model._item_tables(ids, augment=c.feature_dropout)
+        keep = item_drop_mask(items, c.item_drop) if c.item_drop > 0 else None
+        u, reg = model._user_vectors(local, tables, keep)
+        u_views.append(model._finish_user(u))
+        regs.append(reg)
+    loss_si = _sequence_item(model, u_views[0], ids, inverse[1 + bsz * length:], targets)
+    loss_ss = _sequence_sequence(u_views[0], u_views[1], c.tau)
+    loss_reg = model._reduce_regulariser(*regs)
+    loss = loss_si + c.lambda_ss * loss_ss + c.gamma * loss_reg
+    return loss, {"loss_si": float(loss_si.detach()), "loss_ss": float(loss_ss.detach()),
+                  "loss_reg": float(loss_reg.detach()), "alpha": float(model.alpha().detach())}
+
+
+def _sequence_item(model: Any, u: torch.Tensor, ids: torch.Tensor, local_targets: torch.Tensor,
+                   targets: torch.Tensor) -> torch.Tensor:
+    """Eq. 5 with in-batch negatives, scored by dynamic fusion (eq. 2) of the clean
+    (un-augmented) targets. A negative whose item equals the positive's is masked out: it
+    is not a negative."""
+    clean = model._item_tables(ids)
+    cand = model._candidates(clean)[:, local_targets]  # [M, B, d]
+    scores = fuse_scores(modality_scores(u, cand), clean.present[:, local_targets],
+                         model.alpha())  # [B, B]
+    bsz = len(targets)
+    same = targets[:, None] == targets[None, :]
+    eye = torch.eye(bsz, dtype=torch.bool, device=targets.device)
+    scores = scores.masked_fill(same & ~eye, float("-inf"))
+    return F.cross_entropy(scores / model.config.tau, torch.arange(bsz, device=targets.device))
+
+
+def _sequence_sequence(u1: torch.Tensor, u2: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq. 6: u_i against u'_i, negatives u_j and u'_j (j != i).
+
+    The literal eq. 6 also counts ``<u_i, u_i>`` in the denominator; that constant term
+    (1/τ after normalisation) only caps the loss, so it is left out, as in NT-Xent.
+    """
+    eye = torch.eye(len(u1), dtype=torch.bool, device=u1.device)
+    cross = u1 @ u2.t()
+    within = (u1 @ u1.t()).masked_fill(eye, float("-inf"))
+    labels = torch.arange(len(u1), device=u1.device)
+    return F.cross_entropy(torch.cat([cross, within], 1) / tau, labels)
+
+
+def item_drop_mask(items: torch.Tensor, p: float) -> torch.Tensor:
+    """[B, L] True where a history item stays in a pre-training view (dropped with
+    probability ``p``); every row keeps >= 1 item."""
+    real = items > 0
+    keep = (torch.rand(items.shape, device=items.device) >= p) & real
+    lengths = real.sum(1)
+    lost = ~keep.any(1)
+    if bool(lost.any()):
+        rows = torch.nonzero(lost).squeeze(1)
+        keep[rows, (lengths[rows] - 1).clamp_min(0)] = True
+    return keep
