@@ -8,15 +8,15 @@ from __future__ import annotations
 import os
 import sys
 
-# Before torch loads: idle OpenMP threads sleep instead of spinning. On a busy 2-core
-# machine spinning threads stall each other (an epoch measured 95-111 s spinning, 17.5 s
-# passive); on an idle one the difference is small.
+# Before torch loads: idle OpenMP threads sleep instead of spinning. On a busy machine
+# spinning threads take the cores other threads (and other runs) need, and stall each other.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import click
+import click  # noqa: E402
 
-from ..errors import MissrecError
-from .common import quiet_option  # noqa: F401  (re-exported for subcommand modules)
+from ..errors import MissrecError  # noqa: E402
+from . import data, experiment, features, pretrain, report, serve, train  # noqa: E402
+from .common import quiet_option  # noqa: E402,F401  (re-exported for subcommand modules)
 
 
 class _Group(click.Group):
@@ -39,22 +39,7 @@ def main() -> None:
     """MISSRec: multi-modal interest-aware sequential recommendation."""
 
 
-def _register() -> None:
-    from . import data
-
-    main.add_command(data.data)
-    # Optional command modules: each is added when present.
-    import importlib
-
-    for mod_name in ("train", "features", "pretrain", "report", "experiment", "serve"):
-        try:
-            mod = importlib.import_module(f"{__name__}.{mod_name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{mod_name}":
-                raise
-            continue
-        for cmd in getattr(mod, "COMMANDS", []):
-            main.add_command(cmd)
-
-
-_register()
+main.add_command(data.data)
+for _module in (train, features, pretrain, report, experiment, serve):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)

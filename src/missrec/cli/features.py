@@ -6,7 +6,12 @@ import re
 from pathlib import Path
 
 import click
+import torch
 
+from ..data.store import read_schema
+from ..features.attach import attach_features
+from ..features.fill import fill_features
+from ..features.registry import make_encoder
 from .common import quiet_option, show_progress
 
 _MODALITY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -59,11 +64,6 @@ def features(store: Path, text_spec: str | None, image_spec: str | None, attach:
     Items lacking a modality (no text, no local image, unreadable image, not in an attached
     file, or an all-zero attached row) are marked absent in the presence mask.
     """
-    from ..data.store import read_schema
-    from ..features.attach import attach_features
-    from ..features.fill import fill_features
-    from ..features.registry import make_encoder
-
     attached = _parse_attach(attach)
     if not (text_spec or image_spec or attached):
         raise click.UsageError("nothing to do: give --text, --image and/or --attach")
@@ -73,8 +73,6 @@ def features(store: Path, text_spec: str | None, image_spec: str | None, attach:
     read_schema(store)  # fail fast, before loading any model, if STORE is not a store
 
     if threads is not None:
-        import torch
-
         torch.set_num_threads(threads)
     common = dict(batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache,
                   progress=show_progress(quiet), clip_arch=clip_arch)

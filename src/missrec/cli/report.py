@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..report import update_readme, write_report
+
 
 @click.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
@@ -21,8 +23,6 @@ def report_cmd(runs: tuple[Path, ...], out_dir: Path | None, readme: Path | None
     """Summarise the runs found (recursively) under RUN_DIR...: seeds of one setting are
     averaged (mean ± std), the paper's numbers are shown beside ours, every run's protocol,
     seed, dataset fingerprint, code version and wall time are listed."""
-    from ..report import update_readme, write_report
-
     if out_dir is None and readme is None:
         raise click.UsageError("give --out DIR and/or --readme README.md")
     if out_dir is not None:

@@ -11,6 +11,8 @@ import importlib
 import sys
 from types import ModuleType
 
+import torch
+
 from ..errors import MissrecError
 
 # Keeps the stand-in operator library alive for the life of the process (see below).
@@ -66,8 +68,6 @@ def ensure_torchvision_importable() -> None:
             raise
     for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
         del sys.modules[name]
-    import torch
-
     if _TORCHVISION_STUB is None:
         lib = torch.library.Library("torchvision", "DEF")
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")

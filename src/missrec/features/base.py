@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..errors import MissrecError
 from .cache import FeatureCache, bytes_key, text_key
@@ -179,8 +180,6 @@ class Encoder(ABC):
 
     def _run(self, inputs: Sequence[Any], todo: list[tuple[str, int]],
              vectors: dict[str, np.ndarray], failed: dict[str, str]) -> None:
-        from tqdm.auto import tqdm
-
         cache = self.cache
         bar = tqdm(total=len(todo), desc=f"{self.name} {self.modality}", unit="item",
                    disable=not self.progress, leave=False)

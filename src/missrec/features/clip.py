@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import MissrecError
 from ._compat import ensure_torchvision_importable, require
@@ -144,8 +145,6 @@ class ClipTextEncoder(_ClipEncoder):
         return raw
 
     def _forward(self, prepared: list[Any]) -> np.ndarray:
-        import torch
-
         clip = self.clip.load()
         with torch.inference_mode():
             return clip.model.encode_text(clip.tokenizer(prepared)).float().numpy()
@@ -164,8 +163,6 @@ class ClipImageEncoder(_ClipEncoder):
         return self.clip.load().preprocess(img)
 
     def _forward(self, prepared: list[Any]) -> np.ndarray:
-        import torch
-
         clip = self.clip.load()
         with torch.inference_mode():
             return clip.model.encode_image(torch.stack(prepared)).float().numpy()

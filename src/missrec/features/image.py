@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ._compat import require
 from .base import Encoder, EncodeError
 from .cache import file_digest
+from .efficientnet import FEATURE_DIM, load_lite0
 
 EXTRA = "image"
 
@@ -93,8 +95,6 @@ class EfficientNetLite0Encoder(Encoder):
 
     @property
     def dim(self) -> int:
-        from .efficientnet import FEATURE_DIM
-
         return FEATURE_DIM
 
     def _prepare(self, raw: Any) -> Any:
@@ -103,11 +103,7 @@ class EfficientNetLite0Encoder(Encoder):
         return center_crop_tensor(open_rgb(raw), mean=self.mean, std=self.std)
 
     def _forward(self, prepared: list[Any]) -> np.ndarray:
-        import torch
-
         if self._model is None:
-            from .efficientnet import load_lite0
-
             require("PIL", EXTRA, "the efficientnet-lite0 image encoder")
             self._model = load_lite0(str(self.weights_path))
         with torch.inference_mode():

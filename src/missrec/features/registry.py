@@ -7,6 +7,9 @@ from typing import Any
 
 from ..errors import MissrecError
 from .base import Encoder
+from .clip import DEFAULT_ARCH, ClipImageEncoder, ClipTextEncoder
+from .image import EfficientNetLite0Encoder
+from .text import MiniLMEncoder
 
 TEXT_ENCODERS = ("minilm", "clip:PATH")
 IMAGE_ENCODERS = ("efficientnet-lite0", "clip:PATH")
@@ -27,17 +30,11 @@ def make_encoder(spec: str, modality: str, *, clip_arch: str | None = None, **kw
         if not path.is_file():
             raise MissrecError(f"{path}: CLIP checkpoint not found (clip:PATH takes a local weights file; "
                                "nothing is downloaded)")
-        from .clip import DEFAULT_ARCH, ClipImageEncoder, ClipTextEncoder
-
         cls = ClipTextEncoder if modality == "text" else ClipImageEncoder
         return cls(path, arch=clip_arch or DEFAULT_ARCH, **kwargs)
     if modality == "text" and spec == "minilm":
-        from .text import MiniLMEncoder
-
         return MiniLMEncoder(**kwargs)
     if modality == "image" and spec == "efficientnet-lite0":
-        from .image import EfficientNetLite0Encoder
-
         return EfficientNetLite0Encoder(**kwargs)
     choices = TEXT_ENCODERS if modality == "text" else IMAGE_ENCODERS
     raise MissrecError(f"unknown {modality} encoder {spec!r}; expected one of: {', '.join(choices)}")

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import MissrecError
 from .paper import METRICS, PAPER_TABLES, SHORT, reference
+from .plots import popularity_plot, training_curves
 from .popularity import DEFAULT_EDGES, PopularityResult, popularity_analysis, train_popularity
 from .runs import Cell, Placement, Run, Stat, find_runs, group_cells
 
@@ -245,8 +246,6 @@ def write_report(paths: list[str | Path], out: str | Path, *, title: str = "miss
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if plots:
-        from .plots import popularity_plot, training_curves
-
         for t in report.tables:
             png = training_curves(t.cells, t.labels, out / f"curves-{_slug(t.id)}.png", f"{t.title}: training curves")
             if png is not None:

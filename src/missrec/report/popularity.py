@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
-from ..data.store import SPLIT_TRAIN
+from ..data.store import SPLIT_TRAIN, read_schema
 from .runs import Cell
 
 DEFAULT_EDGES = (0, 5, 10, 20, 50, 100)
@@ -23,10 +24,6 @@ DEFAULT_EDGES = (0, 5, 10, 20, 50, 100)
 
 def train_popularity(store: str | Path) -> np.ndarray:
     """Training-split interaction count of every item index (entry 0 = padding)."""
-    import pyarrow.parquet as pq
-
-    from ..data.store import read_schema
-
     store = Path(store)
     n_items = int(read_schema(store)["n_items"])
     table = pq.read_table(store / "interactions.parquet", columns=["item", "split"])

@@ -1,0 +1,50 @@
+"""Item changes persist through a log that survives torn writes and is compacted on load."""
+
+from __future__ import annotations
+
+import pytest
+
+from missrec.errors import MissrecError
+from missrec.serve.recommender import Recommender
+
+
+def item(item_id: str, value: float) -> dict:
+    return {"id": item_id, "text": item_id, "features": {"text": [value] * 16}}
+
+
+def test_torn_last_line_is_dropped_and_the_log_compacted(toy_bundle):
+    rec = Recommender(toy_bundle, compact_every=100)
+    rec.add_items([item("a", 0.1)])
+    rec.add_items([item("b", 0.2)])
+    log = rec.journal.path
+    rec.close()
+    text = log.read_text()
+    assert text.count("\n") == 2
+    log.write_text(text + text.splitlines()[0][:40])  # a crash in the middle of a third write
+    rec = Recommender(toy_bundle)
+    assert rec.get_item("a")["text"] == "a" and rec.get_item("b")["text"] == "b"
+    assert rec.n_items == 52 and rec.journal.generation == 1 and not rec.journal.path.exists()
+    names = sorted(p.name for p in toy_bundle.iterdir() if p.name.startswith("items-"))
+    assert names == ["items-1.json", "items-1.safetensors"]
+    rec.close()
+
+
+def test_compaction_threshold_and_replace(toy_bundle):
+    rec = Recommender(toy_bundle, compact_every=2)
+    rec.add_items([item("a", 0.1)])
+    assert rec.journal.entries == 1
+    assert rec.add_items([item("a", 0.3)]) == {"added": 0, "replaced": 1, "catalogue_size": 51}
+    assert rec.journal.generation == 1 and rec.journal.entries == 0
+    rec.close()
+    rec = Recommender(toy_bundle)
+    assert rec.catalogue.state.raw["text"][rec.catalogue.index["a"]][0] == pytest.approx(0.3)
+    rec.close()
+
+
+def test_one_writer_per_bundle(toy_bundle):
+    rec = Recommender(toy_bundle)
+    with pytest.raises(MissrecError, match="another process"):
+        Recommender(toy_bundle)
+    reader = Recommender(toy_bundle, writable=False)
+    assert reader.recommend([["i1"]], 3)[0].items == rec.recommend([["i1"]], 3)[0].items
+    rec.close()
