@@ -104,8 +104,9 @@ TABLE3_EXP = Experiment(
 
 PRETRAIN_EPOCHS = 3
 PRETRAIN_PER_DOMAIN = 3000
-"""The CPU budget of the pre-training cells (about 5 minutes on 2 cores); raise them with
-``--set pretrain.epochs=N --max-per-domain 0`` (0: every sequence)."""
+"""A small CPU budget for the pre-training cells, so an analysis with pre-training runs on a
+CPU (docs/experiments.md gives its time); raise them with ``--set pretrain.epochs=N
+--max-per-domain 0`` (0: every sequence)."""
 
 
 def _pretrain_cell(name: str, extra: tuple[str, ...] = ()) -> CellSpec:

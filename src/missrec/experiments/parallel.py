@@ -1,8 +1,8 @@
 """Run an experiment's (cell, seed) jobs several at a time, one process each.
 
 Small models use a second thread poorly, so on a few cores several runs side by side at one
-thread each get through more epochs than one run at all threads (docs/experiments.md has
-the measurement). Each worker process gets an equal share of the cores (``train.threads``,
+thread each get through more epochs than one run at all threads (docs/experiments.md gives
+elapsed and run times of the analyses run that way). Each worker process gets an equal share of the cores (``train.threads``,
 unless the user set it: a speed setting, so it does not change which finished runs a job
 may adopt). A fine-tuning job waits for the pre-training job it starts from. Worker
 processes are spawned, not forked, so no half-initialised thread pool of the parent is
