@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 import pytest
 
 from missrec.config import TrainConfig, load_sections
 from missrec.errors import ConfigError
+from missrec.model.interests import CLUSTERING_METHODS, KMEANS_INITS
+from missrec.model.missrec import MISSRecConfig
+from missrec.model.registry import MODELS
 from missrec.model.sasrec import SASRecConfig
+from missrec.presets import preset_path
+from missrec.train.resolve import resolve_configs
 
 SECTIONS = {"train": TrainConfig, "model": SASRecConfig}
 
@@ -47,3 +55,67 @@ def test_yaml_errors(tmp_path):
     f.write_text("train:\n  learning_rate: 1\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_sections(SECTIONS, f)
+
+
+# ----------------------------------------------------------------------------- presets
+
+# The official code's settings (the released preset), written out literally: the
+# preset file must resolve to exactly these values.
+RELEASED = dict(
+    tau=0.07, gamma=1e-4, lambda_ss=1e-3, n_heads=4, dropout=0.5, attn_dropout=0.5,
+    n_enc_layers=1, n_dec_layers=1,
+    tokens="added", clustering="kmeans", arrangement="released", positions="start",
+    n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
+    ffn_dropout=0.5, stack_norm=True, adapter_init="torch",
+    reg_form="released",
+    kmeans_init="random", kmeans_iters=1,
+    alpha_param="free", alpha_init=0.0,
+)
+
+
+def test_every_preset_file_loads_as_a_config_file():
+    found = 0
+    for name, spec in MODELS.items():
+        sections = {"train": TrainConfig, "model": spec.config_cls}
+        for preset in spec.presets:
+            found += 1
+            by_name = resolve_configs(name, None, (), preset)
+            as_file = load_sections(sections, preset_path(name, preset), [], {"train": spec.train_defaults})
+            assert by_name == (as_file["train"], as_file["model"])
+    assert found == 3 and MODELS["missrec"].presets == ["paper", "released", "released-pretrain"]
+
+
+def test_released_preset_resolves_to_the_official_settings():
+    train, model = resolve_configs("missrec", None, (), "released")
+    assert dataclasses.asdict(model) == {**dataclasses.asdict(MISSRecConfig()), **RELEASED}
+    assert dataclasses.asdict(train) == {**dataclasses.asdict(TrainConfig()), "batch_size": 512,
+                                         "bucket_by_length": False}
+    _, pre = resolve_configs("missrec", None, (), "released-pretrain")
+    assert dataclasses.asdict(pre) == {**dataclasses.asdict(model), "n_clusters": 0.02, "item_drop": 0.2}
+    assert resolve_configs("missrec", None, (), "paper") == resolve_configs("missrec", None, ())
+    # --config and --set still override a preset
+    _, tuned = resolve_configs("missrec", None, ("tau=0.1", "reg_form=paper"), "released")
+    assert (tuned.tau, tuned.reg_form, tuned.tokens) == (0.1, "paper", "added")
+
+
+def test_each_training_default_has_one_home():
+    assert TrainConfig().batch_size == 2048
+    assert resolve_configs("missrec", None, ())[0].batch_size == 512
+    assert resolve_configs("sasrec", None, ())[0].batch_size == 256
+    assert resolve_configs("unisrec", None, ())[0].batch_size == 2048
+    assert resolve_configs("missrec", None, ("batch_size=64",))[0].batch_size == 64
+
+
+def test_preset_errors_are_one_line():
+    with pytest.raises(ConfigError, match="unknown preset 'nope'.*'released'"):
+        resolve_configs("missrec", None, (), "nope")
+    with pytest.raises(ConfigError, match="model 'sasrec' has no presets"):
+        resolve_configs("sasrec", None, (), "released")
+
+
+def test_model_choices_are_checked_where_the_config_is_built():
+    with pytest.raises(ConfigError, match=r"model.tokens='mixed'; expected one of \['separate', 'added'\]"):
+        resolve_configs("missrec", None, ("tokens=mixed",))
+    hints = typing.get_type_hints(MISSRecConfig)
+    assert typing.get_args(hints["clustering"]) == CLUSTERING_METHODS
+    assert typing.get_args(hints["kmeans_init"]) == KMEANS_INITS

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
 
 from ..data.store import ModalityFeatures
 from ..errors import MissrecError
+from ..presets import preset_names, train_defaults
 from .base import SequentialRecommender
+from .missrec import MISSRec, MISSRecConfig
+from .sasrec import SASRec, SASRecConfig
+from .sasrec_text import SASRecText, SASRecTextConfig
+from .unisrec import UniSRec, UniSRecConfig
 
 
 @dataclass
@@ -22,25 +28,25 @@ class Catalogue:
 @dataclass
 class ModelSpec:
     name: str
-    config_path: str
-    """``module:Class`` of the model's config dataclass."""
-    build_path: str
-    """``module:function`` taking (config, catalogue) and returning the model."""
+    config_cls: type
+    """The model's config dataclass."""
+    builder: Callable[[Any, Catalogue], SequentialRecommender]
+    """Takes (config, catalogue) and returns the model, its catalogue attached."""
     description: str
-    train_defaults: dict[str, Any] = field(default_factory=dict)
-    """Training settings that suit this model better than :class:`TrainConfig`'s defaults."""
-
-    @property
-    def config_cls(self) -> type:
-        return _load(self.config_path)
 
     def build(self, config: Any, catalogue: Catalogue) -> SequentialRecommender:
-        return _load(self.build_path)(config, catalogue)
+        return self.builder(config, catalogue)
 
+    @property
+    def train_defaults(self) -> dict[str, Any]:
+        """Training settings that suit this model better than :class:`TrainConfig`'s
+        defaults (``presets/defaults/<model>.yaml``)."""
+        return train_defaults(self.name)
 
-def _load(path: str) -> Any:
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
+    @property
+    def presets(self) -> list[str]:
+        """Names of this model's presets (``presets/<model>/*.yaml``)."""
+        return preset_names(self.name)
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -61,34 +67,9 @@ def required_modalities(config: Any) -> list[str]:
     return list(getattr(config, "modalities", []) or [])
 
 
-def _build_sasrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
-    from .sasrec import SASRec
-
-    return SASRec(config, catalogue.n_items)
-
-
-def _build_missrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
-    from .missrec import MISSRec
-
-    dims, feats, present = _features_of(config, catalogue)
-    model = MISSRec(config, catalogue.n_items, dims)
-    model.attach_catalogue(feats, present)
-    return model
-
-
-register(ModelSpec("sasrec", "missrec.model.sasrec:SASRecConfig", f"{__name__}:_build_sasrec",
-                   "SASRec on item ids (full-softmax cross-entropy)", {"batch_size": 256}))
-# Fine-tuning batch 512 as the released props/finetune.yaml (the paper's 2048 is its
-# pre-training batch); on amazon-scientific-mm it reached a higher validation NDCG@10.
-register(ModelSpec("missrec", "missrec.model.missrec:MISSRecConfig", f"{__name__}:_build_missrec",
-                   "MISSRec: multi-modal interest-aware encoder-decoder (the paper)", {"batch_size": 512}))
-
-
 def _features_of(config: Any, catalogue: Catalogue) -> tuple[dict[str, int], dict, dict]:
     """Feature widths, matrices and presence masks of the config's modalities (clear error
     when the store lacks one)."""
-    import torch
-
     missing = [m for m in config.modalities if m not in catalogue.features]
     if missing:
         raise MissrecError(f"the store has no {', '.join(missing)} features (has: "
@@ -99,26 +80,25 @@ def _features_of(config: Any, catalogue: Catalogue) -> tuple[dict[str, int], dic
     return dims, feats, present
 
 
-def _build_sasrec_text(config: Any, catalogue: Catalogue) -> SequentialRecommender:
-    from .sasrec_text import SASRecText
-
-    dims, feats, present = _features_of(config, catalogue)
-    model = SASRecText(config, catalogue.n_items, dims)
-    model.attach_catalogue(feats, present)
-    return model
+def _build_sasrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+    return SASRec(config, catalogue.n_items)
 
 
-def _build_unisrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
-    from .unisrec import UniSRec
+def _multimodal_builder(model_cls: type) -> Callable[[Any, Catalogue], SequentialRecommender]:
+    """A builder for a model over the catalogue's feature matrices (attached after construction)."""
+    def build(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+        dims, feats, present = _features_of(config, catalogue)
+        model = model_cls(config, catalogue.n_items, dims)
+        model.attach_catalogue(feats, present)
+        return model
+    return build
 
-    dims, feats, present = _features_of(config, catalogue)
-    model = UniSRec(config, catalogue.n_items, dims)
-    model.attach_catalogue(feats, present)
-    return model
 
-
-register(ModelSpec("sasrec-text", "missrec.model.sasrec_text:SASRecTextConfig", f"{__name__}:_build_sasrec_text",
+register(ModelSpec("sasrec", SASRecConfig, _build_sasrec, "SASRec on item ids (full-softmax cross-entropy)"))
+register(ModelSpec("missrec", MISSRecConfig, _multimodal_builder(MISSRec),
+                   "MISSRec: multi-modal interest-aware encoder-decoder (the paper)"))
+register(ModelSpec("sasrec-text", SASRecTextConfig, _multimodal_builder(SASRecText),
                    "SASRec_T: SASRec over a trainable projection of frozen text features"))
-register(ModelSpec("unisrec", "missrec.model.unisrec:UniSRecConfig", f"{__name__}:_build_unisrec",
+register(ModelSpec("unisrec", UniSRecConfig, _multimodal_builder(UniSRec),
                    "UniSRec-style: MoE whitening adapters over frozen features, causal Transformer, "
                    "softmax over all items with temperature (inductive | transductive)"))

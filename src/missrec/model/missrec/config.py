@@ -13,7 +13,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ...config import from_dict
 from ...errors import ConfigError
+from ...presets import read_preset
 from ..adapters import AdapterKind
 
 ClusteringMethod = Literal["dpc-knn", "kmeans"]
@@ -191,46 +193,15 @@ class MISSRecConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "MISSRecConfig":
-        """Named settings: 'paper' (§4.2.4, the defaults), 'released' (the official code's
-        fine-tuning settings) and 'released-pretrain' (its pre-training settings)."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
-        cfg = dataclasses.replace(cls(), **PRESETS[name])
-        return dataclasses.replace(cfg, **overrides)
+        """A named preset's model settings (``presets/missrec/NAME.yaml``): 'paper'
+        (§4.2.4, the defaults), 'released' (the official code's fine-tuning settings) and
+        'released-pretrain' (its pre-training settings), with ``overrides`` on top."""
+        return from_dict(cls, {**read_preset("missrec", name)["model"], **overrides}, "model")
 
     @staticmethod
     def preset_train(name: str) -> dict[str, Any]:
         """Training settings that belong to a preset (e.g. the released fine-tuning batch size)."""
-        return dict(PRESET_TRAIN.get(name, {}))
-
-
-_RELEASED = dict(
-    tau=0.07, gamma=1e-4, lambda_ss=1e-3, n_heads=4, dropout=0.5, attn_dropout=0.5,
-    # props/MISSRec.yaml n_layers: 2 is split into n_layers // 2 = 1 encoder and 1 decoder
-    # layer of its nn.Transformer (its logs count 1,719,513 trainable parameters)
-    n_enc_layers=1, n_dec_layers=1,
-    tokens="added", clustering="kmeans", arrangement="released", positions="start",
-    n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
-    ffn_dropout=0.5, stack_norm=True, adapter_init="torch",
-    # missrec.py forward(): raw encoder outputs pooled per row, /d, summed over the batch
-    reg_form="released",
-    # cluster_utils.cluster_kmeans: torchpq's random init and (in effect) one Lloyd step
-    kmeans_init="random", kmeans_iters=1,
-    # its fusion_factor: unconstrained, starts at 0 (mean fusion)
-    alpha_param="free", alpha_init=0.0,
-)
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "released": _RELEASED,
-    "released-pretrain": {**_RELEASED, "n_clusters": 0.02, "item_drop": 0.2},
-}
-
-
-PRESET_TRAIN: dict[str, dict[str, Any]] = {
-    # props/finetune.yaml: train_batch_size 512 for fine-tuning; RecBole's training loader
-    # shuffles the rows, so batches mix history lengths
-    "released": {"batch_size": 512, "bucket_by_length": False},
-}
+        return read_preset("missrec", name)["train"]
 
 
 def preset(name: str, **overrides: Any) -> MISSRecConfig:
