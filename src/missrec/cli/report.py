@@ -15,7 +15,7 @@ from ..report import update_readme, write_report
               help="Folder for report.md, report.html and the PNG figures.")
 @click.option("--readme", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also regenerate the block between <!-- results:start --> and <!-- results:end --> "
-                   "of this README (appended if the markers are missing).")
+                   "of this Markdown file, e.g. docs/results.md (appended if the markers are missing).")
 @click.option("--title", default="missrec results", show_default=True, help="Report title.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures (no matplotlib needed).")
 def report_cmd(runs: tuple[Path, ...], out_dir: Path | None, readme: Path | None, title: str,
@@ -24,7 +24,7 @@ def report_cmd(runs: tuple[Path, ...], out_dir: Path | None, readme: Path | None
     averaged (mean ± std), the paper's numbers are shown beside ours, every run's protocol,
     seed, dataset fingerprint, code version and wall time are listed."""
     if out_dir is None and readme is None:
-        raise click.UsageError("give --out DIR and/or --readme README.md")
+        raise click.UsageError("give --out DIR and/or --readme FILE.md")
     if out_dir is not None:
         files = write_report(list(runs), out_dir, title=title, plots=not no_plots)
         click.echo(f"wrote {files.markdown}, {files.html}"

@@ -5,7 +5,7 @@
 * :func:`build_report` -- the same content as data (tables of mean ± std over seeds with the
   paper's reference numbers beside ours).
 * :func:`update_readme` -- regenerate the ``<!-- results:start -->`` ... ``<!-- results:end -->``
-  block of a README.
+  block of a Markdown file (the project's is ``docs/results.md``).
 * :mod:`missrec.report.paper` -- the paper's Scientific numbers (Tables 2-5) as data.
 
 matplotlib (the ``report`` extra) is imported only when figures are drawn.
