@@ -10,10 +10,12 @@ from click.testing import CliRunner
 
 from missrec.cli import main
 from missrec.errors import MissrecError
-from missrec.experiments import EXPERIMENTS, ExperimentOptions, cell_overrides, plan_experiment
+from missrec.experiments import EXPERIMENTS, ExperimentOptions, cell_overrides, plan_experiment, run_experiment
+from missrec.experiments import plan as plan_module
 from missrec.experiments.jobs import cell_meta as _cell_meta
 from missrec.experiments.stores import RECIPES, ensure_store, recipe_problems, text_encoder_problem
 from missrec.report.paper import SCIENTIFIC_STORE_NAMES
+from missrec.train.resolve import resolve_configs
 
 
 def planned(name, out, **options):
@@ -227,3 +229,30 @@ def test_parallel_jobs_share_the_cores_unless_threads_is_set(monkeypatch):
     plan = planned("smoke", "unused", sets=["epochs=1", "threads=4"])
     assert parallel.with_thread_share(plan.jobs[0], 3).sets == plan.jobs[0].sets
     assert not any(s.startswith("train.threads=2") for s in plan.jobs[0].sets)
+
+
+def test_options_are_checked_where_they_are_built(tmp_path):
+    with pytest.raises(MissrecError, match="--seeds must be >= 1"):
+        ExperimentOptions("smoke", tmp_path, seeds=0)
+    with pytest.raises(MissrecError, match="--jobs must be >= 1"):
+        ExperimentOptions("smoke", tmp_path, processes=0)
+    assert ExperimentOptions("smoke", str(tmp_path), reuse=[str(tmp_path)]).reuse == [tmp_path]
+
+
+def test_each_job_resolves_its_configuration_once(tmp_path, monkeypatch):
+    """Planning resolves every job's configs; a fine-tuning job resolves them once more, when
+    its starting checkpoint exists (its architecture is the checkpoint's); running reuses them."""
+    calls = []
+
+    def counting(model, *args):
+        calls.append((model, args[-1] if len(args) == 4 else None))
+        return resolve_configs(model, *args)
+
+    monkeypatch.setattr(plan_module, "resolve_configs", counting)
+    options = ExperimentOptions("smoke", tmp_path / "o", sets=["epochs=1"], only=["sasrec", "missrec-tv-id-pretrained"],
+                                plots=False)
+    plan = run_experiment(options, log=lambda s: None)
+    assert len(plan.jobs) == 3 and all(j.done for j in plan.jobs)
+    assert len(calls) == 4 and [init for _, init in calls].count(None) == 3
+    finetune = plan.job_of("missrec-tv-id-pretrained", 2023)
+    assert finetune.from_checkpoint and finetune.train_cfg.epochs == 1
