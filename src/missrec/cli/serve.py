@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from ..errors import MissrecError
+from .common import echo_json
+from .train import bench
 
 
 @click.command("recommend")
@@ -106,6 +108,51 @@ def read_token(token_file: Path | None) -> str | None:
             raise MissrecError(f"{token_file}: the token file is empty")
         return token
     return os.environ.get("MISSREC_TOKEN") or None
+
+
+@bench.command("serve")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--requests", "n_requests", default=2000, show_default=True, type=click.IntRange(1),
+              help="Requests per concurrency level (bounded by --seconds).")
+@click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(1),
+              help="Longest time per concurrency level.")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1), help="Items per request.")
+@click.option("--approximate", is_flag=True, help="Also serve with FAISS candidates; report recall@k.")
+@click.option("--synthetic-items", type=click.IntRange(1), default=None,
+              help="Instead of BUNDLE's catalogue, a generated one of this many items "
+                   "(an untrained small model; exact and approximate).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_serve(bundle: Path, n_requests: int, seconds: float, k: int, approximate: bool,
+                synthetic_items: int | None, as_json: bool) -> None:
+    """p50/p99 latency and requests/s at concurrency 1 and 32 against a server on 127.0.0.1."""
+    from ..serve.bench import bench_bundle, bench_synthetic, machine
+
+    if synthetic_items:
+        res = bench_synthetic(synthetic_items, n_requests, seconds, k)
+    else:
+        res = bench_bundle(bundle, n_requests, seconds, k, approximate)
+    res["machine"] = machine()
+    if as_json:
+        echo_json(res)
+    else:
+        click.echo(json.dumps(res, indent=2))
+
+
+@bench.command("soak")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--requests", "n_requests", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--seconds", default=60.0, show_default=True, type=click.FloatRange(1))
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_soak(bundle: Path, n_requests: int, seconds: float, concurrency: int, as_json: bool) -> None:
+    """Bounded soak on a copy of BUNDLE: valid, ~20% malformed and item-writing requests."""
+    from ..serve.soak import soak
+
+    res = soak(bundle, n_requests, seconds, concurrency)
+    if as_json:
+        echo_json(res)
+    else:
+        click.echo(json.dumps(res, indent=2))
 
 
 COMMANDS = [recommend, export, serve]

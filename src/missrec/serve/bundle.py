@@ -85,8 +85,7 @@ def is_bundle(path: str | Path) -> bool:
 
 def export_bundle(source: str | Path, bundle: str | Path) -> Path:
     """Write the bundle of a run directory or checkpoint ``source`` to ``bundle`` (atomic)."""
-    parts = from_checkpoint(source)
-    return _write_atomically(Path(bundle), parts.manifest, parts.weights, parts.items)
+    return write_bundle(from_checkpoint(source), bundle)
 
 
 @dataclass
@@ -103,19 +102,26 @@ class BundleParts:
 def from_checkpoint(source: str | Path) -> BundleParts:
     payload = read_checkpoint(source)
     model, config = load_model(payload)
-    catalogue = catalogue_of(payload)
     ids = list(payload["item_ids"])
-    text = list(payload.get("item_text") or [""] * len(ids))
+    parts = from_model(payload["model"], model, config, ids, payload.get("item_text"),
+                       catalogue_of(payload).features)
+    parts.manifest.update({"dataset": payload.get("dataset", {}), "epoch": payload.get("epoch"),
+                           "source_checkpoint": str(Path(source).resolve())})
+    return parts
+
+
+def from_model(name: str, model: SequentialRecommender, config: Any, ids: list[str],
+               text: list[str] | None, features: dict[str, ModalityFeatures]) -> BundleParts:
+    """The bundle of a model (attached to its catalogue) over items ``ids`` (row 0 padding)."""
+    text = list(text or [""] * len(ids))
     with torch.no_grad():
         cache = model.item_cache()
     alive = np.ones(len(ids), dtype=bool)
     alive[0] = False
     modalities = list(getattr(config, "modalities", []) or [])
-    feats = {m: catalogue.features[m] for m in modalities}
+    feats = {m: features[m] for m in modalities}
     manifest = {
-        "format": FORMAT, "version": VERSION, "model": payload["model"],
-        "model_config": asdict(config), "dataset": payload.get("dataset", {}),
-        "source_checkpoint": str(Path(source).resolve()), "epoch": payload.get("epoch"),
+        "format": FORMAT, "version": VERSION, "model": name, "model_config": asdict(config),
         "modalities": {m: {"dim": f.dim, "source": f.source} for m, f in feats.items()},
         "n_trained_items": len(ids) - 1, "cache_kind": cache_kind(cache),
     }
@@ -126,6 +132,10 @@ def from_checkpoint(source: str | Path) -> BundleParts:
     items = ItemState(ids, text, alive, {m: f.matrix for m, f in feats.items()},
                       {m: f.present for m, f in feats.items()}, cache, trained_interests(model))
     return BundleParts(manifest, weights, items, model, config)
+
+
+def write_bundle(parts: BundleParts, bundle: str | Path) -> Path:
+    return _write_atomically(Path(bundle), parts.manifest, parts.weights, parts.items)
 
 
 def _write_atomically(bundle: Path, manifest: dict, weights: dict[str, torch.Tensor],

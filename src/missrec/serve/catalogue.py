@@ -66,6 +66,8 @@ class Catalogue:
         self.state = self._on_device(state)
         self.index = {e: i for i, e in enumerate(state.ids) if i > 0}
         self._encoders: dict[str, Any] = {}
+        self.changes: list[int] = []
+        """Rows touched by every change, in order (indexes built on the catalogue follow it)."""
 
     def _on_device(self, state: ItemState) -> ItemState:
         cache = state.cache
@@ -147,6 +149,7 @@ class Catalogue:
             for item_id in op["ids"]:
                 if item_id in self.index:
                     alive[self.index[item_id]] = False
+                    self.changes.append(self.index[item_id])
             self.state = dataclasses.replace(self.state, alive=alive)
             return 0, 0
         if op["op"] != "put":
@@ -184,6 +187,7 @@ class Catalogue:
         cache, interests = self._embed(rows_t, raw, present, n)
         for r, e in zip(rows, entries):
             self.index[e["id"]] = r
+        self.changes.extend(rows)
         self.state = ItemState(ids, text, alive, raw, present, cache, interests)
         return len(entries) - replaced, replaced
 
@@ -241,6 +245,10 @@ class Catalogue:
     def score_all(self, batch) -> torch.Tensor:
         self._select_interests()
         return self.model.score_all(batch, self.state.cache)
+
+    def score_items(self, batch, items: torch.Tensor) -> torch.Tensor:
+        self._select_interests()
+        return self.model.score_items(batch, items, self.state.cache)
 
     def user_vectors(self, batch) -> torch.Tensor:
         self._select_interests()

@@ -90,7 +90,8 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
     """The ASGI application serving ``rec``."""
     app = FastAPI(title="missrec", description="MISSRec recommendations over a live catalogue.")
     metrics = Metrics()
-    ranker = _ranker(rec, options)
+    if options.approximate:
+        rec.enable_approximate()
 
     def auth(request: Request, write: bool) -> None:
         if not write and not options.protect_reads:
@@ -115,7 +116,7 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
     def recommend(body: RecommendRequest) -> dict:
         """Top-k items for one history (``history``) or several (``histories``)."""
         histories, single = _histories(body.history, body.histories, options)
-        res = ranker(histories, body.k, body.exclude_seen, body.unknown,
+        res = rec.recommend(histories, body.k, body.exclude_seen, body.unknown,
                      "history" if single else "histories")
         return res[0].to_json() if single else {"results": [r.to_json() for r in res]}
 
@@ -165,14 +166,6 @@ def _histories(history: Optional[list[str]], histories: Optional[list[list[str]]
     if histories is not None and len(histories) > options.max_histories:
         raise RequestError("histories", f"at most {options.max_histories} histories per request", 413)
     return ([history], True) if history is not None else (histories, False)
-
-
-def _ranker(rec: Recommender, options: ServiceOptions):
-    if not options.approximate:
-        return rec.recommend
-    from .ann import ApproximateRanker  # faiss is optional
-
-    return ApproximateRanker(rec).recommend
 
 
 def _install_handlers(app: Any, rec: Recommender, metrics: Metrics, options: ServiceOptions) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data.batching import SequenceBatch
+from .ann import ApproximateIndex, ApproximateOptions
 from .bundle import ItemState, from_checkpoint, is_bundle, load_bundle
 from .catalogue import Catalogue, NewItem
 from .errors import RequestError
@@ -82,6 +83,7 @@ class Recommender:
         self._lock = threading.RLock()
         self.catalogue = Catalogue(self.model, self.manifest, items, device)
         self.compact_every = compact_every
+        self.ann: ApproximateIndex | None = None
         if self.journal is not None:
             ops = self.journal.replay()
             for op in ops:
@@ -142,21 +144,46 @@ class Recommender:
 
     def recommend(self, histories: list[list[str]], k: int = 10, exclude_seen: bool = False,
                   unknown: str = "error", field_name: str = "histories") -> list[Ranking]:
-        """Top-``k`` items for every history (external ids, oldest first)."""
+        """Top-``k`` items for every history (external ids, oldest first); approximate
+        (:mod:`.ann`) after :meth:`enable_approximate`, exact otherwise."""
         with self._lock:
             state = self.catalogue.state
             self._check_k(k)
             rows, skipped, cut = self._resolve(histories, unknown, field_name)
-            scores = self._scores(rows, state)
-            if exclude_seen:
-                scores.scatter_(1, rows.items, -torch.inf)
-            top = scores.topk(min(k, self.n_items), dim=1)
+            if self.ann is not None:
+                values, indices = self._approximate_top(rows, state, k, exclude_seen)
+            else:
+                scores = self._scores(rows, state)
+                if exclude_seen:
+                    scores.scatter_(1, rows.items, -torch.inf)
+                values, indices = scores.topk(min(k, self.n_items), dim=1)
         out = []
         for r in range(len(histories)):
-            pairs = [(state.ids[i], s) for s, i in zip(top.values[r].tolist(), top.indices[r].tolist())
+            pairs = [(state.ids[i], s) for s, i in zip(values[r].tolist(), indices[r].tolist())
                      if s > -float("inf")]
             out.append(Ranking([p[0] for p in pairs], [p[1] for p in pairs], skipped[r], cut[r]))
         return out
+
+    def enable_approximate(self, options: ApproximateOptions | None = None) -> None:
+        """Rank with FAISS candidates re-scored exactly (:mod:`.ann`; needs faiss)."""
+        with self._lock:
+            self.ann = ApproximateIndex(self.catalogue, options or ApproximateOptions())
+
+    def disable_approximate(self) -> None:
+        with self._lock:
+            self.ann = None
+
+    @torch.no_grad()
+    def _approximate_top(self, batch: SequenceBatch, state: ItemState, k: int,
+                         exclude_seen: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        items = self.ann.candidates(self.catalogue.user_vectors(batch)).to(self.device)
+        scores = self.catalogue.score_items(batch, items).float()
+        alive = torch.from_numpy(state.alive).to(self.device)
+        drop = ~alive[items]
+        if exclude_seen:
+            drop |= (items[:, :, None] == batch.items[:, None, :]).any(-1)
+        values, where = scores.masked_fill(drop, -torch.inf).topk(min(k, items.shape[1]), dim=1)
+        return values, items.gather(1, where)
 
     def recommend_many(self, histories: list[list[str]], k: int = 10,
                        exclude_seen: bool = False) -> list[list[Recommendation]]:

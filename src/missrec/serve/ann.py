@@ -1,0 +1,104 @@
+"""Approximate top-K on FAISS: per-modality inner-product candidates, re-scored exactly.
+
+Eq. 2's fused score is a convex combination of the modality scores ``s^m = <u, x^m>``
+(the weights are a softmax), so an item's fused score never exceeds its best modality
+score: an item of the exact top-K is, in practice, among the best items of at least one
+modality. Each modality's normalised candidate embeddings get an inner-product index
+(exact ``IndexFlatIP`` for small catalogues, ``IndexIVFFlat`` above ``ivf_from`` items);
+the union of every modality's ``n_candidates`` best items (and of the id embeddings'
+best, with 'late' id scoring) is re-scored exactly by the model's ``score_items``
+(dynamic fusion, eq. 2) and the top-K taken. Catalogue changes are applied to the
+indexes incrementally (removed rows leave, changed rows are re-added).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import MissrecError
+
+
+@dataclass
+class ApproximateOptions:
+    n_candidates: int = 100
+    """Items taken from each modality's index (their union is re-scored)."""
+    nprobe: int = 32
+    """IVF lists searched per query."""
+    ivf_from: int = 50_000
+    """Catalogues at least this large get an IVF index; smaller ones a flat (exact) one."""
+    train_sample: int = 100_000
+    """Vectors the IVF quantiser is trained on (a seeded sample)."""
+
+
+class ApproximateIndex:
+    """Inner-product indexes over a :class:`~missrec.serve.catalogue.Catalogue`'s items."""
+
+    def __init__(self, catalogue, options: ApproximateOptions = ApproximateOptions()):
+        try:
+            import faiss  # the optional faiss extra
+        except ImportError:
+            raise MissrecError("approximate retrieval needs faiss (pip install faiss-cpu)") from None
+        if catalogue.kind != "missrec":
+            raise MissrecError("approximate retrieval is implemented for MISSRec bundles")
+        self.faiss = faiss
+        self.catalogue = catalogue
+        self.options = options
+        self.indexes = [self._build(table) for table in self._tables()]
+        self.seen = len(catalogue.changes)
+
+    def _tables(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(vectors [N, d], usable [N]) per index: each modality, then the ids ('late')."""
+        st = self.catalogue.state
+        alive = torch.from_numpy(st.alive).to(st.cache.present.device)
+        out = [(st.cache.candidates[m], st.cache.present[m] & alive) for m in range(st.cache.present.shape[0])]
+        if st.cache.id_candidates is not None:
+            out.append((st.cache.id_candidates, alive))
+        return out
+
+    def _build(self, table: tuple[torch.Tensor, torch.Tensor]):
+        vectors, usable = table
+        rows = torch.nonzero(usable).squeeze(1).cpu().numpy().astype(np.int64)
+        x = np.ascontiguousarray(vectors[torch.from_numpy(rows)].float().cpu().numpy())
+        d, n = vectors.shape[1], len(rows)
+        faiss, opt = self.faiss, self.options
+        if n < opt.ivf_from:
+            index = faiss.IndexIDMap(faiss.IndexFlatIP(d))
+        else:
+            nlist = int(4 * math.sqrt(n))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = np.random.default_rng(0).choice(n, min(n, max(opt.train_sample, nlist * 39)), replace=False)
+            index.train(x[sample])
+            index.nprobe = opt.nprobe
+        if n:
+            index.add_with_ids(x, rows)
+        return index
+
+    def sync(self) -> None:
+        """Apply the catalogue changes made since the indexes last saw it."""
+        changes = self.catalogue.changes
+        if self.seen == len(changes):
+            return
+        rows = np.unique(np.asarray(changes[self.seen:], dtype=np.int64))
+        self.seen = len(changes)
+        for index, (vectors, usable) in zip(self.indexes, self._tables()):
+            index.remove_ids(rows)
+            keep = rows[usable[torch.from_numpy(rows).to(usable.device)].cpu().numpy()]
+            if len(keep):
+                x = vectors[torch.from_numpy(keep).to(vectors.device)].float().cpu().numpy()
+                index.add_with_ids(np.ascontiguousarray(x), keep)
+
+    def candidates(self, u: torch.Tensor) -> torch.Tensor:
+        """[B, C] candidate rows for user vectors ``u`` [B, d] (padded with row 0)."""
+        self.sync()
+        q = np.ascontiguousarray(u.float().cpu().numpy())
+        found = np.concatenate([index.search(q, self.options.n_candidates)[1] for index in self.indexes], 1)
+        rows = [np.unique(r[r > 0]) for r in found]
+        width = max(max((len(r) for r in rows), default=1), 1)
+        out = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = r
+        return torch.from_numpy(out)
