@@ -9,7 +9,7 @@ import click
 
 from .common import quiet_option, show_progress
 from ..train.resolve import resolve_configs
-from .train import bench, config_option, preset_option, set_option
+from .train import bench, config_option, overwrite_option, preset_option, resume_option, set_option
 
 
 @click.command("pretrain")
@@ -23,22 +23,24 @@ from .train import bench, config_option, preset_option, set_option
 @config_option
 @set_option
 @preset_option
+@resume_option
+@overwrite_option
 @quiet_option
 def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_domain: int,
-                 config_file: Path | None, sets: tuple[str, ...], preset: str | None, quiet: bool) -> None:
+                 config_file: Path | None, sets: tuple[str, ...], preset: str | None, resume: bool,
+                 overwrite: bool, quiet: bool) -> None:
     """Pre-train one model on several domains; writes OUT/model.pt for `train --from`."""
     from ..train.pretrain import pretrain
 
     train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     res = pretrain(list(stores), out_dir, train_cfg, model_cfg, model_name=model,
-                   max_examples_per_domain=max_per_domain, progress=show_progress(quiet), log=log)
+                   max_examples_per_domain=max_per_domain, progress=show_progress(quiet), log=log,
+                   resume=resume, overwrite=overwrite)
     if not res:  # a data-parallel process other than rank 0
         return
     click.echo(json.dumps({k: res[k] for k in ("model", "epochs", "train_seconds", "sequences_per_second")}
                           | {"checkpoint": str(out_dir / "model.pt")}, indent=2))
-
-
 
 
 @bench.command("pretrain")

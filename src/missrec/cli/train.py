@@ -22,6 +22,10 @@ config_option = click.option("--config", "config_file", type=click.Path(exists=T
 set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                           help="Override a config field (repeatable), e.g. --set epochs=5 --set lr=3e-3.")
 preset_option = click.option("--preset", default=None, help="Named model preset, e.g. 'released' for missrec.")
+resume_option = click.option("--resume", is_flag=True,
+                             help="Continue the interrupted run in --out from its last complete epoch, with the "
+                                  "same settings; it finishes as an uninterrupted run would.")
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace the run in --out, finished or not.")
 
 
 @click.command("train")
@@ -34,16 +38,18 @@ preset_option = click.option("--preset", default=None, help="Named model preset,
 @preset_option
 @click.option("--from", "init_from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Pre-trained checkpoint: transfer it, tuning only what paper §3.6 says.")
+@resume_option
+@overwrite_option
 @quiet_option
 def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, sets: tuple[str, ...],
-              preset: str | None, init_from: Path | None, quiet: bool) -> None:
+              preset: str | None, init_from: Path | None, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train a model, early-stop on validation, evaluate the best epoch on test."""
     from ..train.loop import train
 
     train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, init_from)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     result = train(model, store, out_dir, train_cfg, model_cfg, init_from=init_from,
-                   progress=show_progress(quiet), log=log)
+                   progress=show_progress(quiet), log=log, resume=resume, overwrite=overwrite)
     r = result.results
     if not r:  # a data-parallel process other than rank 0
         return

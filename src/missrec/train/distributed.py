@@ -115,4 +115,14 @@ def broadcast_flags(ctx: DistContext, *flags: bool) -> tuple[bool, ...]:
     return tuple(bool(v) for v in t.tolist())
 
 
-__all__ = ["DistContext", "LossModule", "broadcast_flags", "init_from_env", "loss_function", "start_data_parallel"]
+def gather_objects(ctx: DistContext, obj: Any) -> list[Any]:
+    """Every process's ``obj``, in rank order, on every process (a collective call)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+__all__ = ["DistContext", "LossModule", "broadcast_flags", "gather_objects", "init_from_env", "loss_function",
+           "start_data_parallel"]

@@ -2,12 +2,14 @@
 
 :func:`train` serves every registered model; a run directory receives ``config.yaml``
 (resolved), ``history.jsonl`` (one line per epoch), ``model.pt`` (the best checkpoint),
-``results.json`` and the test ranks (``test_ranks.npy``, ``test_targets.npy``).
+``results.json`` and the test ranks (``test_ranks.npy``, ``test_targets.npy``); while it
+trains, also ``training_state.pt`` (see :mod:`missrec.train.state`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import platform
@@ -58,8 +60,10 @@ class StoreTrainer(Trainer):
 
     def __init__(self, model_name: str, store: str | Path, out_dir: str | Path | None, train_cfg: TrainConfig,
                  model_cfg: Any, *, init_from: str | Path | None = None, data: RunData | None = None,
-                 test: bool = True, progress: bool = False, log: Log = print):
-        super().__init__(model_name, out_dir, train_cfg, model_cfg, progress=progress, log=log)
+                 test: bool = True, progress: bool = False, log: Log = print, resume: bool = False,
+                 overwrite: bool = False):
+        super().__init__(model_name, out_dir, train_cfg, model_cfg, progress=progress, log=log, resume=resume,
+                         overwrite=overwrite)
         self.store, self.init_from, self.data, self.test = store, init_from, data, test
         self.stopping = EarlyStopping()
         self.protocol = protocol_of(train_cfg)
@@ -109,6 +113,12 @@ class StoreTrainer(Trainer):
             self.log(f"early stop: no better valid {cfg.valid_metric} for {cfg.patience} epochs")
             self.stopped = True
 
+    def extra_state(self) -> dict[str, Any]:
+        return {"early_stopping": dataclasses.asdict(self.stopping)}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        self.stopping = EarlyStopping(**state["early_stopping"])
+
     def finish(self) -> TrainResult:
         """Restore the best epoch's weights, test them, write the results and the checkpoint."""
         if self.stopping.state is not None:
@@ -156,7 +166,8 @@ class StoreTrainer(Trainer):
 
 def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_cfg: TrainConfig,
           model_cfg: Any, *, init_from: str | Path | None = None, data: RunData | None = None,
-          progress: bool = False, log: Log = print, test: bool = True) -> TrainResult:
+          progress: bool = False, log: Log = print, test: bool = True, resume: bool = False,
+          overwrite: bool = False) -> TrainResult:
     """Train ``model_name`` on ``store``; early-stop on validation; evaluate the best on test.
 
     ``init_from`` transfers a pre-trained checkpoint: weights whose shapes match are loaded,
@@ -164,9 +175,13 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
 
     Under ``torchrun`` the processes train one model data-parallel
     (:mod:`missrec.train.distributed`); rank 0 evaluates, decides and writes.
+
+    ``resume`` continues the interrupted run in ``out_dir`` from its last complete epoch (or
+    starts one if there is none); ``overwrite`` replaces a run there. Without either, an
+    ``out_dir`` holding a run is an error.
     """
     return StoreTrainer(model_name, store, out_dir, train_cfg, model_cfg, init_from=init_from, data=data,
-                        test=test, progress=progress, log=log).run()
+                        test=test, progress=progress, log=log, resume=resume, overwrite=overwrite).run()
 
 
 def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any, log: Log) -> list[str]:

@@ -116,8 +116,9 @@ class PretrainTrainer(Trainer):
 
     def __init__(self, stores: list[str | Path], out_dir: str | Path | None, train_cfg: TrainConfig,
                  model_cfg: Any, *, model_name: str = "missrec", max_examples_per_domain: int = 0,
-                 progress: bool = False, log: Log = print):
-        super().__init__(model_name, out_dir, train_cfg, model_cfg, progress=progress, log=log)
+                 progress: bool = False, log: Log = print, resume: bool = False, overwrite: bool = False):
+        super().__init__(model_name, out_dir, train_cfg, model_cfg, progress=progress, log=log, resume=resume,
+                         overwrite=overwrite)
         self.stores, self.max_examples_per_domain = stores, max_examples_per_domain
 
     def load_data(self) -> None:
@@ -192,12 +193,14 @@ class PretrainTrainer(Trainer):
 
 def pretrain(stores: list[str | Path], out_dir: str | Path | None, train_cfg: TrainConfig, model_cfg: Any,
              *, model_name: str = "missrec", max_examples_per_domain: int = 0, progress: bool = False,
-             log: Log = print) -> dict[str, Any]:
+             log: Log = print, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Pre-train on the union of ``stores`` for ``train_cfg.epochs`` epochs (eq. 7).
 
     There is no validation split across domains, so the last epoch's weights are kept (their
     moving average with ``train_cfg.ema_decay``); the checkpoint is rewritten after every
-    epoch, so an interrupted run keeps its progress.
+    epoch, so an interrupted run keeps its progress, and ``resume`` continues it exactly
+    (``resume`` and ``overwrite`` as for :func:`missrec.train.loop.train`).
     """
     return PretrainTrainer(stores, out_dir, train_cfg, model_cfg, model_name=model_name,
-                           max_examples_per_domain=max_examples_per_domain, progress=progress, log=log).run()
+                           max_examples_per_domain=max_examples_per_domain, progress=progress, log=log,
+                           resume=resume, overwrite=overwrite).run()

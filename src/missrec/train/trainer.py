@@ -7,8 +7,11 @@ Subclasses supply the data and the model and say what validating and finishing m
 :class:`missrec.train.loop.StoreTrainer` (one store, early stopping, test metrics) and
 :class:`missrec.train.pretrain.PretrainTrainer` (several stores, paper §3.5).
 
-Under ``torchrun`` every process runs the same trainer (:mod:`missrec.train.distributed`);
-only rank 0 logs and writes the run directory.
+After every epoch the run directory receives the training state
+(:mod:`missrec.train.state`); ``resume`` continues a killed run from its last complete
+epoch, exactly as if it had not stopped. Under ``torchrun`` every process runs the same
+trainer (:mod:`missrec.train.distributed`) and resumes from the same state; only rank 0
+logs and writes the run directory.
 """
 
 from __future__ import annotations
@@ -26,16 +29,22 @@ from ..data.batching import Examples
 from ..model.base import SequentialRecommender
 from ..seed import seed_everything
 from .averaging import weight_average
-from .distributed import init_from_env, loss_function, start_data_parallel
+from .distributed import broadcast_flags, init_from_env, loss_function, start_data_parallel
 from .epoch import run_epoch
 from .meta import Log, quiet
+from .rundir import clear_outputs, state_to_resume
+from .state import STATE_FILE, check_model_config, read_state, restore_rng_states, rng_states, save_state
 
 
 class Trainer:
     """Trains one model with Adam for up to ``train_cfg.epochs`` epochs.
 
     Subclasses implement :meth:`load_data` (setting :attr:`examples`, the training
-    examples), :meth:`build_model` and :meth:`finish`, and may extend :meth:`validate`.
+    examples), :meth:`build_model` and :meth:`finish`, and may extend :meth:`validate`,
+    and :meth:`extra_state` / :meth:`restore_extra` with what else resuming needs.
+
+    ``out_dir`` holding a finished run is an error unless ``overwrite``; holding an
+    interrupted one, an error unless ``resume`` (continue it) or ``overwrite``.
     """
 
     objective = "training_loss"
@@ -47,7 +56,7 @@ class Trainer:
     model: SequentialRecommender
 
     def __init__(self, model_name: str, out_dir: str | Path | None, train_cfg: TrainConfig, model_cfg: Any,
-                 *, progress: bool = False, log: Log = print):
+                 *, progress: bool = False, log: Log = print, resume: bool = False, overwrite: bool = False):
         self.model_name = model_name
         self.cfg = train_cfg
         self.model_cfg = model_cfg
@@ -55,21 +64,26 @@ class Trainer:
         self.out: Path | None = None
         """Where this process writes: the run directory on rank 0, nowhere on the others."""
         self.progress, self.log = progress, log
+        self.resume, self.overwrite = resume, overwrite
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self.stopped = False
         self.train_seconds = 0.0
+        """Seconds spent in the epoch loop, over every session of a resumed run."""
 
     def run(self) -> Any:
         self.setup()
-        start = time.perf_counter()
+        self.started = time.perf_counter() - self.train_seconds
         while not self.stopped and self.epoch < self.cfg.epochs:
             self.epoch += 1
             row = self.run_epoch()
             self.validate(row)
             self.record(row)
-        self.train_seconds += time.perf_counter() - start
-        return self.finish()
+        self.train_seconds = time.perf_counter() - self.started
+        result = self.finish()
+        if self.out is not None:  # the results are written: the run needs no resuming
+            (self.out / STATE_FILE).unlink(missing_ok=True)
+        return result
 
     # ------------------------------------------------------------------ steps
 
@@ -81,6 +95,10 @@ class Trainer:
         seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # draws the data order
         self.ctx, self.device = init_from_env(torch.device(cfg.device))
+        resume_from = state_to_resume(self.run_dir, self.resume, self.overwrite)
+        # a sync point: every process has looked at the run directory before rank 0 writes to it
+        broadcast_flags(self.ctx, resume_from is not None)
+        state = read_state(resume_from, self.model_name, cfg, self.ctx.world) if resume_from else None
         if self.ctx.main:
             self.out = self.run_dir
         else:
@@ -94,7 +112,11 @@ class Trainer:
         self.average = weight_average(self.model, cfg.ema_decay)
         self.loss_fn = loss_function(self.model, self.objective, self.ctx, self.device)
         start_data_parallel(self.ctx, cfg.seed, cfg.batch_size, self.log)
-        self.open_run_dir()
+        if state is not None:
+            self.restore(resume_from, state)
+        elif self.resume:
+            self.log(f"{self.run_dir}: no complete epoch to resume from; starting from the first")
+        self.open_run_dir(resumed=state is not None)
 
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch; its history row (timing, mean loss components, the hook's figures)."""
@@ -110,11 +132,12 @@ class Trainer:
         """Judge the epoch: add to its ``row``, and set :attr:`stopped` to end training."""
 
     def record(self, row: dict[str, Any]) -> None:
-        """Keep the epoch's row in the history and in ``history.jsonl``."""
+        """Keep the epoch's row in the history and in ``history.jsonl``, then the training state."""
         self.history.append(row)
         if self.out is not None:
             with open(self.out / "history.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
+        self.save_state()
 
     def finish(self) -> Any:
         """What the run leaves behind once training ends (results, checkpoint)."""
@@ -140,10 +163,50 @@ class Trainer:
         """What is validated, kept as the best and tested: the raw weights or their average."""
         return self.average.model if self.average is not None else self.model
 
-    def open_run_dir(self) -> None:
-        """Start the run directory: the resolved configuration and an empty history."""
+    def open_run_dir(self, resumed: bool) -> None:
+        """Start the run directory: the resolved configuration and the history so far (empty
+        unless resumed; rows of an epoch the kill cut short are dropped)."""
         if self.out is None:
             return
         self.out.mkdir(parents=True, exist_ok=True)
+        if not resumed:
+            clear_outputs(self.out)
         save_yaml(self.out / "config.yaml", {"model": self.model_cfg, "train": self.cfg})
-        (self.out / "history.jsonl").write_text("")
+        tmp = self.out / "history.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in self.history))
+        tmp.replace(self.out / "history.jsonl")
+
+    # ------------------------------------------------------------------ resuming
+
+    def save_state(self) -> None:
+        """Write the training state after an epoch (every process takes part: RNG states)."""
+        rngs = rng_states(self.ctx, self.rng, self.device)
+        if self.out is None:
+            return
+        average = ({"weights": self.average.model.state_dict(), "steps": self.average.steps}
+                   if self.average is not None else None)
+        save_state(self.out / STATE_FILE, self.model_name, self.cfg, self.model_cfg,
+                   epoch=self.epoch, stopped=self.stopped, history=self.history,
+                   train_seconds=time.perf_counter() - self.started, weights=self.model.state_dict(),
+                   optimizer=self.optim.state_dict(), average=average, rng=rngs, **self.extra_state())
+
+    def restore(self, path: Path, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (read from ``path``): weights, optimiser, average, RNGs, history."""
+        check_model_config(path, state, self.model_cfg)
+        self.model.load_state_dict(state["weights"])
+        self.optim.load_state_dict(state["optimizer"])
+        if self.average is not None:
+            self.average.model.load_state_dict(state["average"]["weights"])
+            self.average.steps = state["average"]["steps"]
+        self.epoch, self.stopped, self.history = state["epoch"], state["stopped"], state["history"]
+        self.train_seconds = state["train_seconds"]
+        self.restore_extra(state)
+        restore_rng_states(state["rng"], self.ctx, self.rng, self.device)
+        self.log(f"{self.run_dir}: resuming after epoch {self.epoch}")
+
+    def extra_state(self) -> dict[str, Any]:
+        """What else the training state holds (keys other than the base's)."""
+        return {}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`extra_state` saved."""

@@ -1,0 +1,90 @@
+"""The training state a run directory keeps after every epoch, so that a killed run resumes.
+
+``training_state.pt`` holds what the next epoch depends on: the weights (with a model's
+extra state, such as MISSRec's current clustering), the optimiser's moments, the averaged
+weights, every random number generator (python, numpy, torch on every data-parallel
+process, CUDA, and the generator that draws the data order), the epoch, the history and
+whatever the trainer adds (early stopping). Restored before the next epoch, the run goes
+on exactly as if it had never stopped. It is written atomically after every epoch and
+removed once the run has written its results.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import MissrecError
+from .checkpoint import plain, read_payload, write_payload
+from .distributed import DistContext, gather_objects
+
+STATE_FILE = "training_state.pt"
+FORMAT = "missrec-training-state"
+VERSION = 1
+
+
+def rng_states(ctx: DistContext, data_order: np.random.Generator, device: torch.device) -> dict[str, Any]:
+    """Every generator's state; torch's and CUDA's from every process (a collective call)."""
+    own = {"torch": torch.get_rng_state(),
+           "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "data_order": data_order.bit_generator.state,
+            "processes": gather_objects(ctx, own)}
+
+
+def restore_rng_states(states: dict[str, Any], ctx: DistContext, data_order: np.random.Generator,
+                       device: torch.device) -> None:
+    random.setstate(_tuples(states["python"]))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    data_order.bit_generator.state = states["data_order"]
+    own = states["processes"][ctx.rank]
+    torch.set_rng_state(own["torch"])
+    if own["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(own["cuda"], device)
+
+
+def _tuples(obj: Any) -> Any:
+    """random.setstate wants tuples where the file may hold lists."""
+    return tuple(_tuples(v) for v in obj) if isinstance(obj, (list, tuple)) else obj
+
+
+def save_state(path: Path, model_name: str, train_cfg: Any, model_cfg: Any, **fields: Any) -> None:
+    """Write the state atomically (a kill mid-write leaves the previous epoch's state)."""
+    payload = {"format": FORMAT, "version": VERSION, "model": model_name,
+               "train_config": plain(asdict(train_cfg)), "model_config": plain(asdict(model_cfg)), **fields}
+    write_payload(path, payload)
+
+
+def read_state(path: Path, model_name: str, train_cfg: Any, processes: int) -> dict[str, Any]:
+    """The state at ``path``, checked against the run about to resume from it (the model
+    configuration is checked by :func:`check_model_config` once the model is built)."""
+    state = read_payload(path, FORMAT, "training state")
+    if state["model"] != model_name:
+        raise MissrecError(f"{path}: the interrupted run trained {state['model']!r}, not {model_name!r}")
+    _same_settings(path, "train", state["train_config"], train_cfg)
+    saved = len(state["rng"]["processes"])
+    if saved != processes:
+        raise MissrecError(f"{path}: the interrupted run had {saved} process(es), this one has {processes}; "
+                           "resume with as many")
+    return state
+
+
+def check_model_config(path: Path, state: dict[str, Any], model_cfg: Any) -> None:
+    _same_settings(path, "model", state["model_config"], model_cfg)
+
+
+def _same_settings(path: Path, section: str, saved: dict[str, Any], cfg: Any) -> None:
+    now = plain(asdict(cfg))
+    differ = [f"{section}.{k}: {saved.get(k)!r} then, {now.get(k)!r} now"
+              for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    if differ:
+        raise MissrecError(f"{path}: the interrupted run used other settings ({'; '.join(differ[:4])}); "
+                           "resume with the same settings, or pass --overwrite to start again")
