@@ -11,6 +11,16 @@ import pytest
 from missrec.data.store import Dataset
 from support import make_dataset
 
+try:  # the fuzz tests' fixed profile: repeatable examples, sized for the suite's time budget
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("missrec", max_examples=50, deadline=None, derandomize=True, database=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("missrec-long", parent=settings.get_profile("missrec"), max_examples=1000)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "missrec"))
+except ImportError:  # hypothesis is a dev extra; tests/fuzz skips itself without it
+    pass
+
 
 @pytest.fixture
 def toy_dataset() -> Dataset:

@@ -28,6 +28,10 @@ class _Group(click.Group):
         except MissrecError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        except click.UsageError as e:  # a bad option value: one line too, not click's usage block
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            click.echo(f"error: {e.format_message()}{where}", err=True)
+            sys.exit(1)
         except FileNotFoundError as e:
             click.echo(f"error: {e.filename or e}: no such file or directory", err=True)
             sys.exit(1)

@@ -8,6 +8,7 @@ import click
 
 from ..data.describe import describe, format_description
 from ..data.importers import IMPORTERS, ImportOptions, get_importer
+from ..data.nonfinite import NON_FINITE_CHOICES
 from ..data.store import write_store
 from .common import echo_json
 
@@ -20,15 +21,19 @@ def data() -> None:
 @data.command("import")
 @click.option("--format", "fmt", required=True, type=click.Choice(sorted(IMPORTERS)), help="Source layout.")
 @click.option("--name", default=None, help="Dataset name (default: from the source).")
-@click.option("--kcore", default=5, show_default=True, help="k-core filter (timestamped formats).")
+@click.option("--kcore", default=5, show_default=True, type=click.IntRange(min=0),
+              help="k-core filter (timestamped formats; 0 or 1: no filtering).")
 @click.option("--text-fields", default="", help="Comma-separated item fields joined into the item text.")
 @click.option("--images-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Local image files named by item id (amazon format).")
 @click.option("--skip-bad-lines", is_flag=True,
               help="Skip and count malformed lines of raw dumps (amazon) instead of stopping.")
+@click.option("--non-finite", type=click.Choice(NON_FINITE_CHOICES), default="error", show_default=True,
+              help="Feature rows holding NaN or inf (unisrec .feat*CLS): stop with an error, or treat "
+                   "those items as missing the modality.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def import_(fmt: str, name: str | None, kcore: int, text_fields: str, images_dir: Path | None,
-            skip_bad_lines: bool, paths: tuple[Path, ...]) -> None:
+            skip_bad_lines: bool, non_finite: str, paths: tuple[Path, ...]) -> None:
     """Import SRC... into a dataset store at DEST (the last path)."""
     if len(paths) < 2:
         raise click.UsageError("expected SOURCE... DEST")
@@ -38,7 +43,7 @@ def import_(fmt: str, name: str | None, kcore: int, text_fields: str, images_dir
             raise click.UsageError(f"{s}: no such file or directory")
     opts = ImportOptions(name=name, kcore=kcore,
                          text_fields=[f for f in text_fields.split(",") if f], images_dir=images_dir,
-                         skip_bad_lines=skip_bad_lines)
+                         skip_bad_lines=skip_bad_lines, non_finite=non_finite)
     ds = get_importer(fmt)(list(sources), opts)
     write_store(ds, dest)
     click.echo(format_description(describe(dest)))

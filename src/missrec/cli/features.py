@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 import torch
 
+from ..data.nonfinite import NON_FINITE_CHOICES
 from ..data.store import read_schema
-from ..features.attach import attach_features
+from ..features.attach import attach_many
 from ..features.fill import fill_features
 from ..features.registry import make_encoder
 from .common import quiet_option, show_progress
@@ -40,7 +41,11 @@ def _parse_attach(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.option("--attach", "attach", multiple=True, metavar="MODALITY=FILE",
               help="Attach precomputed features joined by item id: a UniSRec X.feat1CLS/X.feat3CLS "
                    "(with its sibling X.item2index) or F.npy (with F.ids or a sibling *.item2index). Repeatable.")
-@click.option("--attach-dim", default=512, show_default=True, help="Columns of a raw float32 --attach file.")
+@click.option("--attach-dim", default=512, show_default=True, type=click.IntRange(min=1),
+              help="Columns of a raw float32 --attach file.")
+@click.option("--non-finite", type=click.Choice(NON_FINITE_CHOICES), default="error", show_default=True,
+              help="Feature rows holding NaN or inf (attached files, encoder outputs): stop with an error "
+                   "naming the file, item and column, or treat those items as missing the modality.")
 @click.option("--images-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Local image files: named as in the store, after the image URL's file name, "
                    "or ITEM_ID.jpg/.png/... (nothing is downloaded).")
@@ -57,7 +62,7 @@ def _parse_attach(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
 @quiet_option
 def features(store: Path, text_spec: str | None, image_spec: str | None, attach: tuple[str, ...],
-             attach_dim: int, images_dir: Path | None, clip_arch: str, batch_size: int,
+             attach_dim: int, non_finite: str, images_dir: Path | None, clip_arch: str, batch_size: int,
              threads: int | None, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Fill STORE's feature matrices: encode item text/images and/or attach precomputed features.
 
@@ -81,10 +86,11 @@ def features(store: Path, text_spec: str | None, image_spec: str | None, attach:
     for enc in (text_enc, image_enc):
         if enc is not None:
             enc.identity  # fails now (missing weights/extra) rather than after the attaches
-    for name, path in attached:
-        click.echo(attach_features(store, name, path, dim=attach_dim).summary())
+    for report in attach_many(store, attached, dim=attach_dim, non_finite=non_finite):
+        click.echo(report.summary())
     if text_enc is not None or image_enc is not None:
-        for report in fill_features(store, text=text_enc, image=image_enc, images_dir=images_dir):
+        for report in fill_features(store, text=text_enc, image=image_enc, images_dir=images_dir,
+                                    non_finite=non_finite):
             click.echo(report.summary())
 
 

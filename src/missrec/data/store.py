@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputFormatError, MissrecError
+from .nonfinite import check_store_matrix
 from .vocab import Vocab
 
 FORMAT = "missrec-store"
@@ -139,8 +140,12 @@ def _group(inter: Interactions, n_users: int, values: np.ndarray) -> list[np.nda
 def write_store(ds: Dataset, dest: str | Path) -> Path:
     """Write ``ds`` to ``dest`` atomically (replacing any store already there)."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    _check_destination(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    except OSError as e:
+        raise MissrecError(f"{dest}: cannot create the store here ({e.strerror or e})") from None
     try:
         _write_tables(ds, tmp)
         (tmp / "features").mkdir()
@@ -149,10 +154,21 @@ def write_store(ds: Dataset, dest: str | Path) -> Path:
             _save_npy(tmp / "features" / f"{name}.present.npy", feats.present)
         _write_json(tmp / "schema.json", _schema(ds))
         _swap_in(tmp, dest)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MissrecError(f"{dest}: writing the store failed ({e.strerror or e}); nothing was written") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _check_destination(dest: Path) -> None:
+    """Only a missing path, an empty folder or an existing store may become a store."""
+    if dest.exists() and not dest.is_dir():
+        raise MissrecError(f"{dest}: exists and is not a folder; expected a new or existing store folder")
+    if dest.is_dir() and not (dest / "schema.json").exists() and any(dest.iterdir()):
+        raise MissrecError(f"{dest}: exists and is not a missrec store; refusing to replace it")
 
 
 def write_features(store: str | Path, name: str, feats: ModalityFeatures) -> None:
@@ -232,8 +248,7 @@ def _write_json(path: Path, obj: dict) -> None:
 
 def _swap_in(tmp: Path, dest: Path) -> None:
     if dest.exists():
-        if not (dest / "schema.json").exists() and any(dest.iterdir()):
-            raise MissrecError(f"{dest}: exists and is not a missrec store; refusing to replace it")
+        _check_destination(dest)
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         os.replace(dest, old)
         os.replace(tmp, dest)
@@ -247,24 +262,65 @@ def _swap_in(tmp: Path, dest: Path) -> None:
 def read_schema(store: str | Path) -> dict:
     store = Path(store)
     path = store / "schema.json"
-    if not path.exists():
+    if not path.is_file():
         raise MissrecError(f"{store}: not a missrec dataset store (no schema.json); build one with `missrec data import`")
     try:
-        schema = json.loads(path.read_text())
+        schema = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputFormatError(path, f"invalid JSON ({e.msg})", e.lineno) from None
-    if schema.get("format") != FORMAT:
-        raise InputFormatError(path, f"field 'format' is {schema.get('format')!r}, expected {FORMAT!r}")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputFormatError(path, f"cannot be read ({e})") from None
+    if not isinstance(schema, dict) or schema.get("format") != FORMAT:
+        found = schema.get("format") if isinstance(schema, dict) else None
+        raise InputFormatError(path, f"field 'format' is {found!r}, expected {FORMAT!r}")
+    for key, typ in (("name", str), ("n_items", int), ("n_users", int), ("modalities", dict)):
+        if not isinstance(schema.get(key), typ):
+            raise InputFormatError(path, f"field {key!r} is {schema.get(key)!r}, expected a {typ.__name__}")
     return schema
 
 
+def _read_table(path: Path, columns: dict[str, str]) -> pa.Table:
+    """A parquet table that must hold ``columns`` (name -> what it is, for the message)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise InputFormatError(path, f"unreadable parquet table ({str(e).splitlines()[0]})") from None
+    for name, what in columns.items():
+        if name not in table.column_names:
+            raise InputFormatError(path, f"lacks column {name!r} ({what})")
+    return table
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    """A ``.npy`` array, never unpickled (a file may come from anyone), or an error naming it."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 -- numpy's header parser raises many types on damaged files
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputFormatError(path, f"unreadable {what} ({detail})") from None
+
+
+def _load_array(path: Path, rows: int, ndim: int, what: str) -> np.ndarray:
+    """A ``.npy`` array of ``rows`` rows and ``ndim`` dimensions."""
+    arr = load_npy(path, what)
+    if arr.ndim != ndim or arr.shape[0] != rows:
+        raise InputFormatError(path, f"{what} has shape {arr.shape}, expected {rows} rows and {ndim} dimension(s)")
+    return arr
+
+
 def read_store(store: str | Path, modalities: list[str] | None = None) -> Dataset:
-    """Load a store. ``modalities`` limits which feature matrices are read (default: all)."""
+    """Load a store. ``modalities`` limits which feature matrices are read (default: all).
+
+    A damaged store (unreadable table, wrong shapes, NaN or infinite features) is a
+    :class:`MissrecError` naming the file or modality, never a half-loaded dataset.
+    """
     store = Path(store)
     schema = read_schema(store)
-    items = pq.read_table(store / "items.parquet").to_pydict()
-    users = pq.read_table(store / "users.parquet").to_pydict()
-    inter = pq.read_table(store / "interactions.parquet")
+    items = _read_table(store / "items.parquet", {"item_id": "external item ids", "text": "item text",
+                                                  "image": "image references"}).to_pydict()
+    users = _read_table(store / "users.parquet", {"user_id": "external user ids"}).to_pydict()
+    inter = _read_table(store / "interactions.parquet", {c: "interaction column" for c in
+                                                         ("user", "item", "position", "split")})
     ts = inter.column("timestamp").to_numpy() if "timestamp" in inter.column_names else None
     interactions = Interactions(
         user=inter.column("user").to_numpy().astype(np.int64),
@@ -273,6 +329,9 @@ def read_store(store: str | Path, modalities: list[str] | None = None) -> Datase
         split=inter.column("split").to_numpy().astype(np.int8),
         timestamp=ts,
     )
+    item_vocab = _vocab(store / "items.parquet", items["item_id"])
+    _check_interactions(store, interactions, len(item_vocab) - 1, len(users["user_id"]))
+    n = len(item_vocab)
     feats = {}
     wanted = schema["modalities"] if modalities is None else modalities
     for name in wanted:
@@ -281,18 +340,37 @@ def read_store(store: str | Path, modalities: list[str] | None = None) -> Datase
                 f"{store}: no {name!r} features (has: {', '.join(schema['modalities']) or 'none'}); "
                 "fill them with `missrec features`"
             )
-        feats[name] = ModalityFeatures(
-            matrix=np.load(store / "features" / f"{name}.npy"),
-            present=np.load(store / "features" / f"{name}.present.npy"),
-            source=schema["modalities"][name].get("source", ""),
-        )
+        matrix = _load_array(store / "features" / f"{name}.npy", n, 2, "feature matrix")
+        present = _load_array(store / "features" / f"{name}.present.npy", n, 1, "presence mask")
+        if not np.issubdtype(matrix.dtype, np.floating) or present.dtype != np.bool_:
+            raise InputFormatError(store / "features" / f"{name}.npy",
+                                   f"dtypes {matrix.dtype}/{present.dtype}, expected float32 features and a bool mask")
+        check_store_matrix(store, name, matrix, item_vocab.ids)
+        feats[name] = ModalityFeatures(matrix=matrix, present=present,
+                                       source=schema["modalities"][name].get("source", ""))
     return Dataset(
         name=schema["name"],
-        items=Vocab(items["item_id"]),
-        users=Vocab(users["user_id"]),
+        items=item_vocab,
+        users=_vocab(store / "users.parquet", users["user_id"]),
         interactions=interactions,
         item_text=[""] + list(items["text"]),
         item_image=[None] + list(items["image"]),
         features=feats,
         provenance=schema.get("provenance", {}),
     )
+
+
+def _vocab(path: Path, ids: list) -> Vocab:
+    try:
+        return Vocab(ids)
+    except ValueError as e:
+        raise InputFormatError(path, str(e)) from None
+
+
+def _check_interactions(store: Path, it: Interactions, n_items: int, n_users: int) -> None:
+    """Indexes within the vocabularies and known split labels (a tampered store fails here)."""
+    checks = (("item", it.item, 1, n_items), ("user", it.user, 1, n_users), ("split", it.split, 0, 2))
+    for col, arr, lo, hi in checks:
+        if len(arr) and (arr.min() < lo or arr.max() > hi):
+            raise InputFormatError(store / "interactions.parquet",
+                                   f"column {col!r} holds values outside {lo}..{hi}")

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from ..data.nonfinite import NonFinite, non_finite_rows
 from ..data.store import Dataset, ModalityFeatures, read_store, write_features
 from .base import Encoder
 
@@ -105,8 +106,13 @@ def image_inputs(ds: Dataset, images_dir: Path | None) -> list[Path | None]:
             for i in range(1, len(ds.items))]
 
 
-def encode_items(encoder: Encoder, inputs: list, modality: str) -> tuple[ModalityFeatures, FillReport]:
-    """Encode the items that have an input; build the matrix (row 0 padding) and presence."""
+def encode_items(encoder: Encoder, inputs: list, modality: str, item_ids: list[str] | None = None,
+                 non_finite: NonFinite = "error") -> tuple[ModalityFeatures, FillReport]:
+    """Encode the items that have an input; build the matrix (row 0 padding) and presence.
+
+    An encoder output holding NaN or ±inf is an error naming the item (``item_ids``, index
+    order without padding), or with ``non_finite='missing'`` a failed input like any other.
+    """
     have = [i for i, x in enumerate(inputs) if x is not None]
     res = encoder.encode_partial([inputs[i] for i in have])
     n = len(inputs)
@@ -116,19 +122,26 @@ def encode_items(encoder: Encoder, inputs: list, modality: str) -> tuple[Modalit
     rows = np.asarray(have, dtype=np.int64) + 1
     matrix[rows] = res.matrix
     present[rows] = res.ok
+    ids = item_ids if item_ids is not None else [str(i) for i in range(1, n + 1)]
+    bad = present[1:] & non_finite_rows(f"{encoder.identity} ({modality})", matrix[1:], ids, non_finite,
+                                        what="output row")
+    present[1:] &= ~bad
     matrix[~present] = 0.0  # rows of failed inputs were never valid features
-    first_error = res.errors[min(res.errors)] if res.errors else None
+    errors = dict(res.errors)
+    errors.update({have.index(i): "NaN or infinite features" for i in np.flatnonzero(bad).tolist()})
+    first_error = errors[min(errors)] if errors else None
     report = FillReport(modality=modality, source=encoder.identity, dim=dim, n_items=n,
-                        n_present=int(present.sum()), n_no_input=n - len(have), n_failed=len(res.errors),
+                        n_present=int(present.sum()), n_no_input=n - len(have), n_failed=len(errors),
                         n_cached=res.n_cached, n_computed=res.n_computed, seconds=res.seconds,
                         first_error=first_error)
     return ModalityFeatures(matrix, present, source=encoder.identity), report
 
 
 def fill_features(store: str | Path, *, text: Encoder | None = None, image: Encoder | None = None,
-                  images_dir: Path | None = None) -> list[FillReport]:
+                  images_dir: Path | None = None, non_finite: NonFinite = "error") -> list[FillReport]:
     """Encode the store's item text and/or images and write them as the ``text`` / ``image``
-    modalities (each written as soon as it is complete)."""
+    modalities (each written as soon as it is complete). ``non_finite``: see
+    :func:`encode_items`."""
     ds = read_store(store, modalities=[])
     reports = []
     for modality, encoder in (("text", text), ("image", image)):
@@ -137,7 +150,7 @@ def fill_features(store: str | Path, *, text: Encoder | None = None, image: Enco
         if encoder.modality != modality:
             raise ValueError(f"{encoder.name} encodes {encoder.modality}, not {modality}")
         inputs = text_inputs(ds) if modality == "text" else image_inputs(ds, images_dir)
-        feats, report = encode_items(encoder, inputs, modality)
+        feats, report = encode_items(encoder, inputs, modality, ds.items.ids[1:], non_finite)
         write_features(store, modality, feats)
         reports.append(report)
     return reports

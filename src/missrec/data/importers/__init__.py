@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...errors import MissrecError
+from ..nonfinite import NonFinite
 from ..store import Dataset
 
 
@@ -32,6 +33,10 @@ class ImportOptions:
     """Skip (and count) malformed lines of raw dumps instead of stopping (amazon format)."""
     max_len: int = 50
     """History length that the source's ``item_id_list`` was cut to (UniSRec layout)."""
+    non_finite: NonFinite = "error"
+    """Feature rows holding NaN or ±inf (UniSRec layout's feature files): 'error' stops the
+    import naming the file, item and column; 'missing' marks those items as lacking the
+    modality."""
 
 
 IMPORTERS: dict[str, str] = {

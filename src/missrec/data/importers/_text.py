@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 
 from ...errors import InputFormatError
@@ -43,14 +44,21 @@ def iter_lines(path: Path, *, skip_blank: bool = True) -> Iterator[tuple[int, st
             yield ln, line
 
 
+def first_line(path: Path, lines: Iterator[tuple[int, str]], expected: str) -> tuple[int, str]:
+    """The header ``(line_number, text)`` from :func:`iter_lines`, or an error if the file is empty."""
+    first = next(lines, None)
+    if first is None:
+        raise InputFormatError(path, f"is empty; expected a header {expected}", 1)
+    return first
+
+
 def separator_hint(line: str) -> str:
-    """Explain a line that should have several columns but holds no tab ("" if it has tabs)."""
-    if "\t" in line:
-        return ""
+    """Explain a line with too few tab-separated columns: other separators it holds ("" if none)."""
+    where = "has tabs and" if "\t" in line else "has no tab but"
     for sep, name in ((",", "commas"), (";", "semicolons"), ("|", "'|' characters")):
         if sep in line:
-            return f"; the line has no tab but {name}: columns must be separated by tabs"
-    if len(line.split()) > 1:
+            return f"; the line {where} {name}: columns must be separated by tabs"
+    if "\t" not in line and len(line.split()) > 1:
         return "; the line has no tab but spaces: columns must be separated by tabs"
     return ""
 
@@ -60,7 +68,7 @@ def split_row(path: Path, line: str, ln: int, n_columns: int, *, header: Sequenc
     cols = line.split("\t")
     if len(cols) != n_columns:
         names = f" ({', '.join(header)})" if header else ""
-        hint = separator_hint(line)
+        hint = separator_hint(line) if len(cols) < n_columns else ""
         raise InputFormatError(
             path, f"expected {n_columns} tab-separated columns{names}, found {len(cols)}{hint}", ln
         )
@@ -91,6 +99,26 @@ def require_value(path: Path, value: str, ln: int, field: str) -> str:
     if not value:
         raise InputFormatError(path, f"{field} is empty", ln)
     return value
+
+
+def read_index_pairs(path: Path) -> dict[int, str]:
+    """``id<TAB>index`` lines (no header) -> ``{index: id}``; ids and indexes each unique."""
+    out: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    with closing(iter_lines(path)) as lines:
+        for ln, line in lines:
+            ext, idx_s = split_row(path, line, ln, 2, header=["id", "index"])
+            ext = require_value(path, ext, ln, "id")
+            idx = parse_int(path, idx_s.strip(), ln, "index")
+            if idx in out:
+                raise InputFormatError(path, f"index {idx} is given twice (also to {out[idx]!r})", ln)
+            if ext in seen:
+                raise InputFormatError(path, f"id {ext!r} appears twice (first at line {seen[ext]})", ln)
+            out[idx] = ext
+            seen[ext] = ln
+    if not out:
+        raise InputFormatError(path, "is empty; expected lines 'id<TAB>index'", 1)
+    return out
 
 
 def join_text(parts: Sequence[str]) -> str:

@@ -26,7 +26,7 @@ from ...errors import InputFormatError, MissrecError
 from ..splits import kcore_mask, leave_one_out
 from ..store import Dataset
 from . import ImportOptions
-from ._text import iter_lines, join_text, parse_number, require_value, separator_hint, split_row
+from ._text import first_line, iter_lines, join_text, parse_number, require_value, separator_hint, split_row
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 USER_FIELD, ITEM_FIELD, TIME_FIELD = "user_id", "item_id", "timestamp"
@@ -87,10 +87,7 @@ def read_atomic(
     ones to be non-empty.
     """
     with closing(iter_lines(path)) as lines:
-        first = next(lines, None)
-        if first is None:
-            raise InputFormatError(path, "is empty; expected a header line of 'field:type' columns", 1)
-        ln, header = first
+        ln, header = first_line(path, lines, "line of 'field:type' columns")
         fields = parse_header(path, header, ln)
         for name, typ in required.items():
             if name not in fields:

@@ -27,7 +27,7 @@ from ...errors import InputFormatError
 from ..splits import leave_one_out
 from ..store import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID, Dataset
 from . import ImportOptions
-from ._text import iter_lines, parse_int, parse_number, require_value, separator_hint, split_row
+from ._text import first_line, iter_lines, parse_int, parse_number, read_index_pairs, require_value, separator_hint, split_row
 
 SPLIT_FILES = {"train.csv": SPLIT_TRAIN, "dev.csv": SPLIT_VALID, "test.csv": SPLIT_TEST}
 REQUIRED_COLUMNS = ("user_id", "item_id", "time")
@@ -103,10 +103,7 @@ def read_split_file(path: Path) -> _Rows:
     """One of train.csv / dev.csv / test.csv."""
     rows = _Rows(path)
     with closing(iter_lines(path)) as lines:
-        first = next(lines, None)
-        if first is None:
-            raise InputFormatError(path, f"is empty; expected a header {'<TAB>'.join(REQUIRED_COLUMNS)}", 1)
-        ln, header_line = first
+        ln, header_line = first_line(path, lines, "<TAB>".join(REQUIRED_COLUMNS))
         header = [c.strip() for c in header_line.split("\t")]
         if len(header) == 1:
             hint = separator_hint(header_line)
@@ -133,22 +130,7 @@ def read_split_file(path: Path) -> _Rows:
 
 def read_item2index(path: Path) -> dict[int, str]:
     """``ASIN<TAB>index`` lines (no header) -> ``{index: ASIN}``."""
-    out: dict[int, str] = {}
-    seen: dict[str, int] = {}
-    with closing(iter_lines(path)) as lines:
-        for ln, line in lines:
-            ext, idx_s = split_row(path, line, ln, 2, header=["id", "index"])
-            ext = require_value(path, ext, ln, "id")
-            idx = parse_int(path, idx_s.strip(), ln, "index")
-            if idx in out:
-                raise InputFormatError(path, f"index {idx} is given twice (also to {out[idx]!r})", ln)
-            if ext in seen:
-                raise InputFormatError(path, f"id {ext!r} appears twice (first at line {seen[ext]})", ln)
-            out[idx] = ext
-            seen[ext] = ln
-    if not out:
-        raise InputFormatError(path, "is empty; expected lines 'id<TAB>index'", 1)
-    return out
+    return read_index_pairs(path)
 
 
 def read_text_file(path: Path) -> dict[str, str]:
