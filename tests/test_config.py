@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from missrec.config import TrainConfig, load_sections
+from missrec.config import TrainConfig, from_dict, load_sections
 from missrec.errors import ConfigError
 from missrec.model.interests import CLUSTERING_METHODS, KMEANS_INITS
 from missrec.model.missrec import MISSRecConfig
@@ -119,3 +119,18 @@ def test_model_choices_are_checked_where_the_config_is_built():
     hints = typing.get_type_hints(MISSRecConfig)
     assert typing.get_args(hints["clustering"]) == CLUSTERING_METHODS
     assert typing.get_args(hints["kmeans_init"]) == KMEANS_INITS
+
+
+def test_removed_options_load_at_their_former_value_only(tmp_path):
+    assert len(dataclasses.fields(MISSRecConfig)) == 45
+    saved = {"dpc_scale_by_dim": False, "alpha_learnable": True, "cluster_seed": 0, "tau": 0.1}
+    assert from_dict(MISSRecConfig, saved, "model") == MISSRecConfig(tau=0.1)
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  cluster_seed: 0\n  alpha_learnable: 'true'\n")
+    sections = {"train": TrainConfig, "model": MISSRecConfig}
+    assert load_sections(sections, f, base={"model": saved})["model"] == MISSRecConfig(tau=0.1)
+    f.write_text("model:\n  cluster_seed: 3\n")
+    with pytest.raises(ConfigError, match=r"model.cluster_seed=3: this option was removed"):
+        load_sections(sections, f)
+    with pytest.raises(ConfigError, match="dpc_scale_by_dim"):
+        from_dict(MISSRecConfig, {"dpc_scale_by_dim": True}, "model")

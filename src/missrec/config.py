@@ -25,7 +25,8 @@ class TrainConfig:
     epochs: int = 200
     """Upper bound on training epochs (early stopping usually ends sooner)."""
     batch_size: int = 2048
-    """Training sequences per step (the paper: 2048)."""
+    """Training sequences per step (the paper: 2048). A model's own default, where it has
+    one, is in ``presets/defaults/<model>.yaml``; a preset's in its ``train:`` section."""
     lr: float = 1e-3
     """Adam learning rate."""
     weight_decay: float = 0.0
@@ -69,7 +70,7 @@ differ only in these are the same run (experiment reuse, report cells)."""
 
 def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
     """Build dataclass ``cls`` from a mapping, checking names and types."""
-    data = dict(data or {})
+    data = _drop_removed(cls, dict(data or {}), where)
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(names)
     if unknown:
@@ -77,6 +78,19 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
     hints = typing.get_type_hints(cls)
     kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _drop_removed(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Drop the keys of options ``cls`` no longer has (its ``REMOVED``: name -> the value every
+    run had), so saved configs still load; any other value describes a run that can no longer
+    be repeated, which is an error."""
+    for key, old in getattr(cls, "REMOVED", {}).items():
+        if key in data:
+            if coerce(data[key], type(old), f"{where}.{key}") != old:
+                raise ConfigError(f"{where}.{key}={data[key]!r}: this option was removed "
+                                  f"(only its former value {old!r} is accepted)")
+            del data[key]
+    return data
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

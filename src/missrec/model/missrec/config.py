@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ...config import from_dict
 from ...errors import ConfigError
@@ -30,6 +30,11 @@ class ModelConfigError(ConfigError, ValueError):
 @dataclass
 class MISSRecConfig:
     """Hyper-parameters of :class:`MISSRec`; defaults follow the paper (§4.2.4)."""
+
+    REMOVED: ClassVar[dict[str, Any]] = {"dpc_scale_by_dim": False, "alpha_learnable": True,
+                                         "cluster_seed": 0}
+    """Options that no longer exist and the value every run had (saved configs holding it
+    still load, see :func:`missrec.config.from_dict`)."""
 
     d: int = 300
     """Token / representation width (the adapters map features into this space)."""
@@ -98,22 +103,17 @@ class MISSRecConfig:
     knn_k: float = 5
     """k of eq. 3: a ratio of the token count if < 1, else an absolute count (5 as in
     TCFormer's DPC-KNN; the released fine-tuning config uses the ratio 0.1)."""
-    dpc_scale_by_dim: bool = False
-    """Divide distances by sqrt(d) in eqs. 3-4 (the released code does). This changes the
-    balance between ρ and δ in ρ·δ; off = the paper's formulas."""
     prototype: Literal["peak", "mean"] = "peak"
     """DPC-KNN prototype vectors: 'peak' (the density-peak tokens) or 'mean' (cluster means,
     as the released code). k-means always uses its centroids."""
     kmeans_iters: int = 10
     """Lloyd iterations of k-means."""
     kmeans_init: KMeansInit = "kmeans++"
-    """k-means initial centres: 'kmeans++' (seeded with ``cluster_seed`` every epoch) or
-    'random' (K distinct tokens, drawn afresh every epoch from ``cluster_seed + epoch``).
+    """k-means initial centres: 'kmeans++' (the same seed every epoch) or 'random' (K
+    distinct tokens, drawn afresh every epoch, seeded by the epoch).
     The official code's torchpq MinibatchKMeans amounts to 'random' with one Lloyd step:
     the catalogue fits in one of its mini-batches, and its stopping test compares the
     centroids with themselves after the first update, so it always stops there."""
-    cluster_seed: int = 0
-    """Seed of the k-means initialisation."""
     cluster_backend: Literal["exact", "faiss"] = "exact"
     """'exact' (chunked torch) or 'faiss' (approximate neighbours; needs faiss-cpu)."""
     cluster_chunk: int = 1024
@@ -126,8 +126,6 @@ class MISSRecConfig:
     """λ, weight of sequence-sequence contrast in eq. 7."""
     alpha_init: float = 1.0
     """Initial concentration α of dynamic fusion (eqs. 1-2)."""
-    alpha_learnable: bool = True
-    """Learn α; fixed otherwise (0 = mean fusion)."""
     alpha_param: Literal["softplus", "free"] = "softplus"
     """A learnable α as 'softplus' (α = softplus(raw) >= 0, the paper's constraint) or
     'free' (α = raw, any sign, as the official code's ``fusion_factor``; may start at 0)."""

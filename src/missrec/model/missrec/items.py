@@ -9,7 +9,6 @@ catalogue differs), so an evaluation run scores with the interests it was traine
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -234,9 +233,8 @@ class ItemSide(SequentialRecommender):
         c = self.config
         return cluster_tokens(
             x, c.clustering, c.n_clusters, c.knn_k, c.cluster_chunk,
-            dist_scale=1.0 / math.sqrt(x.shape[1]) if c.dpc_scale_by_dim else 1.0,
             prototype=c.prototype, backend=c.cluster_backend, kmeans_iters=c.kmeans_iters,
-            seed=c.cluster_seed + (max(epoch, 0) if c.kmeans_init == "random" else 0),
+            seed=max(epoch, 0) if c.kmeans_init == "random" else 0,
             kmeans_init=c.kmeans_init)
 
     def _ensure_interests(self) -> None:

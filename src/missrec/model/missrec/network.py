@@ -60,7 +60,7 @@ class MISSRec(ItemSide):
         self.adapters = nn.ModuleDict({
             m: make_adapter(c.adapter, self.feature_dims[m], d, c.n_experts, c.adapter_dropout)
             for m in self.modalities})
-        self.alpha = Concentration(c.alpha_init, c.alpha_learnable, c.alpha_param == "softplus")
+        self.alpha = Concentration(c.alpha_init, constrained=c.alpha_param == "softplus")
         self.position = nn.Embedding(c.max_len, d)
         self.modality_type = (nn.Embedding(len(self.modalities), d)
                               if c.tokens == "separate" else None)
