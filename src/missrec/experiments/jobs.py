@@ -34,7 +34,8 @@ def settle_job(exp: Experiment, plan: Plan, job: Job, head: str, log: Log) -> bo
 
 
 def run_job(exp: Experiment, plan: Plan, job: Job, cache: dict[tuple, Any], log: Log, progress: bool) -> dict:
-    """Train ``job`` into its folder and return its results.
+    """Train ``job`` into its folder and return its results; a cell an earlier run left
+    half-trained continues from its last complete epoch.
 
     ``cache`` keeps the last store loaded (by store, modalities and sequence length) for the
     next job, which often trains on the same one."""
@@ -46,13 +47,13 @@ def run_job(exp: Experiment, plan: Plan, job: Job, cache: dict[tuple, Any], log:
     if cell.kind == "pretrain":
         stores = [plan.stores[s] for s in cell.pretrain_stores]
         return pretrain(stores, job.run_dir, job.train_cfg, job.model_cfg, model_name=cell.model,
-                        max_examples_per_domain=cell.max_per_domain, progress=progress, log=log)
+                        max_examples_per_domain=cell.max_per_domain, progress=progress, log=log, resume=True)
     key = (str(job.store), tuple(sorted(required_modalities(job.model_cfg))), max_len_of(job.model_cfg))
     if key not in cache:
         cache.clear()  # keep one store in memory at a time
         cache[key] = RunData.load(job.store.resolve(), list(key[1]), key[2])
     result = train(cell.model, job.store.resolve(), job.run_dir, job.train_cfg, job.model_cfg,
-                   init_from=init, data=cache[key], progress=progress, log=log)
+                   init_from=init, data=cache[key], progress=progress, log=log, resume=True)
     return result.results
 
 
