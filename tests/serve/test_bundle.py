@@ -126,3 +126,18 @@ def test_cli_recommend_prints_the_service_object(toy_bundle):
     for k in ("-3", "0", "999999"):
         bad = CliRunner().invoke(main, ["recommend", str(toy_bundle), "--history", "i1", "--k", k])
         assert bad.exit_code == 1 and bad.output.count("\n") == 1 and "k:" in bad.output
+
+
+def test_concurrent_calls_are_batched_and_answer_as_alone(toy_bundle):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rec = Recommender(toy_bundle)
+    calls = [([[f"i{j}", f"i{j + 3}"]], 1 + j % 7, j % 2 == 0) for j in range(1, 40)]
+    alone = [rec.recommend(h, k, seen)[0] for h, k, seen in calls]
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(lambda c: rec.recommend(*c)[0], calls))
+    for a, t in zip(alone, together):
+        assert t.items == a.items and t.scores == pytest.approx(a.scores, abs=1e-5)
+    with pytest.raises(RequestError):
+        rec.recommend([["ghost"]], 3)  # one bad call does not poison the queue
+    assert rec.recommend([["i1"]], 3)[0].items == rec.recommend([["i1"]], 3)[0].items

@@ -90,11 +90,17 @@ def export(run: Path, bundle: Path) -> None:
                    "without either, writes are disabled).")
 @click.option("--protect-reads", is_flag=True, help="Require the token on read endpoints too.")
 @click.option("--approximate", is_flag=True, help="Rank with the FAISS candidate path (needs faiss).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch intra-op threads. Requests are already batched; more threads only "
+                   "pay off for large catalogues on idle cores.")
 def serve(bundle: Path, host: str, port: int, token_file: Path | None, protect_reads: bool,
-          approximate: bool) -> None:
+          approximate: bool, threads: int) -> None:
     """Serve a bundle over HTTP (FastAPI + uvicorn; the `serve` extra). Docs at /docs."""
     from ..serve.http import ServiceOptions, run_server
 
+    import torch
+
+    torch.set_num_threads(threads)
     token = read_token(token_file)
     run_server(bundle, ServiceOptions(token=token, protect_reads=protect_reads, approximate=approximate),
                host, port)
@@ -121,16 +127,18 @@ def read_token(token_file: Path | None) -> str | None:
 @click.option("--synthetic-items", type=click.IntRange(1), default=None,
               help="Instead of BUNDLE's catalogue, a generated one of this many items "
                    "(an untrained small model; exact and approximate).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="The server's torch threads (missrec serve --threads).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_serve(bundle: Path, n_requests: int, seconds: float, k: int, approximate: bool,
-                synthetic_items: int | None, as_json: bool) -> None:
+                synthetic_items: int | None, threads: int, as_json: bool) -> None:
     """p50/p99 latency and requests/s at concurrency 1 and 32 against a server on 127.0.0.1."""
     from ..serve.bench import bench_bundle, bench_synthetic, machine
 
     if synthetic_items:
-        res = bench_synthetic(synthetic_items, n_requests, seconds, k)
+        res = bench_synthetic(synthetic_items, n_requests, seconds, k, threads)
     else:
-        res = bench_bundle(bundle, n_requests, seconds, k, approximate)
+        res = bench_bundle(bundle, n_requests, seconds, k, approximate, threads)
     res["machine"] = machine()
     if as_json:
         echo_json(res)

@@ -61,10 +61,11 @@ def free_port() -> int:
 
 
 def start_server(bundle: Path, token_file: Path | None = None, approximate: bool = False,
-                 timeout: float = 300.0) -> Server:
+                 threads: int = 1, timeout: float = 300.0) -> Server:
     """``missrec serve`` in a child process on 127.0.0.1; returns once /readyz answers."""
     port = free_port()
-    cmd = [sys.executable, "-m", "missrec", "serve", str(bundle), "--port", str(port)]
+    cmd = [sys.executable, "-m", "missrec", "serve", str(bundle), "--port", str(port),
+           "--threads", str(threads)]
     if token_file is not None:
         cmd += ["--token-file", str(token_file)]
     if approximate:
@@ -140,16 +141,17 @@ def approximate_recall(rec: Recommender, histories: list[list[str]], k: int = 10
                           for a, e in zip(approx, exact)]))
 
 
-def bench_bundle(bundle: Path, n_requests: int, seconds: float, k: int, approximate: bool) -> dict[str, Any]:
+def bench_bundle(bundle: Path, n_requests: int, seconds: float, k: int, approximate: bool,
+                 threads: int = 1) -> dict[str, Any]:
     """Latency and throughput at concurrency 1 and 32, exact (and approximate), + memory."""
     rec = Recommender(bundle, writable=False)
     ids = [i for i, alive in zip(rec.item_ids, rec.catalogue.state.alive) if alive]
     histories = sample_histories(ids, n_requests)
     bodies = [{"history": h, "k": k} for h in histories]
     out: dict[str, Any] = {"bundle": str(bundle), "catalogue_size": rec.n_items, "k": k,
-                           "torch_threads": torch.get_num_threads()}
+                           "server_threads": threads, "load_average": os.getloadavg()[0]}
     for mode in ("exact", "approximate") if approximate else ("exact",):
-        server = start_server(bundle, approximate=mode == "approximate")
+        server = start_server(bundle, approximate=mode == "approximate", threads=threads)
         try:
             res = {f"concurrency_{c}": load_figures(server.url, bodies, c, seconds) for c in (1, 32)}
             res["server_rss_mb"] = round(server.rss_mb(), 1)
@@ -187,12 +189,12 @@ def synthetic_bundle(path: Path, n_items: int, dim: int = 32, d: int = 32, n_gro
     return write_bundle(from_model("missrec", model, config, ids, None, feats), path)
 
 
-def bench_synthetic(n_items: int, n_requests: int, seconds: float, k: int) -> dict[str, Any]:
+def bench_synthetic(n_items: int, n_requests: int, seconds: float, k: int, threads: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="missrec-bench-") as tmp:
         t0 = time.perf_counter()
         bundle = synthetic_bundle(Path(tmp) / "synthetic", n_items)
         built = time.perf_counter() - t0
-        res = bench_bundle(bundle, n_requests, seconds, k, approximate=True)
+        res = bench_bundle(bundle, n_requests, seconds, k, approximate=True, threads=threads)
         res["build_seconds"] = round(built, 1)
         res["bundle_mb"] = round(sum(f.stat().st_size for f in bundle.iterdir()) / 2**20, 1)
         res["bundle"] = f"synthetic:{n_items}"

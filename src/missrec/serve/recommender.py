@@ -54,6 +54,25 @@ class Ranking:
         return out
 
 
+@dataclass
+class _Resolved:
+    rows: list[int]
+    skipped: list[str]
+    cut: int
+
+
+@dataclass
+class _Job:
+    """A queued :meth:`Recommender.recommend` call."""
+
+    rows: list[_Resolved]
+    k: int
+    exclude_seen: bool
+    done: bool = False
+    result: list[Ranking] | None = None
+    error: Exception | None = None
+
+
 class Recommender:
     """Loads a bundle (or a run) once; ranks, embeds, adds and removes items.
 
@@ -81,6 +100,8 @@ class Recommender:
         self.writable = writable
         self.max_len = int(getattr(self.config, "max_len", 50))
         self._lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []
         self.catalogue = Catalogue(self.model, self.manifest, items, device)
         self.compact_every = compact_every
         self.ann: ApproximateIndex | None = None
@@ -145,24 +166,56 @@ class Recommender:
     def recommend(self, histories: list[list[str]], k: int = 10, exclude_seen: bool = False,
                   unknown: str = "error", field_name: str = "histories") -> list[Ranking]:
         """Top-``k`` items for every history (external ids, oldest first); approximate
-        (:mod:`.ann`) after :meth:`enable_approximate`, exact otherwise."""
+        (:mod:`.ann`) after :meth:`enable_approximate`, exact otherwise.
+
+        Concurrent calls are batched: a call queues its histories, and whichever call holds
+        the model next ranks everything queued in one pass (flat combining: no timer, so a
+        lone request never waits, and under load the model sees larger batches).
+        """
+        self._check_k(k)
+        job = _Job(self._resolve(histories, unknown, field_name), k, exclude_seen)
+        with self._queue_lock:
+            self._queue.append(job)
         with self._lock:
+            if not job.done:
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                self._rank(jobs)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    @torch.no_grad()
+    def _rank(self, jobs: list["_Job"]) -> None:
+        try:
             state = self.catalogue.state
-            self._check_k(k)
-            rows, skipped, cut = self._resolve(histories, unknown, field_name)
+            rows = [r for job in jobs for r in job.rows]
+            batch = self._batch([r.rows for r in rows])
+            seen = torch.tensor([job.exclude_seen for job in jobs for _ in job.rows], device=self.device)
+            k = min(max(job.k for job in jobs), self.n_items)
             if self.ann is not None:
-                values, indices = self._approximate_top(rows, state, k, exclude_seen)
+                values, indices = self._approximate_top(batch, state, k, seen)
             else:
-                scores = self._scores(rows, state)
-                if exclude_seen:
-                    scores.scatter_(1, rows.items, -torch.inf)
-                values, indices = scores.topk(min(k, self.n_items), dim=1)
-        out = []
-        for r in range(len(histories)):
-            pairs = [(state.ids[i], s) for s, i in zip(values[r].tolist(), indices[r].tolist())
-                     if s > -float("inf")]
-            out.append(Ranking([p[0] for p in pairs], [p[1] for p in pairs], skipped[r], cut[r]))
-        return out
+                scores = self._scores(batch, state)
+                if bool(seen.any()):
+                    hist = batch.items.masked_fill(~seen[:, None], 0)
+                    scores.scatter_(1, hist, -torch.inf)
+                values, indices = scores.topk(k, dim=1)
+            values, indices = values.tolist(), indices.tolist()
+            at = 0
+            for job in jobs:
+                job.result = []
+                for r in job.rows:
+                    pairs = [(state.ids[i], s) for s, i in zip(values[at][:job.k], indices[at][:job.k])
+                             if s > -float("inf")]
+                    job.result.append(Ranking([p[0] for p in pairs], [p[1] for p in pairs], r.skipped, r.cut))
+                    at += 1
+        except Exception as e:  # every waiting call learns of it, not only this one
+            for job in jobs:
+                job.error = e
+        finally:
+            for job in jobs:
+                job.done = True
 
     def enable_approximate(self, options: ApproximateOptions | None = None) -> None:
         """Rank with FAISS candidates re-scored exactly (:mod:`.ann`; needs faiss)."""
@@ -175,13 +228,13 @@ class Recommender:
 
     @torch.no_grad()
     def _approximate_top(self, batch: SequenceBatch, state: ItemState, k: int,
-                         exclude_seen: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                         exclude_seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.ann.candidates(self.catalogue.user_vectors(batch)).to(self.device)
         scores = self.catalogue.score_items(batch, items).float()
         alive = torch.from_numpy(state.alive).to(self.device)
         drop = ~alive[items]
-        if exclude_seen:
-            drop |= (items[:, :, None] == batch.items[:, None, :]).any(-1)
+        if bool(exclude_seen.any()):
+            drop |= (items[:, :, None] == batch.items[:, None, :]).any(-1) & exclude_seen[:, None]
         values, where = scores.masked_fill(drop, -torch.inf).topk(min(k, items.shape[1]), dim=1)
         return values, items.gather(1, where)
 
@@ -197,23 +250,22 @@ class Recommender:
               field_name: str = "histories") -> tuple[np.ndarray, list[Ranking]]:
         """Sequence vectors u [B, d] (normalised as the model scores them) of the histories,
         and per history what was skipped or truncated (as rankings with no items)."""
+        resolved = self._resolve(histories, unknown, field_name)
         with self._lock:
-            rows, skipped, cut = self._resolve(histories, unknown, field_name)
-            u = self.catalogue.user_vectors(rows)
-        return u.float().cpu().numpy(), [Ranking([], [], s, c) for s, c in zip(skipped, cut)]
+            u = self.catalogue.user_vectors(self._batch([r.rows for r in resolved]))
+        return u.float().cpu().numpy(), [Ranking([], [], r.skipped, r.cut) for r in resolved]
 
     def _check_k(self, k: Any) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.n_items:
             raise RequestError("k", f"must be an integer from 1 to the catalogue size "
                                     f"{self.n_items}, got {k!r}")
 
-    def _resolve(self, histories: list[list[str]], unknown: str, field_name: str
-                 ) -> tuple[SequenceBatch, list[list[str]], list[int]]:
+    def _resolve(self, histories: list[list[str]], unknown: str, field_name: str) -> list["_Resolved"]:
         if unknown not in UNKNOWN_POLICIES:
             raise RequestError("unknown", f"must be one of {list(UNKNOWN_POLICIES)}, got {unknown!r}")
         if not histories:
             raise RequestError(field_name, "needs at least one history")
-        rows, skipped, cut = [], [], []
+        out = []
         for j, h in enumerate(histories):
             where = field_name if field_name == "history" else f"{field_name}[{j}]"
             idx, miss = self.catalogue.lookup(h, where)
@@ -223,9 +275,10 @@ class Recommender:
             if not idx:
                 raise RequestError(where, "empty history" if not miss else
                                    f"no known item (skipped: {', '.join(miss[:5])})")
-            cut.append(max(len(idx) - self.max_len, 0))
-            rows.append(idx[-self.max_len:])
-            skipped.append(miss)
+            out.append(_Resolved(idx[-self.max_len:], miss, max(len(idx) - self.max_len, 0)))
+        return out
+
+    def _batch(self, rows: list[list[int]]) -> SequenceBatch:
         width = max(len(r) for r in rows)
         items = torch.zeros(len(rows), width, dtype=torch.long)
         for r, h in enumerate(rows):
@@ -233,7 +286,7 @@ class Recommender:
         n = len(rows)
         batch = SequenceBatch(items, torch.tensor([len(h) for h in rows]),
                               torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
-        return batch.to(self.device), skipped, cut
+        return batch.to(self.device)
 
     @torch.no_grad()
     def _scores(self, batch: SequenceBatch, state: ItemState) -> torch.Tensor:
