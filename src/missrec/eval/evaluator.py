@@ -2,6 +2,10 @@
 
 Only each user's target rank is kept, so memory is one ``batch x items`` score block, never
 a users x items matrix.
+
+A NaN or ``+inf`` score is an error naming the run, never a metric: a rank computed from it
+means nothing. ``-inf`` is allowed: it is how a model says an item cannot be ranked at all
+(an item without any modality, eq. 2), and such an item simply ranks last.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.batching import Examples, iterate_batches
+from ..data.batching import Examples, SequenceBatch, iterate_batches
+from ..errors import MissrecError
 from ..model.base import SequentialRecommender
 from .metrics import metrics_from_ranks, target_ranks, tie_fractions
 
@@ -46,8 +51,12 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(model: SequentialRecommender, examples: Examples, protocol: EvalProtocol,
-             device: str | torch.device = "cpu", progress: bool = False, desc: str = "eval") -> EvalResult:
-    """Rank every item for every example's user and return the mean metrics and the ranks."""
+             device: str | torch.device = "cpu", progress: bool = False, desc: str = "eval",
+             name: str | None = None) -> EvalResult:
+    """Rank every item for every example's user and return the mean metrics and the ranks.
+
+    ``name`` (the run or checkpoint) is what an error about non-finite scores names.
+    """
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -61,6 +70,7 @@ def evaluate(model: SequentialRecommender, examples: Examples, protocol: EvalPro
     for batch in tqdm(batches, total=n_batches, desc=desc, disable=not progress, leave=False):
         batch = batch.to(device)
         scores = model.score_all(batch, cache).float()
+        check_scores(scores, batch, name or type(model).__name__, desc)
         scores[:, 0] = -torch.inf
         if protocol.mask_history:
             hist = batch.items.clone()
@@ -77,3 +87,15 @@ def evaluate(model: SequentialRecommender, examples: Examples, protocol: EvalPro
     if ranks:
         r[order] = torch.cat(ranks).numpy()
     return EvalResult(metrics_from_ranks(r, protocol.ks), r, examples.targets.copy(), seconds)
+
+
+def check_scores(scores: torch.Tensor, batch: SequenceBatch, name: str, desc: str) -> None:
+    """Raise, naming ``name``, the first user and item whose score is NaN or ``+inf``
+    (column 0, the padding item, is never ranked and not checked)."""
+    bad = ~(scores[:, 1:] < torch.inf)  # one pass: NaN and +inf fail the comparison, -inf passes
+    if not bool(bad.any()):
+        return
+    row, col = (int(i) for i in torch.nonzero(bad)[0])
+    raise MissrecError(f"{name}: the model scored item {col + 1} {float(scores[row, col + 1])} for user "
+                       f"{int(batch.users[row])} on the {desc} split; no metric is computed from non-finite "
+                       f"scores")

@@ -11,8 +11,13 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data.batching import Examples, iterate_batches
+from ..errors import MissrecError
 from ..model.base import SequentialRecommender
 from .distributed import DistContext
+
+
+class NonFiniteLoss(MissrecError):
+    """A training step's loss was NaN or infinite; the step was not taken."""
 
 
 def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Examples, cfg: TrainConfig,
@@ -25,6 +30,8 @@ def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Example
     under data-parallel training each process takes its share of every batch.
     ``after_step`` runs after every optimiser step (weight averaging).
     Returns the hook's figures (prefixed ``epoch_``) and the mean of each loss component.
+    A non-finite loss raises :class:`NonFiniteLoss` before its step, so the weights stay
+    those of the last finite one.
     """
     model.train()
     stats = {f"epoch_{k}": v for k, v in model.on_epoch_start(epoch).items()}
@@ -32,9 +39,11 @@ def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Example
     n_batches = math.ceil(len(examples) / cfg.batch_size)
     batches = iterate_batches(examples, cfg.batch_size, shuffle=True, generator=rng, bucket=cfg.bucket_by_length,
                               shard=ctx.shard())
-    for batch in tqdm(batches, total=n_batches, desc=f"{desc} {epoch}", disable=not (progress and ctx.main),
-                      leave=False):
+    for step, batch in enumerate(tqdm(batches, total=n_batches, desc=f"{desc} {epoch}",
+                                      disable=not (progress and ctx.main), leave=False), start=1):
         loss, parts = loss_fn(batch.to(device))
+        if not bool(torch.isfinite(loss)):
+            raise NonFiniteLoss(f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, step {step}")
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()

@@ -93,7 +93,7 @@ class StoreTrainer(Trainer):
                 if self.average is not None:
                     self.average.current(self.epoch)  # re-clusters the averaged weights' own interests
                 res = evaluate(self.judged, self.data.valid, self.protocol, self.device, self.progress,
-                               desc="valid")
+                               desc="valid", name=self.name)
                 row.update({f"valid_{k}": v for k, v in res.metrics.items()})
                 row["eval_seconds"] = round(res.seconds, 3)
                 row["eval_users_per_second"] = round(res.users_per_second, 1)
@@ -127,7 +127,8 @@ class StoreTrainer(Trainer):
             return TrainResult({}, self.model, self.history)
         results = self.results()
         if self.test:
-            res = evaluate(self.model, self.data.test, self.protocol, self.device, self.progress, desc="test")
+            res = evaluate(self.model, self.data.test, self.protocol, self.device, self.progress, desc="test",
+                           name=self.name)
             results["test"] = res.metrics
             if self.out is not None:
                 np.save(self.out / "test_ranks.npy", res.ranks)
@@ -218,7 +219,7 @@ def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test"
         raise MissrecError(f"{store}: its item vocabulary differs from the checkpoint's "
                            f"({ds.n_items} vs {len(payload['item_ids']) - 1} items)")
     examples = build_examples(ds, split, max_len_of(model_cfg))
-    res = evaluate(model, examples, protocol_of(train_cfg), train_cfg.device, progress, desc=split)
+    res = evaluate(model, examples, protocol_of(train_cfg), train_cfg.device, progress, desc=split, name=str(path))
     return {"model": payload["model"], "split": split, "users": len(examples), **res.metrics,
             "protocol": protocol_of(train_cfg).describe(), "users_per_second": round(res.users_per_second, 1)}
 

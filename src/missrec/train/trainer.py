@@ -26,11 +26,12 @@ import torch
 
 from ..config import TrainConfig, save_yaml
 from ..data.batching import Examples
+from ..errors import MissrecError
 from ..model.base import SequentialRecommender
 from ..seed import seed_everything
 from .averaging import weight_average
 from .distributed import broadcast_flags, init_from_env, loss_function, start_data_parallel
-from .epoch import run_epoch
+from .epoch import NonFiniteLoss, run_epoch
 from .meta import Log, quiet
 from .rundir import clear_outputs, state_to_resume
 from .state import STATE_FILE, check_model_config, read_state, restore_rng_states, rng_states, save_state
@@ -119,11 +120,19 @@ class Trainer:
         self.open_run_dir(resumed=state is not None)
 
     def run_epoch(self) -> dict[str, Any]:
-        """Train one epoch; its history row (timing, mean loss components, the hook's figures)."""
+        """Train one epoch; its history row (timing, mean loss components, the hook's figures).
+
+        A non-finite loss ends the run with an error; the training state of the last
+        complete epoch stays in the run directory."""
         start = time.perf_counter()
-        stats, self.means = run_epoch(self.model, self.loss_fn, self.examples, self.cfg, self.optim, self.rng,
-                                      self.device, self.epoch, self.progress, desc=self.desc, ctx=self.ctx,
-                                      after_step=self.average.update if self.average is not None else None)
+        try:
+            stats, self.means = run_epoch(self.model, self.loss_fn, self.examples, self.cfg, self.optim, self.rng,
+                                          self.device, self.epoch, self.progress, desc=self.desc, ctx=self.ctx,
+                                          after_step=self.average.update if self.average is not None else None)
+        except NonFiniteLoss as e:
+            kept = (f"{self.run_dir / STATE_FILE} keeps epoch {self.epoch - 1}"
+                    if self.run_dir is not None and self.epoch > 1 else "no epoch was complete")
+            raise MissrecError(f"{self.name}: {e}; {kept}") from None
         self.epoch_seconds = time.perf_counter() - start
         return {"epoch": self.epoch, "train_seconds": round(self.epoch_seconds, 3),
                 **self.throughput(self.epoch_seconds), **self.means, **stats}
@@ -157,6 +166,11 @@ class Trainer:
     def throughput(self, seconds: float) -> dict[str, float]:
         """Speed figures an epoch's history row carries after its ``train_seconds``."""
         return {}
+
+    @property
+    def name(self) -> str:
+        """What errors about this run name: its directory, or the model without one."""
+        return str(self.run_dir) if self.run_dir is not None else self.model_name
 
     @property
     def judged(self) -> SequentialRecommender:
