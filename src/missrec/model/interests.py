@@ -8,6 +8,13 @@ Two algorithms over a token matrix ``X`` [N, d]:
 * :func:`kmeans` — seeded k-means++ then a fixed number of Lloyd iterations (what the
   released code uses).
 
+DPC-KNN's backends (:data:`CLUSTER_BACKENDS`): 'exact' scales as N² in time (the kNN
+lists, eq. 4 for tokens without a denser neighbour in their list) and as N·K_c in the
+assignment; 'approximate' answers all three from a :class:`~.cell_index.CellIndex` in
+``O(N^1.5·d)`` and bounded memory, finishing exactly only the few tokens its cells cannot
+answer; 'faiss' takes the kNN lists from a FAISS HNSW index and keeps the rest exact;
+'auto' is 'exact' on small catalogues and 'approximate' on large ones.
+
 Both return a :class:`Clustering`: prototypes [K, d] and each token's prototype index [N].
 
 Counts (the number of clusters K_c, the neighbourhood size k) are given by
@@ -27,9 +34,15 @@ Tie rules (documented because they decide which tokens become prototypes):
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+
+from .cell_index import CellIndex, CellParams, knn_faiss
+from .distances import knn_rows, row_blocks, sq_dist
 
 CLUSTERING_METHODS = ("dpc-knn", "kmeans")
 
@@ -84,17 +97,12 @@ def resolve_count(spec: float | int, n: int, name: str = "count") -> int:
     return max(1, min(count, n))
 
 
-# ----------------------------------------------------------------------------- distances
+# ----------------------------------------------------------------------------- neighbours
 
-def _sq_dist(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances of a block, via ``|a|² + |b|² - 2ab`` (one matmul)."""
-    d = torch.addmm(a_sq[:, None] + b_sq[None, :], a, b.t(), alpha=-2.0)
-    return d.clamp_min_(0.0)
-
-
-def _row_blocks(n: int, size: int):
-    for start in range(0, n, size):
-        yield start, min(start + size, n)
+CLUSTER_BACKENDS = ("exact", "faiss", "approximate", "auto")
+AUTO_EXACT_MAX_TOKENS = 32768
+"""Backend 'auto' stays exact up to this many tokens (seconds on a CPU) and is
+'approximate' above, where the exact steps grow as N²."""
 
 
 def knn(x: torch.Tensor, k: int, chunk_size: int = 1024,
@@ -106,95 +114,115 @@ def knn(x: torch.Tensor, k: int, chunk_size: int = 1024,
     plus the running top-k.
     """
     n = x.shape[0]
+    return knn_rows(x, torch.arange(n, device=x.device), min(k, n - 1), chunk_size, col_chunk_size)
+
+
+def resolve_backend(backend: str, n: int) -> str:
+    """'auto' -> 'exact' up to :data:`AUTO_EXACT_MAX_TOKENS` tokens, else 'approximate'."""
+    if backend not in CLUSTER_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {CLUSTER_BACKENDS}")
+    if backend == "auto":
+        return "exact" if n <= AUTO_EXACT_MAX_TOKENS else "approximate"
+    return backend
+
+
+@contextmanager
+def _timed(report: dict[str, float] | None, step: str) -> Iterator[None]:
+    """Add the seconds of the block to ``report[step + '_seconds']`` (when a report is kept)."""
+    start = time.perf_counter()
+    yield
+    if report is not None:
+        key = f"{step}_seconds"
+        report[key] = report.get(key, 0.0) + time.perf_counter() - start
+
+
+def _count(report: dict[str, float] | None, key: str, value: int) -> None:
+    if report is not None:
+        report[key] = report.get(key, 0) + value
+
+
+def _neighbours(x: torch.Tensor, k: int, chunk_size: int, col_chunk_size: int, backend: str,
+                index: CellIndex | None, report: dict | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 3's k nearest neighbours by the chosen backend (squared distances, indexes)."""
+    n = x.shape[0]
     k = min(k, n - 1)
-    sq = (x * x).sum(1)
-    out_d = x.new_empty(n, k)
-    out_i = torch.empty(n, k, dtype=torch.long, device=x.device)
-    if k <= 0:
-        return out_d, out_i
-    for r0, r1 in _row_blocks(n, chunk_size):
-        best_d = x.new_full((r1 - r0, k), float("inf"))
-        best_i = torch.zeros(r1 - r0, k, dtype=torch.long, device=x.device)
-        rows = torch.arange(r0, r1, device=x.device)
-        for c0, c1 in _row_blocks(n, col_chunk_size):
-            d = _sq_dist(x[r0:r1], x[c0:c1], sq[r0:r1], sq[c0:c1])
-            cols = torch.arange(c0, c1, device=x.device)
-            d.masked_fill_(rows[:, None] == cols[None, :], float("inf"))
-            cand_d = torch.cat([best_d, d], dim=1)
-            cand_i = torch.cat([best_i, cols.expand(r1 - r0, -1)], dim=1)
-            best_d, pos = torch.topk(cand_d, k, dim=1, largest=False, sorted=True)
-            best_i = cand_i.gather(1, pos)
-        out_d[r0:r1], out_i[r0:r1] = best_d, best_i
-    return out_d, out_i
-
-
-def _knn_faiss(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Approximate kNN with a FAISS HNSW index (optional dependency, imported lazily)."""
-    try:
-        import faiss  # noqa: PLC0415 - optional and heavy
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("cluster backend 'faiss' needs the optional package faiss-cpu "
-                          "(pip install 'missrec[faiss]')") from e
-    import numpy as np  # noqa: PLC0415
-
-    n, dim = x.shape
-    k = min(k, n - 1)
-    data = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-    index = faiss.IndexHNSWFlat(dim, 32)
-    index.hnsw.efSearch = max(64, 2 * (k + 1))
-    index.add(data)
-    dist, idx = index.search(data, k + 1)
-    idx = torch.from_numpy(idx).long()
-    dist = torch.from_numpy(dist)
-    # drop the query itself; where the index missed it, drop the farthest instead
-    is_self = idx == torch.arange(n)[:, None]
-    drop = torch.where(is_self.any(1), is_self.float().argmax(1), torch.full((n,), k))
-    keep = torch.ones_like(is_self)
-    keep[torch.arange(n), drop] = False
-    idx = idx[keep].view(n, k)
-    dist = dist[keep].view(n, k).clamp_min(0.0)
-    dist = dist.to(x.device, x.dtype)
-    return dist, idx.to(x.device)
+    if backend == "exact":
+        return knn(x, k, chunk_size, col_chunk_size)
+    if backend == "faiss":
+        return knn_faiss(x, k)
+    assert index is not None
+    nn_d2, nn_i = index.knn(k, chunk_size)
+    # cells too small to hold k others: those rows are searched exactly
+    short = torch.nonzero((nn_i < 0).any(1)).squeeze(1)
+    if len(short):
+        nn_d2[short], nn_i[short] = knn_rows(x, short, k, chunk_size, col_chunk_size)
+    _count(report, "knn_exact_tokens", len(short))
+    return nn_d2, nn_i
 
 
 # ----------------------------------------------------------------------------- DPC-KNN
 
 def density_peaks(x: torch.Tensor, k: int, chunk_size: int = 1024, col_chunk_size: int = 16384,
-                  dist_scale: float = 1.0, backend: str = "exact") -> DensityPeaks:
+                  dist_scale: float = 1.0, backend: str = "exact", index: CellIndex | None = None,
+                  report: dict[str, float] | None = None) -> DensityPeaks:
     """Local density (eq. 3) and distance to a denser token (eq. 4) for every token.
 
     ``dist_scale`` multiplies every distance first (the released code uses ``1/sqrt(d)``;
-    1.0 is the paper's formula). ``backend``: 'exact' (chunked torch) or 'faiss' (approximate
-    neighbours for eq. 3; eq. 4 stays exact given those neighbours).
+    1.0 is the paper's formula). ``backend``: 'exact' (chunked torch); 'faiss' (approximate
+    neighbours for eq. 3 from a FAISS HNSW index; eq. 4 stays exact given those neighbours);
+    'approximate' (both from the cell index ``index``, built here when None: eq. 4 searches
+    the probed cells and scans exactly only for the few tokens denser than all of them);
+    'auto' (:func:`resolve_backend`). ``report``: when given, receives seconds per step.
     """
     n = x.shape[0]
-    if backend == "exact":
-        nn_d2, nn_i = knn(x, k, chunk_size, col_chunk_size)
-    elif backend == "faiss":
-        nn_d2, nn_i = _knn_faiss(x, k)
-    else:
-        raise ValueError(f"unknown backend {backend!r}; expected 'exact' or 'faiss'")
-    scale2 = dist_scale * dist_scale
-    # work with log ρ: ρ = exp(-mean d²) underflows to 0 in float32 for d² > ~87, which
-    # would make every density tie
-    log_rho = -(nn_d2 * scale2).mean(1) if nn_d2.shape[1] else x.new_zeros(n)
-    order = torch.sort(-log_rho, stable=True).indices
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(n, device=x.device)
-
-    delta = x.new_full((n,), float("inf"))
-    # the neighbour list is sorted by distance, so its first denser entry is the nearest
-    # denser token overall; only tokens without one need an exhaustive search
-    if nn_i.shape[1]:
-        denser = rank[nn_i] < rank[:, None]
-        has = denser.any(1)
-        first = denser.float().argmax(1)
-        delta[has] = nn_d2[has, first[has]].sqrt() * dist_scale
-        rest = torch.nonzero(~has).squeeze(1)
-    else:
-        rest = torch.arange(n, device=x.device)
-    delta[rest] = _delta_exhaustive(x, rank, rest, chunk_size, col_chunk_size) * dist_scale
+    backend = resolve_backend(backend, n)
+    if backend == "approximate" and index is None:
+        with _timed(report, "index"):
+            index = CellIndex.build(x, chunk_size=chunk_size)
+    with _timed(report, "knn"):
+        nn_d2, nn_i = _neighbours(x, k, chunk_size, col_chunk_size, backend, index, report)
+    with _timed(report, "density"):
+        scale2 = dist_scale * dist_scale
+        # work with log ρ: ρ = exp(-mean d²) underflows to 0 in float32 for d² > ~87, which
+        # would make every density tie
+        log_rho = -(nn_d2 * scale2).mean(1) if nn_d2.shape[1] else x.new_zeros(n)
+        order = torch.sort(-log_rho, stable=True).indices
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(n, device=x.device)
+    with _timed(report, "delta"):
+        delta = x.new_full((n,), float("inf"))
+        # the neighbour list is sorted by distance, so its first denser entry is the nearest
+        # denser token overall; only tokens without one need a wider search
+        if nn_i.shape[1]:
+            denser = rank[nn_i] < rank[:, None]
+            has = denser.any(1)
+            first = denser.float().argmax(1)
+            delta[has] = nn_d2[has, first[has]].sqrt() * dist_scale
+            rest = torch.nonzero(~has).squeeze(1)
+        else:
+            rest = torch.arange(n, device=x.device)
+        if index is None:
+            delta[rest] = _delta_exhaustive(x, rank, rest, chunk_size, col_chunk_size) * dist_scale
+        else:
+            delta[rest] = _delta_cells(x, index, rank, order, rest, chunk_size, col_chunk_size,
+                                       report) * dist_scale
     return DensityPeaks(log_rho=log_rho, delta=delta, order=order)
+
+
+def _delta_cells(x: torch.Tensor, index: CellIndex, rank: torch.Tensor, order: torch.Tensor,
+                 rows: torch.Tensor, chunk_size: int, col_chunk_size: int,
+                 report: dict | None) -> torch.Tensor:
+    """Unscaled eq. 4 for ``rows``: the probed cells first, then an exact scan of the denser
+    tokens for those without a denser candidate; the densest token takes the max branch."""
+    d2 = index.nearest_denser(rows, rank, chunk_size)
+    left = torch.nonzero(d2.isinf() & (rank[rows] > 0)).squeeze(1)
+    d2[left] = index.nearest_denser_exact(rows[left], rank, order, chunk_size, col_chunk_size)
+    _count(report, "delta_searched_tokens", len(rows))
+    _count(report, "delta_exact_tokens", len(left))
+    out = d2.sqrt()
+    top = torch.nonzero(rank[rows] == 0).squeeze(1)
+    out[top] = _delta_exhaustive(x, rank, rows[top], chunk_size, col_chunk_size)
+    return out
 
 
 def _delta_exhaustive(x: torch.Tensor, rank: torch.Tensor, rows: torch.Tensor,
@@ -203,13 +231,13 @@ def _delta_exhaustive(x: torch.Tensor, rank: torch.Tensor, rows: torch.Tensor,
     n = x.shape[0]
     sq = (x * x).sum(1)
     out = x.new_empty(len(rows))
-    for r0, r1 in _row_blocks(len(rows), chunk_size):
+    for r0, r1 in row_blocks(len(rows), chunk_size):
         idx = rows[r0:r1]
         r_rank = rank[idx]
         best = x.new_full((len(idx),), float("inf"))
         far = x.new_zeros(len(idx))
-        for c0, c1 in _row_blocks(n, col_chunk_size):
-            d2 = _sq_dist(x[idx], x[c0:c1], sq[idx], sq[c0:c1])
+        for c0, c1 in row_blocks(n, col_chunk_size):
+            d2 = sq_dist(x[idx], x[c0:c1], sq[idx], sq[c0:c1])
             far = torch.maximum(far, d2.max(1).values)
             is_denser = rank[c0:c1][None, :] < r_rank[:, None]
             best = torch.minimum(best, d2.masked_fill(~is_denser, float("inf")).min(1).values)
@@ -221,11 +249,23 @@ def assign_nearest(x: torch.Tensor, centers: torch.Tensor, chunk_size: int = 102
     """Index of the nearest center for every row (ties: lowest center index), chunked."""
     sq_c = (centers * centers).sum(1)
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-    for r0, r1 in _row_blocks(x.shape[0], chunk_size):
+    for r0, r1 in row_blocks(x.shape[0], chunk_size):
         block = x[r0:r1]
-        d2 = _sq_dist(block, centers, (block * block).sum(1), sq_c)
+        d2 = sq_dist(block, centers, (block * block).sum(1), sq_c)
         out[r0:r1] = d2.argmin(1)
     return out
+
+
+def _assign_cells(x: torch.Tensor, index: CellIndex, centers: torch.Tensor, chunk_size: int,
+                  report: dict | None) -> torch.Tensor:
+    """Nearest density peak among those in the probed cells; exact for tokens whose probed
+    cells hold no peak."""
+    assignment = index.nearest_member(centers, chunk_size)
+    lost = torch.nonzero(assignment < 0).squeeze(1)
+    if len(lost):
+        assignment[lost] = assign_nearest(x[lost], x[centers], chunk_size)
+    _count(report, "assign_exact_tokens", len(lost))
+    return assignment
 
 
 def cluster_means(x: torch.Tensor, assignment: torch.Tensor, k: int,
@@ -241,7 +281,8 @@ def cluster_means(x: torch.Tensor, assignment: torch.Tensor, k: int,
 
 def dpc_knn(x: torch.Tensor, n_clusters: float | int, k: float | int = 5,
             chunk_size: int = 1024, col_chunk_size: int = 16384, dist_scale: float = 1.0,
-            prototype: str = "peak", backend: str = "exact") -> Clustering:
+            prototype: str = "peak", backend: str = "exact", cells: CellParams = CellParams(),
+            report: dict[str, float] | None = None) -> Clustering:
     """DPC-KNN clustering (§3.3.1): K_c density peaks with the highest ``ρ·δ`` (eqs. 3-4).
 
     Args:
@@ -253,15 +294,29 @@ def dpc_knn(x: torch.Tensor, n_clusters: float | int, k: float | int = 5,
         prototype: 'peak' (the density-peak tokens themselves, as the paper selects
             "cluster centroids" among tokens) or 'mean' (each cluster's mean token, as the
             released code does).
-        backend: 'exact' or 'faiss' (approximate neighbours, optional dependency).
+        backend: one of :data:`CLUSTER_BACKENDS` (see :func:`density_peaks`); with
+            'approximate' the assignment to the nearest peak searches the probed cells too.
+        cells: settings of the 'approximate' backend's index.
+        report: when given, receives seconds per step (``index``, ``knn``, ``density``,
+            ``delta``, ``select``, ``assign``) and counts of tokens searched exactly.
     """
     n = x.shape[0]
     n_c = resolve_count(n_clusters, n, "n_clusters")
     k_nn = resolve_count(k, n, "knn_k")
-    peaks = density_peaks(x, k_nn, chunk_size, col_chunk_size, dist_scale, backend)
-    centers = torch.sort(peaks.log_score, descending=True, stable=True).indices[:n_c]
-    assignment = assign_nearest(x, x[centers], chunk_size)
-    assignment[centers] = torch.arange(n_c, device=x.device)
+    backend = resolve_backend(backend, n)
+    index = None
+    if backend == "approximate":
+        with _timed(report, "index"):
+            index = CellIndex.build(x, cells, chunk_size)
+    peaks = density_peaks(x, k_nn, chunk_size, col_chunk_size, dist_scale, backend, index, report)
+    with _timed(report, "select"):
+        centers = torch.sort(peaks.log_score, descending=True, stable=True).indices[:n_c]
+    with _timed(report, "assign"):
+        if index is None:
+            assignment = assign_nearest(x, x[centers], chunk_size)
+        else:
+            assignment = _assign_cells(x, index, centers, chunk_size, report)
+        assignment[centers] = torch.arange(n_c, device=x.device)
     if prototype == "peak":
         protos = x[centers].clone()
     elif prototype == "mean":

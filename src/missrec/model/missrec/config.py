@@ -114,8 +114,10 @@ class MISSRecConfig:
     The official code's torchpq MinibatchKMeans amounts to 'random' with one Lloyd step:
     the catalogue fits in one of its mini-batches, and its stopping test compares the
     centroids with themselves after the first update, so it always stops there."""
-    cluster_backend: Literal["exact", "faiss"] = "exact"
-    """'exact' (chunked torch) or 'faiss' (approximate neighbours; needs faiss-cpu)."""
+    cluster_backend: Literal["exact", "faiss", "approximate", "auto"] = "exact"
+    """'exact' (chunked torch, N² time), 'faiss' (approximate eq. 3 neighbours; needs
+    faiss-cpu), 'approximate' (a cell index for eq. 3, eq. 4 and the assignment: sub-quadratic,
+    for large catalogues, docs/scale.md) or 'auto' (exact up to 32,768 tokens)."""
     cluster_chunk: int = 1024
     """Rows per block in every clustering distance computation (bounds memory)."""
     tau: float = 0.075
