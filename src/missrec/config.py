@@ -7,15 +7,18 @@ dotted (``train.lr=3e-3``) or bare (``lr=3e-3``) when only one section has that 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from .errors import ConfigError
+from .eval.metrics import METRICS, TIE_POLICIES
 
 
 @dataclass
@@ -62,6 +65,29 @@ class TrainConfig:
     eval_every: int = 1
     """Validate every N epochs."""
 
+    def validate(self) -> None:
+        """Raise ConfigError naming the first field outside its range."""
+        checks = (
+            ("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"), ("lr", self.lr > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"), ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"),
+            ("patience", self.patience >= 0, ">= 0"), ("seed", 0 <= self.seed < 2**32, "in [0, 2**32)"),
+            ("threads", self.threads >= 0, ">= 0 (0: torch's default)"), ("eval_every", self.eval_every >= 1, ">= 1"),
+            ("ks", bool(self.ks) and min(self.ks) >= 1, "one or more cut-offs >= 1"),
+            ("ties", self.ties in TIE_POLICIES, f"one of {', '.join(TIE_POLICIES)}"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"train.{name}={getattr(self, name)!r}; expected {expected}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"train.device={self.device!r}; expected a torch device such as cpu or cuda:0") from None
+        name, _, k = self.valid_metric.partition("@")
+        if name not in METRICS or not k.isdigit() or int(k) < 1:
+            raise ConfigError(f"train.valid_metric={self.valid_metric!r}; expected METRIC@K with METRIC one of "
+                              f"{', '.join(METRICS)} and K >= 1, e.g. ndcg@10")
+
 
 SPEED_ONLY_TRAIN_KEYS = ("threads", "device", "eval_batch_size")
 """TrainConfig fields that change how fast a run goes, not what it computes: two runs that
@@ -77,7 +103,15 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected some of {sorted(names)}")
     hints = typing.get_type_hints(cls)
     kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:  # a bad value fails here, before any data is loaded, not inside a model
+        obj = cls(**kwargs)
+        if callable(getattr(obj, "validate", None)):
+            obj.validate()
+    except ConfigError:
+        raise
+    except (ValueError, ArithmeticError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return obj
 
 
 def _drop_removed(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -127,9 +161,12 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                 value = yaml.safe_load(value)
             if tp is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return tp(value)
-        except (TypeError, ValueError, yaml.YAMLError):
+            out = tp(value)
+        except (TypeError, ValueError, OverflowError, yaml.YAMLError):
             raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+        if isinstance(value, bool) or (tp is float and not math.isfinite(out)) or abs(out) >= 2**63:
+            raise ConfigError(f"{where}: expected a finite {tp.__name__} below 2**63 in size, got {value!r}")
+        return out
     if tp is str:
         return str(value)
     return value
@@ -145,6 +182,35 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def read_yaml_sections(yaml_path: str | Path, sections: dict[str, type]) -> dict[str, dict[str, Any]]:
+    """A YAML file of ``section: {field: value}`` mappings, names checked (values are checked
+    with the other sources by :func:`from_dict`); errors name the file."""
+    try:
+        loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{yaml_path}{line}: invalid YAML") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{yaml_path}: is not valid UTF-8 (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{yaml_path}: cannot be read ({e.strerror or e})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{yaml_path}: expected a mapping of sections {sorted(sections)}")
+    out = {}
+    for k, v in loaded.items():
+        if k not in sections:
+            raise ConfigError(f"{yaml_path}: unknown section {k!r}; expected {sorted(sections)}")
+        if not isinstance(v, dict | None):
+            raise ConfigError(f"{yaml_path}: section {k!r} must be a mapping of field: value, got {v!r}")
+        names = {f.name for f in dataclasses.fields(sections[k])}
+        unknown = sorted(map(str, set(v or {}) - names - set(getattr(sections[k], "REMOVED", {}))))
+        if unknown:
+            raise ConfigError(f"{yaml_path}: section {k!r} has unknown key(s) {unknown}; expected some of {sorted(names)}")
+        out[k] = dict(v or {})
+    return out
+
+
 def load_sections(sections: dict[str, type], yaml_path: str | Path | None = None,
                   overrides: list[str] | None = None,
                   base: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -154,18 +220,8 @@ def load_sections(sections: dict[str, type], yaml_path: str | Path | None = None
     """
     raw: dict[str, dict[str, Any]] = {k: dict((base or {}).get(k, {})) for k in sections}
     if yaml_path is not None:
-        try:
-            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise ConfigError(f"{yaml_path}{line}: invalid YAML") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{yaml_path}: expected a mapping of sections {sorted(sections)}")
-        for k, v in loaded.items():
-            if k not in sections:
-                raise ConfigError(f"{yaml_path}: unknown section {k!r}; expected {sorted(sections)}")
-            raw[k].update(v or {})
+        for k, v in read_yaml_sections(yaml_path, sections).items():
+            raw[k].update(v)
     field_owner: dict[str, list[str]] = {}
     for sec, cls in sections.items():
         for f in dataclasses.fields(cls):
