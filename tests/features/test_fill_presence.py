@@ -9,6 +9,7 @@ import pytest
 
 from _featkit import CountingTextEncoder, MeanColourEncoder, make_store
 from missrec.data.store import read_schema, read_store
+from missrec.errors import MissrecError
 from missrec.features.fill import fill_features, resolve_image
 
 Image = pytest.importorskip("PIL.Image")
@@ -74,3 +75,24 @@ def test_refill_is_served_from_cache(tmp_path: Path) -> None:
     enc = CountingTextEncoder()
     (report,) = fill_features(store, text=enc)
     assert enc.calls == 0 and report.n_cached == 2 and report.n_computed == 0
+
+
+class _NaNForPoison(CountingTextEncoder):
+    """Returns NaN features for the text 'poison' (a model that overflowed on one input)."""
+
+    def _forward(self, prepared):
+        out = super()._forward(prepared)
+        out[[t == "poison" for t in prepared]] = np.nan
+        return out
+
+
+def test_non_finite_encoder_output_is_an_error_or_missing(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "s", ["a", "b", "c"], texts=["glue", "poison", "tape"])
+    with pytest.raises(MissrecError, match=r"counting:v1:4 \(text\): output row 1 \(item 'b'\), column 0 holds NaN"):
+        fill_features(store, text=_NaNForPoison(dim=4, use_cache=False))
+    assert "text" not in read_schema(store)["modalities"]  # nothing written
+    (report,) = fill_features(store, text=_NaNForPoison(dim=4, use_cache=False), non_finite="missing")
+    f = read_store(store).features["text"]
+    assert f.present.tolist() == [False, True, False, True]
+    assert np.isfinite(f.matrix).all() and not f.matrix[2].any()
+    assert report.n_failed == 1 and report.first_error == "NaN or infinite features"

@@ -139,10 +139,23 @@ def test_empty_source_files(clean, tmp_path) -> None:
             work = fresh_copy(src, tmp_path / fmt / src.name)
             (work / p.name).write_bytes(b"")
             code, _, err = _import(fmt, work, tmp_path / fmt / "store")
-            if code == 0:  # an optional file (item text, features) may be empty
-                assert p.suffix in (".text", ".item", ".feat1CLS", ".feat3CLS"), p.name
+            if code == 0:  # ReChorus's item text is optional and may be empty (no header either)
+                assert (fmt, p.name) == ("rechorus", "Shop.text"), p.name
             else:
                 assert_clean_failure(code, err, [p.name, work.name])
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--format", "unisrec", "--kcore", "-1"], ["--kcore", "-1"]),
+    (["--format", "unisrec", "--kcore", "many"], ["--kcore", "many"]),
+    (["--format", "parquet"], ["--format", "parquet"]),
+    (["--format", "unisrec", "--non-finite", "zero"], ["--non-finite", "zero"]),
+])
+def test_bad_import_options(clean, tmp_path, args, words) -> None:
+    code, _, err = run(["data", "import", *args, str(clean["unisrec"][0]), str(tmp_path / "store")])
+    line = assert_clean_failure(code, err, [words[0]])
+    assert all(w in line for w in words), line
+    assert not (tmp_path / "store").exists()
 
 
 def test_destination_that_is_a_file_or_a_foreign_folder(clean, tmp_path) -> None:
