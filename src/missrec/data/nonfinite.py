@@ -21,6 +21,18 @@ NonFinite = Literal["error", "missing"]
 NON_FINITE_CHOICES: tuple[str, ...] = get_args(NonFinite)
 
 
+_BLOCK = 1 << 16
+"""Rows checked at once: bounds the temporary mask on large catalogues."""
+
+
+def finite_rows(matrix: np.ndarray) -> np.ndarray:
+    """Per row of a 2-d array: True where every value is finite."""
+    out = np.empty(len(matrix), dtype=bool)
+    for a in range(0, len(matrix), _BLOCK):
+        out[a:a + _BLOCK] = np.isfinite(matrix[a:a + _BLOCK]).all(axis=1)
+    return out
+
+
 def _describe(value: float) -> str:
     return "NaN" if np.isnan(value) else ("+inf" if value > 0 else "-inf")
 
@@ -35,7 +47,7 @@ def non_finite_rows(path: str | Path, matrix: np.ndarray, ids: Sequence[str], po
     """
     if policy not in NON_FINITE_CHOICES:
         raise MissrecError(f"non_finite={policy!r}; expected one of {', '.join(NON_FINITE_CHOICES)}")
-    bad = ~np.isfinite(matrix).all(axis=1) if matrix.size else np.zeros(len(matrix), dtype=bool)
+    bad = ~finite_rows(matrix)
     if policy == "error" and bad.any():
         row = int(np.argmax(bad))
         col = int(np.argmax(~np.isfinite(matrix[row])))
@@ -49,11 +61,11 @@ def non_finite_rows(path: str | Path, matrix: np.ndarray, ids: Sequence[str], po
 
 def check_store_matrix(store: str | Path, modality: str, matrix: np.ndarray, item_ids: Sequence[str]) -> None:
     """Refuse a stored feature matrix holding a non-finite value (row 0 is padding)."""
-    finite = np.isfinite(matrix).all(axis=1) if matrix.size else np.ones(len(matrix), dtype=bool)
+    finite = finite_rows(matrix)
     if not finite.all():
         row = int(np.argmin(finite))
         item = item_ids[row] if row < len(item_ids) else "?"
         raise MissrecError(
-            f"{store}: modality {modality!r} holds NaN or infinite values ({int((~finite).sum()):,} rows, "
+            f"{store}: modality {modality!r} holds NaN or infinite values ({int((~finite).sum()):,} row(s), "
             f"first: item {item!r}, index {row}); re-attach or re-encode it with `missrec features`"
         )

@@ -183,11 +183,14 @@ def write_features(store: str | Path, name: str, feats: ModalityFeatures) -> Non
     if feats.matrix.shape[0] != n:
         raise MissrecError(f"{store}: features for {name!r} have {feats.matrix.shape[0]} rows, store has {n}")
     fdir = store / "features"
-    fdir.mkdir(exist_ok=True)
-    _save_npy(fdir / f"{name}.npy", feats.matrix)
-    _save_npy(fdir / f"{name}.present.npy", feats.present)
-    schema["modalities"][name] = {"dim": feats.dim, "coverage": feats.coverage, "source": feats.source}
-    _write_json(store / "schema.json", schema)
+    try:
+        fdir.mkdir(exist_ok=True)
+        _save_npy(fdir / f"{name}.npy", feats.matrix)
+        _save_npy(fdir / f"{name}.present.npy", feats.present)
+        schema["modalities"][name] = {"dim": feats.dim, "coverage": feats.coverage, "source": feats.source}
+        _write_json(store / "schema.json", schema)
+    except OSError as e:
+        raise MissrecError(f"{store}: writing the {name!r} features failed ({e.strerror or e})") from None
 
 
 def _schema(ds: Dataset) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.importers._text import iter_lines, separator_hint
-from ..data.nonfinite import NonFinite, non_finite_rows
+from ..data.nonfinite import NonFinite, finite_rows, non_finite_rows
 from ..data.store import ModalityFeatures, load_npy, read_store, write_features
 from ..data.vocab import Vocab
 from ..errors import InputFormatError, MissrecError
@@ -160,7 +160,7 @@ def _read_source(path: Path, dim: int, non_finite: NonFinite) -> tuple[list[str]
     bad = non_finite_rows(path, matrix, ids, non_finite)
     with np.errstate(over="ignore"):
         matrix = np.asarray(matrix, dtype=np.float32)
-    overflow = ~bad & ~np.isfinite(matrix).all(axis=1)
+    overflow = ~bad & ~finite_rows(matrix)
     if overflow.any() and non_finite == "error":
         row = int(np.argmax(overflow))
         raise InputFormatError(path, f"row {row} (item {ids[row]!r}) holds values beyond the float32 range "
