@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from missrec.data import store as store_mod
@@ -94,3 +95,21 @@ def test_examples_follow_leave_one_out(toy_dataset):
         s = seqs[test.users[i]]
         assert test.targets[i] == s[-1] and test.history(i).tolist() == s[:-1].tolist()
         assert valid.targets[i] == s[-2] and valid.history(i).tolist() == s[:-2].tolist()
+
+
+def test_tampered_store_is_refused_naming_the_file(tmp_path, toy_dataset):
+    dest = write_store(toy_dataset, tmp_path / "s")
+    table = pq.read_table(dest / "interactions.parquet")
+    items = table.column("item").to_numpy().copy()
+    items[0] = toy_dataset.n_items + 5  # an item index the store does not have
+    pq.write_table(table.set_column(table.column_names.index("item"), "item", [items]), dest / "interactions.parquet")
+    with pytest.raises(MissrecError, match=r"interactions\.parquet: column 'item' holds values outside 1\.\."):
+        read_store(dest)
+
+
+def test_presence_mask_of_the_wrong_length_is_refused(tmp_path, toy_dataset):
+    dest = write_store(toy_dataset, tmp_path / "s")
+    np.save(dest / "features" / "image.present.npy", np.ones(3, dtype=bool))
+    with pytest.raises(MissrecError, match=r"image\.present\.npy: presence mask has shape \(3,\), expected"):
+        read_store(dest)
+    read_store(dest, modalities=["text"])  # the other modality still loads
