@@ -26,8 +26,9 @@ from missrec.train.state import STATE_FILE
 BATCH = 16
 TINY = ["--set", "d=16", "--set", "n_heads=2", "--set", "ffn_dim=32", "--set", "n_clusters=0.3"]
 FAST = ["--set", f"batch_size={BATCH}", "--set", "eval_batch_size=64", "--set", "threads=1", "--set", "seed=7"]
+# timings, and the git revision (another commit may land between two runs of a shared checkout)
 TIMING = {"train_seconds", "seconds_per_epoch", "eval_seconds", "eval_users_per_second", "sequences_per_second",
-          "epoch_cluster_seconds", "peak_memory_mb"}
+          "epoch_cluster_seconds", "peak_memory_mb", "code_version"}
 
 # Runs the CLI in a child process that SIGKILLs itself in the middle of an optimiser step
 # (the KILL_AT_STEP-th), as a machine's out-of-memory killer or a `kill -9` would.

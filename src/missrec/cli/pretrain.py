@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from .common import quiet_option, show_progress
+from ..train.pretrain import pretrain
 from ..train.resolve import resolve_configs
+from .common import quiet_option, show_progress
 from .train import bench, config_option, overwrite_option, preset_option, resume_option, set_option
 
 
@@ -30,8 +31,6 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
                  config_file: Path | None, sets: tuple[str, ...], preset: str | None, resume: bool,
                  overwrite: bool, quiet: bool) -> None:
     """Pre-train one model on several domains; writes OUT/model.pt for `train --from`."""
-    from ..train.pretrain import pretrain
-
     train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     res = pretrain(list(stores), out_dir, train_cfg, model_cfg, model_name=model,
@@ -54,8 +53,6 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
 def bench_pretrain(stores: tuple[Path, ...], max_per_domain: int, epochs: int, config_file: Path | None,
                    sets: tuple[str, ...], as_json: bool) -> None:
     """Pre-training throughput: sequences/s over the pooled domains."""
-    from ..train.pretrain import pretrain
-
     train_cfg, model_cfg = resolve_configs("missrec", config_file, sets + (f"epochs={epochs}",))
     res = pretrain(list(stores), None, train_cfg, model_cfg, max_examples_per_domain=max_per_domain,
                    log=lambda s: None)

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from ..model.registry import MODELS
+from ..train.bench import bench_training
+from ..train.loop import evaluate_checkpoint, train
 from ..train.resolve import resolve_configs
 from .common import echo_json, quiet_option, show_progress
 
@@ -44,8 +46,6 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace the r
 def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, sets: tuple[str, ...],
               preset: str | None, init_from: Path | None, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train a model, early-stop on validation, evaluate the best epoch on test."""
-    from ..train.loop import train
-
     train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, init_from)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     result = train(model, store, out_dir, train_cfg, model_cfg, init_from=init_from,
@@ -73,8 +73,6 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
 def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, ties: str | None,
                  ks: tuple[int, ...], as_json: bool, quiet: bool) -> None:
     """Re-evaluate a saved model (RUN_DIR or its model.pt) on a store."""
-    from ..train.loop import evaluate_checkpoint
-
     overrides = {k: v for k, v in (("mask_history", mask_history), ("ties", ties),
                                    ("ks", sorted(set(ks)) or None)) if v is not None}
     res = evaluate_checkpoint(run, store, split, overrides, progress=show_progress(quiet))
@@ -103,8 +101,6 @@ def bench() -> None:
 def bench_train(model: str, store: Path, config_file: Path | None, sets: tuple[str, ...], preset: str | None,
                 epochs: int, as_json: bool) -> None:
     """Time training and evaluation: sequences/s, s/epoch, eval users/s, peak memory."""
-    from ..train.bench import bench_training
-
     train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
     res = bench_training(model, store, train_cfg, model_cfg, epochs)
     if as_json:
