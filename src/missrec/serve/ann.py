@@ -1,13 +1,14 @@
 """Approximate top-K on FAISS: per-modality inner-product candidates, re-scored exactly.
 
 Eq. 2's fused score is a convex combination of the modality scores ``s^m = <u, x^m>``
-(the weights are a softmax), so an item's fused score never exceeds its best modality
-score: an item of the exact top-K is, in practice, among the best items of at least one
-modality. Each modality's normalised candidate embeddings get an inner-product index
-(exact ``IndexFlatIP`` for small catalogues, ``IndexIVFFlat`` above ``ivf_from`` items);
-the union of every modality's ``n_candidates`` best items (and of the id embeddings'
-best, with 'late' id scoring) is re-scored exactly by the model's ``score_items``
-(dynamic fusion, eq. 2) and the top-K taken. Catalogue changes are applied to the
+(the weights are a softmax): it lies between the item's worst and best modality score,
+and at α = 0 it is the mean, ``<u, mean_m x^m>``. So the candidates come from one index
+over each item's mean modality embedding (the fused score's α = 0 value, exact for an item
+with one modality) and one index per modality (items whose best modality dominates when α
+is large), plus the id embeddings with 'late' id scoring. Each index is an inner-product
+index (exact ``IndexFlatIP`` for small catalogues, ``IndexIVFFlat`` from ``ivf_from``
+items); the union of every index's ``n_candidates`` best items is re-scored exactly by the
+model's ``score_items`` (dynamic fusion, eq. 2) and the top-K taken. Catalogue changes are applied to the
 indexes incrementally (removed rows leave, changed rows are re-added).
 """
 
@@ -26,7 +27,7 @@ from ..errors import MissrecError
 class ApproximateOptions:
     n_candidates: int = 100
     """Items taken from each modality's index (their union is re-scored)."""
-    nprobe: int = 32
+    nprobe: int = 64
     """IVF lists searched per query."""
     ivf_from: int = 50_000
     """Catalogues at least this large get an IVF index; smaller ones a flat (exact) one."""
@@ -51,10 +52,15 @@ class ApproximateIndex:
         self.seen = len(catalogue.changes)
 
     def _tables(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(vectors [N, d], usable [N]) per index: each modality, then the ids ('late')."""
+        """(vectors [N, d], usable [N]) per index: the modality mean, each modality, then
+        the ids ('late')."""
         st = self.catalogue.state
-        alive = torch.from_numpy(st.alive).to(st.cache.present.device)
-        out = [(st.cache.candidates[m], st.cache.present[m] & alive) for m in range(st.cache.present.shape[0])]
+        present = st.cache.present
+        alive = torch.from_numpy(st.alive).to(present.device)
+        weights = present.to(st.cache.candidates.dtype)[..., None]
+        mean = (st.cache.candidates * weights).sum(0) / weights.sum(0).clamp_min(1.0)
+        out = [(mean, present.any(0) & alive)]
+        out += [(st.cache.candidates[m], present[m] & alive) for m in range(present.shape[0])]
         if st.cache.id_candidates is not None:
             out.append((st.cache.id_candidates, alive))
         return out

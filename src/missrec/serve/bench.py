@@ -131,10 +131,11 @@ def sample_histories(ids: list[str], n: int, seed: int = 0, max_len: int = 20) -
 
 def approximate_recall(rec: Recommender, histories: list[list[str]], k: int = 10) -> float:
     """Mean |approximate top-k ∩ exact top-k| / k (``rec`` must have approximation on)."""
-    approx = rec.recommend(histories, k)
+    chunks = [histories[i:i + 32] for i in range(0, len(histories), 32)]  # bounds [B, N] scores
+    approx = [r for c in chunks for r in rec.recommend(c, k)]
     ann, rec.ann = rec.ann, None
     try:
-        exact = rec.recommend(histories, k)
+        exact = [r for c in chunks for r in rec.recommend(c, k)]
     finally:
         rec.ann = ann
     return float(np.mean([len(set(a.items) & set(e.items)) / max(len(e.items), 1)
