@@ -240,6 +240,24 @@ def _dataset_name(reviews: Path) -> str:
     return name or "amazon"
 
 
+def _usable_rows(users: list[str], items: list[str], times: list[float], metas: dict[str, dict[str, Any]]
+                 ) -> tuple[np.ndarray, int, int]:
+    """Rows kept (first of exact duplicates -- same user, item and time, artefacts of the
+    dumps -- on items with metadata), the number of duplicates and of rows without metadata."""
+    seen: set[tuple[str, str, float]] = set()
+    keep = np.zeros(len(users), dtype=bool)
+    n_dup = n_nometa = 0
+    for r, key in enumerate(zip(users, items, times)):
+        if key in seen:
+            n_dup += 1
+        elif key[1] not in metas:
+            n_nometa += 1
+        else:
+            seen.add(key)
+            keep[r] = True
+    return np.nonzero(keep)[0], n_dup, n_nometa
+
+
 def import_amazon(sources: list[Path], opts: ImportOptions) -> Dataset:
     """Import an Amazon Review dump: ``sources = [REVIEWS, META]``."""
     if len(sources) != 2:
@@ -251,20 +269,7 @@ def import_amazon(sources: list[Path], opts: ImportOptions) -> Dataset:
     users, items, times = _read_reviews(reviews_path, skip_bad, bad_reviews)
     metas = _read_meta(meta_path, skip_bad, bad_meta)
     n_read = len(users)
-
-    # Exact duplicate lines (same user, item, time) are artefacts of the dumps.
-    seen: set[tuple[str, str, float]] = set()
-    keep = np.zeros(n_read, dtype=bool)
-    n_dup = n_nometa = 0
-    for r, key in enumerate(zip(users, items, times)):
-        if key in seen:
-            n_dup += 1
-        elif key[1] not in metas:
-            n_nometa += 1
-        else:
-            seen.add(key)
-            keep[r] = True
-    idx = np.nonzero(keep)[0]
+    idx, n_dup, n_nometa = _usable_rows(users, items, times, metas)
     if len(idx) == 0:
         raise InputFormatError(reviews_path, f"no usable interactions: {n_read:,} reviews read, "
                                              f"{n_nometa:,} of them on items missing from {meta_path}")
