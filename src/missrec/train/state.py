@@ -4,8 +4,10 @@
 extra state, such as MISSRec's current clustering), the optimiser's moments, the averaged
 weights, every random number generator (python, numpy, torch on every data-parallel
 process, CUDA, and the generator that draws the data order), the epoch, the history and
-whatever the trainer adds (early stopping). Restored before the next epoch, the run goes
-on exactly as if it had never stopped. It is written atomically after every epoch and
+whatever the trainer adds (early stopping). The interest clustering needs no generator of
+its own: it seeds a fresh one from the epoch number every time. Restored before the next
+epoch, the run goes on exactly as if it had never stopped (with the same thread count:
+float sums may group differently over another number of threads). It is written atomically after every epoch and
 removed once the run has written its results.
 """
 

@@ -115,7 +115,7 @@ class Trainer:
         start_data_parallel(self.ctx, cfg.seed, cfg.batch_size, self.log)
         if state is not None:
             self.restore(resume_from, state)
-        elif self.resume:
+        elif self.resume and self.run_dir is not None:
             self.log(f"{self.run_dir}: no complete epoch to resume from; starting from the first")
         self.open_run_dir(resumed=state is not None)
 
