@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import platform
 from dataclasses import dataclass, field
@@ -140,7 +139,7 @@ class StoreTrainer(Trainer):
                             model_config=self.model_cfg, train_config=self.cfg, item_ids=data.dataset.items.ids,
                             item_text=data.dataset.item_text, catalogue=data.catalogue,
                             dataset=results["dataset"], epoch=self.stopping.epoch, best=self.stopping.valid)
-            (self.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            self.write_results(results)
         return TrainResult(results, self.model, self.history)
 
     def results(self) -> dict[str, Any]:

@@ -8,7 +8,6 @@ and interest discovery runs over the union of all domains' item tokens before ev
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,8 +185,7 @@ class PretrainTrainer(Trainer):
             "config": {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg)},
             "code_version": code_version(),
         }
-        if self.out is not None:
-            (self.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        self.write_results(results)
         return results
 
 

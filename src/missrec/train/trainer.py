@@ -186,9 +186,12 @@ class Trainer:
         if not resumed:
             clear_outputs(self.out)
         save_yaml(self.out / "config.yaml", {"model": self.model_cfg, "train": self.cfg})
-        tmp = self.out / "history.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in self.history))
-        tmp.replace(self.out / "history.jsonl")
+        write_atomically(self.out / "history.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        """``results.json``, atomically: a run is finished once it exists, so never half of it."""
+        if self.out is not None:
+            write_atomically(self.out / "results.json", json.dumps(results, indent=2) + "\n")
 
     # ------------------------------------------------------------------ resuming
 
@@ -224,3 +227,10 @@ class Trainer:
 
     def restore_extra(self, state: dict[str, Any]) -> None:
         """Take back what :meth:`extra_state` saved."""
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one step (a kill leaves the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
