@@ -97,3 +97,14 @@ def test_evaluating_a_checkpoint_with_nan_weights_is_a_one_line_error(store, tmp
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'bad.pt'}: the model scored")
     assert json.loads((tmp_path / "run" / "results.json").read_text())["test"]  # the good run is untouched
+
+
+def test_the_cli_prints_one_line_for_a_nan_loss(store, tmp_path, monkeypatch):
+    loss = SASRec.training_loss
+    monkeypatch.setattr(SASRec, "training_loss", lambda self, batch: (loss(self, batch)[0] * float("nan"), {}))
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--model", "sasrec", "--data", str(store), "--out", str(run), "-q",
+                                    "--set", "epochs=2", "--set", "batch_size=16", "--set", "model.hidden=16"])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [
+        f"error: {run}: non-finite training loss (nan) at epoch 1, step 1; no epoch was complete"]
