@@ -64,6 +64,11 @@ class Examples:
     def history(self, i: int) -> np.ndarray:
         return self.flat[self.offsets[i]:self.offsets[i + 1]]
 
+    def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(history starts in :attr:`flat`, lengths, targets, users) of examples ``idx``."""
+        starts = self.offsets[:-1][idx]
+        return starts, self.offsets[1:][idx] - starts, self.targets[idx], self.users[idx]
+
 
 def build_examples(ds: Dataset, split: str, max_len: int = 50) -> Examples:
     """Leave-one-out examples.
@@ -98,20 +103,22 @@ def build_examples(ds: Dataset, split: str, max_len: int = 50) -> Examples:
 
 
 def collate(ex: Examples, idx: np.ndarray) -> SequenceBatch:
-    """Right-pad the chosen examples to their longest history (not to ``max_len``)."""
-    lengths = ex.lengths[idx]
+    """Right-pad the chosen examples to their longest history (not to ``max_len``).
+
+    ``ex`` is an :class:`Examples` or anything with its ``rows`` and ``flat``
+    (:class:`~missrec.data.compact.CompactExamples`)."""
+    starts, lengths, targets, users = ex.rows(idx)
     width = int(lengths.max()) if len(idx) else 1
     out = np.zeros((len(idx), width), dtype=np.int64)
     cols = np.arange(width)
     valid = cols[None, :] < lengths[:, None]
-    starts = ex.offsets[:-1][idx]
     src = (starts[:, None] + cols[None, :])[valid]
     out[valid] = ex.flat[src]
     return SequenceBatch(
         items=torch.from_numpy(out),
         lengths=torch.from_numpy(lengths.astype(np.int64)),
-        targets=torch.from_numpy(ex.targets[idx]),
-        users=torch.from_numpy(ex.users[idx]),
+        targets=torch.from_numpy(targets),
+        users=torch.from_numpy(users),
     )
 
 

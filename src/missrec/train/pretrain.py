@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig, to_dict
-from ..data.batching import Examples, build_examples
+from ..data.compact import CompactExamples, UserSequences, compact_examples, concat_compact
 from ..data.store import Dataset, ModalityFeatures, read_schema, read_store
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
@@ -44,7 +44,7 @@ class PretrainData:
     item_ids: list[str]
     item_text: list[str]
     catalogue: Catalogue
-    train: Examples
+    train: CompactExamples
 
     @classmethod
     def load(cls, stores: list[str | Path], modalities: list[str], max_len: int,
@@ -86,23 +86,14 @@ class PretrainData:
                 else:
                     mats[m].append(np.zeros((d.n_items, dims[m]), np.float32))
                     pres[m].append(np.zeros(d.n_items, bool))
-            ex = build_examples(d, "train", max_len)
+            ex = compact_examples(UserSequences.of(d), "train", max_len)
             if max_examples_per_domain and len(ex) > max_examples_per_domain:
                 ex = ex.subset(np.sort(rng.choice(len(ex), max_examples_per_domain, replace=False)))
-            ex = Examples(ex.flat + offset, ex.offsets, ex.targets + offset, ex.users)
-            parts.append(ex)
+            parts.append(ex.shifted(offset))
             domains.append(Domain(name, str(s), read_schema(s).get("fingerprint", ""), d.n_items, offset, len(ex)))
             offset += d.n_items
         feats = {m: ModalityFeatures(np.concatenate(mats[m]), np.concatenate(pres[m]), "union") for m in used}
-        return cls(domains, item_ids, item_text, Catalogue(offset, feats), _concat(parts))
-
-
-def _concat(parts: list[Examples]) -> Examples:
-    lengths = np.concatenate([p.lengths for p in parts])
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return Examples(np.concatenate([p.flat for p in parts]), offsets,
-                    np.concatenate([p.targets for p in parts]), np.concatenate([p.users for p in parts]))
+        return cls(domains, item_ids, item_text, Catalogue(offset, feats), concat_compact(parts))
 
 
 class PretrainTrainer(Trainer):
