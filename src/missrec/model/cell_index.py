@@ -43,12 +43,16 @@ class CellParams:
     placing tokens in cells against the cost of scanning the probed cells."""
     n_probe: int = 8
     """Cells probed per query, nearest first."""
-    max_union: int = 32
+    max_union: int = 8
     """Most cells scanned for the queries of one cell (the ones most of them probe)."""
     train_iters: int = 5
     """k-means steps of the coarse quantizer."""
     train_per_cell: int = 32
     """Sample size of the quantizer's k-means, per cell."""
+    capacity: float = 4.0
+    """Most tokens a cell holds, as a multiple of the mean: a token whose nearest cell is
+    full lives in its next probed cell with room. In high dimension a few centroids are
+    the nearest of very many tokens (hubs); uncapped, they make every probe expensive."""
     seed: int = 0
     """Seed of the quantizer's sample and initial centroids."""
 
@@ -91,7 +95,9 @@ class CellIndex:
     sq: torch.Tensor
     """[N] squared norms of ``x``."""
     probes: torch.Tensor
-    """[N, P] each token's nearest cells, nearest first (column 0 is its own cell)."""
+    """[N, P] each token's nearest cells, nearest first: the cells its searches scan."""
+    home: torch.Tensor
+    """[N] the cell each token is stored in (one of its probes, see ``capacity``)."""
     n_cells: int
     max_union: int
     tokens: _Store
@@ -108,15 +114,16 @@ class CellIndex:
         sample = sample.to(x.device)
         centroids = _train_centroids(x[sample], n_cells, params.train_iters, chunk_size)
         n_probe = min(params.n_probe, n_cells)
-        probes = _nearest_k(x, centroids, n_probe, chunk_size)
+        dist2, probes = _nearest_k(x, centroids, n_probe, chunk_size)
+        home = _place(probes, dist2, n_cells, math.ceil(params.capacity * n / n_cells))
         sq = (x * x).sum(1)
-        return cls(x=x, sq=sq, probes=probes, n_cells=n_cells,
+        return cls(x=x, sq=sq, probes=probes, home=home, n_cells=n_cells,
                    max_union=max(params.max_union, n_probe),
-                   tokens=_Store.of(x, sq, probes[:, 0], n_cells))
+                   tokens=_Store.of(x, sq, home, n_cells))
 
     @property
     def cell_of(self) -> torch.Tensor:
-        return self.probes[:, 0]
+        return self.home
 
     def _groups(self, queries: torch.Tensor, store: _Store, chunk_size: int
                 ) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
@@ -250,26 +257,64 @@ def _by_cell(cell: torch.Tensor, n_cells: int) -> tuple[torch.Tensor, list[int]]
     return order, starts
 
 
-def _nearest_k(x: torch.Tensor, centers: torch.Tensor, k: int, chunk_size: int) -> torch.Tensor:
-    """Indexes [N, k] of each row's k nearest centers, nearest first."""
+def _nearest_k(x: torch.Tensor, centers: torch.Tensor, k: int,
+               chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared distances and indexes [N, k] of each row's k nearest centers, nearest first."""
     sq_c = (centers * centers).sum(1)
-    out = torch.empty(x.shape[0], k, dtype=torch.long, device=x.device)
+    out_d = x.new_empty(x.shape[0], k)
+    out_i = torch.empty(x.shape[0], k, dtype=torch.long, device=x.device)
     for r0, r1 in row_blocks(x.shape[0], chunk_size):
         block = x[r0:r1]
         d2 = sq_dist(block, centers, (block * block).sum(1), sq_c)
-        out[r0:r1] = torch.topk(d2, k, dim=1, largest=False, sorted=True).indices
-    return out
+        out_d[r0:r1], out_i[r0:r1] = torch.topk(d2, k, dim=1, largest=False, sorted=True)
+    return out_d, out_i
+
+
+def _place(probes: torch.Tensor, dist2: torch.Tensor, n_cells: int, capacity: int) -> torch.Tensor:
+    """Each token's home cell: its nearest probed cell with room, the closest tokens of a
+    cell first; a token for which every probed cell is full stays in its nearest one."""
+    n_probe = probes.shape[1]
+    home = probes[:, 0].clone()
+    room = torch.full((n_cells,), capacity, dtype=torch.long, device=probes.device)
+    todo = torch.arange(probes.shape[0], device=probes.device)
+    for j in range(n_probe):
+        if not len(todo):
+            break
+        cell, d2 = probes[todo, j], dist2[todo, j]
+        by_dist = torch.sort(d2, stable=True).indices
+        order = by_dist[torch.sort(cell[by_dist], stable=True).indices]
+        cell = cell[order]
+        counts = torch.bincount(cell, minlength=n_cells)
+        queue = torch.arange(len(cell), device=cell.device) - (torch.cumsum(counts, 0) - counts)[cell]
+        fits = queue < room[cell]
+        home[todo[order[fits]]] = cell[fits]
+        room -= torch.bincount(cell[fits], minlength=n_cells)
+        todo = todo[order[~fits]]
+    return home
 
 
 def _train_centroids(sample: torch.Tensor, n_cells: int, iters: int,
                      chunk_size: int) -> torch.Tensor:
-    """k-means on ``sample`` from its first ``n_cells`` rows; an empty cell keeps its centroid."""
+    """k-means on ``sample`` from its first ``n_cells`` rows, each centroid kept at the
+    sample's mean distance from the sample mean; an empty cell keeps its centroid.
+
+    Why the fixed radius: a mean of many tokens lies closer to the middle than any token,
+    so it becomes the nearest centroid of every token without a centroid of its own (a
+    hub), which makes its cell huge and then still larger at the next step.
+    """
+    mid = sample.mean(0)
+    radius = (sample - mid).norm(dim=1).mean()
+
+    def on_shell(c: torch.Tensor) -> torch.Tensor:
+        off = c - mid
+        return mid + off * (radius / off.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
     centroids = sample[:n_cells].clone()
     ones = sample.new_ones(sample.shape[0])
     for _ in range(iters):
-        cell = _nearest_k(sample, centroids, 1, chunk_size)[:, 0]
+        cell = _nearest_k(sample, centroids, 1, chunk_size)[1][:, 0]
         sums = torch.zeros_like(centroids).index_add_(0, cell, sample)
         counts = sample.new_zeros(n_cells).index_add_(0, cell, ones)
-        centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1.0)[:, None],
+        centroids = torch.where(counts[:, None] > 0, on_shell(sums / counts.clamp_min(1.0)[:, None]),
                                 centroids)
     return centroids
