@@ -4,6 +4,7 @@ backends of DPC-KNN against the exact one, the agreement measures, ``missrec ben
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -38,6 +39,21 @@ def test_full_probe_cell_searches_are_exact() -> None:
     assert torch.equal(idx, ref_idx)
     centers = torch.randperm(300, generator=g)[:20]
     assert torch.equal(index.nearest_member(centers, chunk_size=17), assign_nearest(x, x[centers]))
+
+
+def test_cells_are_bounded_and_home_is_a_probed_cell() -> None:
+    x, _ = _mixture(4000, 32, 80)
+    for capacity in (4.0, 1.5):
+        index = CellIndex.build(x, CellParams(capacity=capacity))
+        sizes = torch.bincount(index.home, minlength=index.n_cells)
+        room = math.ceil(capacity * 4000 / index.n_cells)
+        # only a token whose probed cells are all full may overflow (into its nearest cell)
+        overflow = (sizes - room).clamp_min(0).sum()
+        assert overflow == 0 if capacity == 4.0 else overflow <= 40
+        assert bool((index.probes == index.home[:, None]).any(1).all())
+    # the tokens stored by cell are the tokens, each once
+    assert torch.equal(torch.sort(index.tokens.pos).values, torch.arange(4000))
+    torch.testing.assert_close(index.tokens.x, x[index.tokens.pos])
 
 
 def test_full_probe_dpc_equals_exact_dpc() -> None:

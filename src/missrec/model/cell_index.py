@@ -1,16 +1,18 @@
 """Approximate nearest neighbours over inverted cells (an IVF index computed as dense blocks).
 
 The index is a coarse quantizer of ``n_cells`` centroids (random tokens refined by a few
-k-means steps on a sample); every token lives in its nearest cell and *probes* its
-``n_probe`` nearest cells. Queries are processed cell by cell: the queries of one cell share
-one candidate set, the members of every cell that any of them probes (at most ``max_union``
-cells, the most probed first), so each distance block is one matrix product (BLAS, or the
-GPU) rather than a per-query scan. A query's candidates contain its own probe whenever the
-union is not capped, so the search is at least as good as an IVF search with ``n_probe``.
+k-means steps on a sample, kept on a shell around the data so that none becomes a hub);
+every token *probes* its ``n_probe`` nearest cells and lives in the nearest of them that
+has room (a cell holds at most ``capacity`` times the mean). Queries are processed cell by
+cell: the queries of one cell share one candidate set, the members of the cells they probe
+(at most ``max_union`` cells, the most probed first), so each distance block is one matrix
+product (BLAS, or the GPU) rather than a per-query scan. With an uncapped union a query's
+candidates include its own probe, as in an IVF search with ``n_probe``.
 
 Cost for N tokens of dimension d: ``N·d·(n_cells + U·N/n_cells)`` with U the union size;
-the default ``n_cells = sqrt(n_probe·N)`` makes it ``O(N^1.5·d)``, and memory is the index
-(``N·n_probe`` cell ids) plus one block of ``chunk_size`` rows x the candidates.
+the default ``n_cells = sqrt(n_probe·N)`` makes it ``O(N^1.5·d)``. Memory: a second copy
+of the tokens (sorted by cell), ``N·n_probe`` cell ids and one block of ``chunk_size`` rows
+x the candidates, which the cell capacity bounds.
 
 Three searches serve DPC-KNN (eqs. 3-4) and its assignment:
 
@@ -71,9 +73,12 @@ class _Store:
     """Start of each cell's slice (n_cells + 1 offsets)."""
 
     @classmethod
-    def of(cls, x: torch.Tensor, sq: torch.Tensor, cell: torch.Tensor, n_cells: int) -> _Store:
-        order, starts = _by_cell(cell, n_cells)
-        return cls(x=x[order], sq=sq[order], pos=order, starts=starts)
+    def of(cls, rows: torch.Tensor, x: torch.Tensor, sq: torch.Tensor, cell: torch.Tensor,
+           n_cells: int) -> _Store:
+        """The tokens ``rows`` of ``x`` (cells ``cell[rows]``); positions index ``rows``."""
+        order, starts = _by_cell(cell[rows], n_cells)
+        picked = rows[order]
+        return cls(x=x[picked], sq=sq[picked], pos=order, starts=starts)
 
     def take(self, cells: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(vectors, squared norms, positions) of the members of ``cells``."""
@@ -119,11 +124,7 @@ class CellIndex:
         sq = (x * x).sum(1)
         return cls(x=x, sq=sq, probes=probes, home=home, n_cells=n_cells,
                    max_union=max(params.max_union, n_probe),
-                   tokens=_Store.of(x, sq, home, n_cells))
-
-    @property
-    def cell_of(self) -> torch.Tensor:
-        return self.home
+                   tokens=_Store.of(torch.arange(n, device=x.device), x, sq, home, n_cells))
 
     def _groups(self, queries: torch.Tensor, store: _Store, chunk_size: int
                 ) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
@@ -133,7 +134,7 @@ class CellIndex:
         squared norms, positions)); the candidates are the members of ``store`` in the
         cells probed by the cell's queries.
         """
-        q_order, q_starts = _by_cell(self.cell_of[queries], self.n_cells)
+        q_order, q_starts = _by_cell(self.home[queries], self.n_cells)
         q_sorted = queries[q_order]
         for c in range(self.n_cells):
             if q_starts[c] == q_starts[c + 1]:
@@ -183,7 +184,7 @@ class CellIndex:
         position); -1 where no member is a candidate."""
         n = self.x.shape[0]
         out = torch.full((n,), -1, dtype=torch.long, device=self.x.device)
-        store = _Store.of(self.x[members], self.sq[members], self.cell_of[members], self.n_cells)
+        store = _Store.of(members, self.x, self.sq, self.home, self.n_cells)
         everyone = torch.arange(n, device=self.x.device)
         for q, (xq, sq_q), (xc, sc, pos) in self._groups(everyone, store, chunk_size):
             if not len(pos):
