@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from support import make_dataset
 
+from missrec.cli import main
 from missrec.data.batching import build_examples, iterate_batches
 from missrec.data.compact import UserSequences, compact_examples, concat_compact
+from missrec.data.corpus import CorpusShape, paper_corpus
 
 
 @pytest.mark.parametrize("split,max_len", [("train", 50), ("train", 3), ("valid", 5), ("test", 50)])
@@ -49,3 +54,33 @@ def test_concatenated_domains_keep_each_domains_histories():
     np.testing.assert_array_equal(both.history(len(both) - 1), ref_b.history(len(ref_b) - 1) + one.n_items)
     np.testing.assert_array_equal(both.targets[-len(b):], ref_b.targets + one.n_items)
     assert both.items.dtype == np.int32 and both.items.nbytes == 4 * (len(one.interactions) + len(two.interactions))
+
+
+def test_generated_corpus_has_the_asked_shape_and_leave_one_out_splits():
+    shape = CorpusShape(users=300, items=120, dim=8, groups=6)
+    ds = paper_corpus(shape, seed=3)
+    seqs = UserSequences.of(ds)
+    lengths = np.diff(seqs.user_start)[1:]
+    assert ds.n_users == 300 and ds.n_items == 120 and lengths.min() >= shape.min_len
+    assert 7 < lengths.mean() < 14  # near the paper corpus's 10.3
+    for u in (1, 150, 300):
+        split = seqs.splits[seqs.user_start[u]:seqs.user_start[u + 1]]
+        assert list(split[-2:]) == [1, 2] and not split[:-2].any()
+    assert ds.features["text"].matrix.shape == (121, 8) and ds.features["text"].present[1:].all()
+    assert 0.7 < ds.features["image"].coverage < 1.0 and not ds.features["image"].present[0]
+    # items of one group sit closer to each other than to the rest: structure to find
+    text = ds.features["text"].matrix
+    assert np.linalg.norm(text[1] - text[2]) < np.linalg.norm(text[1] - text[-1])
+
+
+def test_cli_writes_a_corpus_that_bench_pretrain_reports_on(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["data", "synthetic", str(tmp_path / "c"), "--users", "200", "--items", "80",
+                               "--dim", "8", "--groups", "4"], catch_exceptions=False)
+    assert res.exit_code == 0 and "200" in res.output
+    res = runner.invoke(main, ["bench", "pretrain", "--data", str(tmp_path / "c"), "--json", "--max-per-domain", "64",
+                               "--set", "d=16", "--set", "ffn_dim=32", "--set", "batch_size=32",
+                               "--set", "threads=1"], catch_exceptions=False)
+    out = json.loads(res.output)
+    assert out["train_sequences"] == 64 and out["sequences_per_second"] > 0
+    assert out["cluster_seconds_per_epoch"] > 0 and out["peak_memory_mb"] > 0 and out["threads"] == 1

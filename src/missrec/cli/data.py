@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..data.corpus import CorpusShape, paper_corpus
 from ..data.describe import describe, format_description
 from ..data.importers import IMPORTERS, ImportOptions, get_importer
 from ..data.nonfinite import NON_FINITE_CHOICES
@@ -46,6 +47,24 @@ def import_(fmt: str, name: str | None, kcore: int, text_fields: str, images_dir
                          skip_bad_lines=skip_bad_lines, non_finite=non_finite)
     ds = get_importer(fmt)(list(sources), opts)
     write_store(ds, dest)
+    click.echo(format_description(describe(dest)))
+
+
+@data.command("synthetic")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--users", default=CorpusShape.users, show_default=True, type=click.IntRange(min=1))
+@click.option("--items", default=CorpusShape.items, show_default=True, type=click.IntRange(min=1))
+@click.option("--dim", default=CorpusShape.dim, show_default=True, type=click.IntRange(min=1),
+              help="Width of the text and image features.")
+@click.option("--groups", default=CorpusShape.groups, show_default=True, type=click.IntRange(min=1),
+              help="Interest groups the items fall into.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--name", default="corpus", show_default=True)
+def synthetic_(dest: Path, users: int, items: int, dim: int, groups: int, seed: int, name: str) -> None:
+    """Write a generated pre-training corpus to the store DEST (defaults: the paper's size,
+    1.36 M users and 447 K items with text and image features)."""
+    shape = CorpusShape(users=users, items=items, dim=dim, groups=min(groups, items))
+    write_store(paper_corpus(shape, seed, name), dest)
     click.echo(format_description(describe(dest)))
 
 

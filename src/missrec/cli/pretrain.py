@@ -57,7 +57,8 @@ def bench_pretrain(stores: tuple[Path, ...], max_per_domain: int, epochs: int, c
     res = pretrain(list(stores), None, train_cfg, model_cfg, max_examples_per_domain=max_per_domain,
                    log=lambda s: None)
     out = {k: res[k] for k in ("model", "epochs", "train_sequences", "sequences_per_second", "train_seconds",
-                               "peak_memory_mb")}
+                               "cluster_seconds_per_epoch", "load_seconds", "peak_memory_mb", "threads",
+                               "processes")}
     click.echo(json.dumps(out, indent=2) if as_json else "\n".join(f"{k:<24} {v}" for k, v in out.items()))
 
 

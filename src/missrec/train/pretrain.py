@@ -8,6 +8,7 @@ and interest discovery runs over the union of all domains' item tokens before ev
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,11 @@ class PretrainTrainer(Trainer):
         self.stores, self.max_examples_per_domain = stores, max_examples_per_domain
 
     def load_data(self) -> None:
+        start = time.perf_counter()
         self.data = PretrainData.load(self.stores, list(self.model_cfg.modalities), max_len_of(self.model_cfg),
                                       self.max_examples_per_domain, self.cfg.seed)
         self.examples = self.data.train
+        self.load_seconds = time.perf_counter() - start
 
     def build_model(self) -> SequentialRecommender:
         have, wanted = list(self.data.catalogue.features), list(self.model_cfg.modalities)
@@ -169,6 +172,10 @@ class PretrainTrainer(Trainer):
             "sequences_per_second": (float(np.median([h["sequences_per_second"] for h in history]))
                                      if history else 0.0),
             "train_sequences": len(self.examples),
+            "load_seconds": round(self.load_seconds, 2),
+            "cluster_seconds_per_epoch": (float(np.median([h["epoch_cluster_seconds"] for h in history]))
+                                          if history and "epoch_cluster_seconds" in history[0] else 0.0),
+            "threads": torch.get_num_threads(),
             "parameters": self.n_params,
             "peak_memory_mb": round(peak_memory_mb(), 1),
             "seed": self.cfg.seed,
