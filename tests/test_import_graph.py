@@ -167,8 +167,6 @@ def test_no_import_cycle():
                     pytrace=False)
 
 
-@pytest.mark.xfail(strict=False, reason="packages being redesigned still import inside functions: "
-                   "cli/train.py, cli/pretrain.py (train), cli/serve.py (serve), model/ann.py")
 def test_no_imports_inside_functions_except_optional_heavy_ones():
     offenders = function_level_offenders(all_imports())
     if offenders:

@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 
 import click
+import torch
 
+from ..data.store import read_store
 from ..errors import MissrecError
 from .common import echo_json
 from .train import bench
@@ -29,7 +31,6 @@ from .train import bench
 def recommend(run: Path, store: Path | None, n_users: int, user_ids: tuple[str, ...], history: str | None,
               k: int, exclude_seen: bool, unknown: str, as_json: bool) -> None:
     """Recommend top-K items with a trained model (a bundle, RUN_DIR or model.pt)."""
-    from ..data.store import read_store
     from ..serve.recommender import Recommender
 
     rec = Recommender(run, writable=False)
@@ -97,8 +98,6 @@ def serve(bundle: Path, host: str, port: int, token_file: Path | None, protect_r
           approximate: bool, threads: int) -> None:
     """Serve a bundle over HTTP (FastAPI + uvicorn; the `serve` extra). Docs at /docs."""
     from ..serve.http import ServiceOptions, run_server
-
-    import torch
 
     torch.set_num_threads(threads)
     token = read_token(token_file)
