@@ -64,6 +64,9 @@ class TrainConfig:
     """torch intra-op threads (0: leave torch's default)."""
     eval_every: int = 1
     """Validate every N epochs."""
+    gather_negatives: bool = False
+    """Data-parallel pre-training: contrast each sequence with every process's sequences and
+    targets (the global batch, as one process would) instead of its own process's share."""
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field outside its range."""

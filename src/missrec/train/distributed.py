@@ -16,7 +16,8 @@ writing happen on rank 0, which broadcasts its decisions so that all processes s
 
 One difference from a one-process run remains by design: losses that contrast a batch's
 sequences with each other (pre-training's sequence-sequence term, eq. 7) see each process's
-share of the batch as the set of negatives, as in-batch contrast under DDP usually does.
+share of the batch as the set of negatives, as in-batch contrast under DDP usually does,
+unless ``train.gather_negatives`` draws them from every process (:mod:`missrec.train.gather`).
 The fine-tuning loss (eq. 8) contrasts every sequence with the whole catalogue, so it is
 unaffected; a test checks that two processes reach the weights one process reaches.
 """
@@ -74,22 +75,28 @@ class LossModule(nn.Module):
     """Routes a model's loss method (``training_loss``, ``pretrain_loss``) through ``forward``,
     so that a DDP wrapper sees the call and synchronises the backward pass."""
 
-    def __init__(self, model: nn.Module, method: str):
+    def __init__(self, model: nn.Module, method: str, gather: Callable | None = None):
         super().__init__()
         self.model = model
         self.method = method
+        self.gather = gather
 
     def forward(self, batch: Any) -> Any:
+        if self.gather is not None:
+            return getattr(self.model, self.method)(batch, gather=self.gather)
         return getattr(self.model, self.method)(batch)
 
 
-def loss_function(model: nn.Module, method: str, ctx: DistContext, device: torch.device) -> nn.Module:
+def loss_function(model: nn.Module, method: str, ctx: DistContext, device: torch.device,
+                  gather: Callable | None = None) -> nn.Module:
     """The callable a training epoch calls per batch: the model's ``method``, DDP-wrapped if distributed.
 
     ``find_unused_parameters``: a batch may leave some parameters out of the loss (e.g. the
     adapter of a modality no item in the batch has), which DDP must be told about.
+    ``gather`` (:class:`~missrec.train.gather.RowGather`) is passed to ``method``: in-batch
+    negatives from every process.
     """
-    module = LossModule(model, method)
+    module = LossModule(model, method, gather)
     if not ctx.enabled:
         return module
     ids = [device.index] if device.type == "cuda" else None
@@ -102,6 +109,23 @@ def start_data_parallel(ctx: DistContext, seed: int, batch_size: int, log: Calla
     if ctx.enabled:
         log(f"data-parallel: {ctx.world} processes, {batch_size} sequences per global batch")
         torch.manual_seed(seed + 7919 * ctx.rank)
+
+
+def epoch_start(model: nn.Module, epoch: int, ctx: DistContext) -> dict[str, float]:
+    """The model's per-epoch hook (MISSRec: interest clustering, §3.3.1) and its figures.
+
+    Distributed, a model whose hook leaves extra state (the clustering) runs it on rank 0
+    only and every other process takes rank 0's state: the clustering is computed once and
+    all processes hold the same one, even where the clustering backend is not bit-wise
+    deterministic across processes (approximate neighbour search, thread counts).
+    """
+    if not ctx.enabled or type(model).get_extra_state is nn.Module.get_extra_state:
+        return model.on_epoch_start(epoch)
+    payload: list[Any] = [model.on_epoch_start(epoch), model.get_extra_state()] if ctx.main else [None, None]
+    dist.broadcast_object_list(payload, src=0)
+    if not ctx.main:
+        model.set_extra_state(payload[1])
+    return payload[0]
 
 
 def broadcast_flags(ctx: DistContext, *flags: bool) -> tuple[bool, ...]:
@@ -124,5 +148,5 @@ def gather_objects(ctx: DistContext, obj: Any) -> list[Any]:
     return out
 
 
-__all__ = ["DistContext", "LossModule", "broadcast_flags", "gather_objects", "init_from_env", "loss_function",
-           "start_data_parallel"]
+__all__ = ["DistContext", "LossModule", "broadcast_flags", "epoch_start", "gather_objects", "init_from_env",
+           "loss_function", "start_data_parallel"]

@@ -13,7 +13,7 @@ from ..config import TrainConfig
 from ..data.batching import Examples, iterate_batches
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
-from .distributed import DistContext
+from .distributed import DistContext, epoch_start
 
 
 class NonFiniteLoss(MissrecError):
@@ -34,7 +34,7 @@ def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Example
     those of the last finite one.
     """
     model.train()
-    stats = {f"epoch_{k}": v for k, v in model.on_epoch_start(epoch).items()}
+    stats = {f"epoch_{k}": v for k, v in epoch_start(model, epoch, ctx).items()}
     sums: dict[str, float] = {}
     n_batches = math.ceil(len(examples) / cfg.batch_size)
     batches = iterate_batches(examples, cfg.batch_size, shuffle=True, generator=rng, bucket=cfg.bucket_by_length,

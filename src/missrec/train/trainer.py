@@ -32,6 +32,7 @@ from ..seed import seed_everything
 from .averaging import weight_average
 from .distributed import broadcast_flags, init_from_env, loss_function, start_data_parallel
 from .epoch import NonFiniteLoss, run_epoch
+from .gather import RowGather
 from .meta import Log, quiet
 from .rundir import clear_outputs, state_to_resume
 from .state import STATE_FILE, check_model_config, read_state, restore_rng_states, rng_states, save_state
@@ -111,7 +112,10 @@ class Trainer:
         self.describe(params)
         self.optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.average = weight_average(self.model, cfg.ema_decay)
-        self.loss_fn = loss_function(self.model, self.objective, self.ctx, self.device)
+        # only pre-training contrasts within the batch; fine-tuning scores the whole catalogue
+        gather = (RowGather(self.ctx) if cfg.gather_negatives and self.ctx.enabled and self.objective == "pretrain_loss"
+                  else None)
+        self.loss_fn = loss_function(self.model, self.objective, self.ctx, self.device, gather)
         start_data_parallel(self.ctx, cfg.seed, cfg.batch_size, self.log)
         if state is not None:
             self.restore(resume_from, state)

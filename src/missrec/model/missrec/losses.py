@@ -3,7 +3,7 @@ regulariser both share (the 'paper' form; the official code's is in :mod:`.relea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +11,10 @@ import torch.nn.functional as F
 from ...data.batching import SequenceBatch
 from ..fusion import fuse_scores, modality_scores
 from .tokens import masked_mean
+
+Gather = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
+"""Every data-parallel process's rows of a tensor and where this process's rows start
+(:class:`missrec.train.gather.RowGather`); None: this process's batch is the batch."""
 
 
 def interest_regulariser(xi: torch.Tensor, mask: torch.Tensor, normalize: bool) -> torch.Tensor:
@@ -52,7 +56,8 @@ def finetune_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[
                   "alpha": float(model.alpha().detach())}
 
 
-def pretrain_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
+def pretrain_loss(model: Any, batch: SequenceBatch, gather: Gather | None = None
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 7 on two augmented views of every history.
 
     * Views (§3.2.2): independent feature dropout (``feature_dropout``) on every
@@ -62,6 +67,8 @@ def pretrain_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[
       :func:`_sequence_item`).
     * Sequence-sequence contrast (eq. 6) between the views (see :func:`_sequence_sequence`).
     * Regulariser: mean of the two views' (eqs. 7-8).
+
+    With ``gather`` the in-batch negatives of eqs. 5-6 are every process's rows.
     """
     model._ensure_interests()
     c = model.config
@@ -79,8 +86,8 @@ def pretrain_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[
         u, reg = model._user_vectors(local, tables, keep)
         u_views.append(model._finish_user(u))
         regs.append(reg)
-    loss_si = _sequence_item(model, u_views[0], ids, inverse[1 + bsz * length:], targets)
-    loss_ss = _sequence_sequence(u_views[0], u_views[1], c.tau)
+    loss_si = _sequence_item(model, u_views[0], ids, inverse[1 + bsz * length:], targets, gather)
+    loss_ss = _sequence_sequence(u_views[0], u_views[1], c.tau, gather)
     loss_reg = model._reduce_regulariser(*regs)
     loss = loss_si + c.lambda_ss * loss_ss + c.gamma * loss_reg
     return loss, {"loss_si": float(loss_si.detach()), "loss_ss": float(loss_ss.detach()),
@@ -88,32 +95,45 @@ def pretrain_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[
 
 
 def _sequence_item(model: Any, u: torch.Tensor, ids: torch.Tensor, local_targets: torch.Tensor,
-                   targets: torch.Tensor) -> torch.Tensor:
+                   targets: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
     """Eq. 5 with in-batch negatives, scored by dynamic fusion (eq. 2) of the clean
     (un-augmented) targets. A negative whose item equals the positive's is masked out: it
     is not a negative."""
     clean = model._item_tables(ids)
     cand = model._candidates(clean)[:, local_targets]  # [M, B, d]
-    scores = fuse_scores(modality_scores(u, cand), clean.present[:, local_targets],
-                         model.alpha())  # [B, B]
-    bsz = len(targets)
-    same = targets[:, None] == targets[None, :]
-    eye = torch.eye(bsz, dtype=torch.bool, device=targets.device)
-    scores = scores.masked_fill(same & ~eye, float("-inf"))
-    return F.cross_entropy(scores / model.config.tau, torch.arange(bsz, device=targets.device))
+    present = clean.present[:, local_targets]  # [M, B]
+    all_targets, start = targets, 0
+    if gather is not None:
+        cand, start = gather(cand.transpose(0, 1))
+        cand = cand.transpose(0, 1)
+        present = gather(present.t())[0].t()
+        all_targets = gather(targets)[0]
+    scores = fuse_scores(modality_scores(u, cand), present, model.alpha())  # [B, B_all]
+    positive = _positives(len(targets), len(all_targets), start, targets.device)
+    same = targets[:, None] == all_targets[None, :]
+    scores = scores.masked_fill(same & ~positive, float("-inf"))
+    return F.cross_entropy(scores / model.config.tau, start + torch.arange(len(targets), device=targets.device))
 
 
-def _sequence_sequence(u1: torch.Tensor, u2: torch.Tensor, tau: float) -> torch.Tensor:
+def _sequence_sequence(u1: torch.Tensor, u2: torch.Tensor, tau: float, gather: Gather | None = None) -> torch.Tensor:
     """Eq. 6: u_i against u'_i, negatives u_j and u'_j (j != i).
 
     The literal eq. 6 also counts ``<u_i, u_i>`` in the denominator; that constant term
     (1/τ after normalisation) only caps the loss, so it is left out, as in NT-Xent.
     """
-    eye = torch.eye(len(u1), dtype=torch.bool, device=u1.device)
-    cross = u1 @ u2.t()
-    within = (u1 @ u1.t()).masked_fill(eye, float("-inf"))
-    labels = torch.arange(len(u1), device=u1.device)
+    all1, all2, start = u1, u2, 0
+    if gather is not None:
+        (all1, start), (all2, _) = gather(u1), gather(u2)
+    own = _positives(len(u1), len(all1), start, u1.device)
+    cross = u1 @ all2.t()
+    within = (u1 @ all1.t()).masked_fill(own, float("-inf"))
+    labels = start + torch.arange(len(u1), device=u1.device)
     return F.cross_entropy(torch.cat([cross, within], 1) / tau, labels)
+
+
+def _positives(rows: int, columns: int, start: int, device: torch.device) -> torch.Tensor:
+    """[rows, columns] True at (i, start + i): each row's own column among all rows'."""
+    return torch.arange(columns, device=device)[None, :] == start + torch.arange(rows, device=device)[:, None]
 
 
 def item_drop_mask(items: torch.Tensor, p: float) -> torch.Tensor:

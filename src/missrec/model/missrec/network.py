@@ -274,9 +274,11 @@ class MISSRec(ItemSide):
         """Fine-tuning objective, eq. 8 (:func:`.losses.finetune_loss`)."""
         return losses.finetune_loss(self, batch)
 
-    def pretrain_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Pre-training objective, eq. 7, on two augmented views (:func:`.losses.pretrain_loss`)."""
-        return losses.pretrain_loss(self, batch)
+    def pretrain_loss(self, batch: SequenceBatch, gather: losses.Gather | None = None
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Pre-training objective, eq. 7, on two augmented views (:func:`.losses.pretrain_loss`);
+        ``gather`` draws the in-batch negatives from every data-parallel process."""
+        return losses.pretrain_loss(self, batch, gather)
 
     # ------------------------------------------------------------------ transfer
 
