@@ -48,3 +48,19 @@ def test_one_writer_per_bundle(toy_bundle):
     reader = Recommender(toy_bundle, writable=False)
     assert reader.recommend([["i1"]], 3)[0].items == rec.recommend([["i1"]], 3)[0].items
     rec.close()
+
+
+def test_compaction_forgets_removed_added_items(toy_bundle):
+    rec = Recommender(toy_bundle, compact_every=4)
+    rec.enable_approximate()
+    for name in ("a", "b"):
+        rec.add_items([item(name, 0.1)])
+        rec.remove_items([name])
+    assert rec.journal.generation == 1 and len(rec.item_ids) == 51  # 50 trained + padding
+    rec.add_items([item("c", 0.2)])
+    assert rec.get_item("c")["text"] == "c" and "c" in rec.recommend([["c"]], 50)[0].items
+    rec.remove_items(["i5"])  # a trained item keeps its row, removed
+    rec.close()
+    rec = Recommender(toy_bundle)
+    assert len(rec.item_ids) == 52 and rec.n_items == 50
+    rec.close()

@@ -48,8 +48,11 @@ class ApproximateIndex:
         self.faiss = faiss
         self.catalogue = catalogue
         self.options = options
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         self.indexes = [self._build(table) for table in self._tables()]
-        self.seen = len(catalogue.changes)
+        self.seen, self.layout = len(self.catalogue.changes), self.catalogue.layout
 
     def _tables(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(vectors [N, d], usable [N]) per index: the modality mean, each modality, then
@@ -85,6 +88,8 @@ class ApproximateIndex:
 
     def sync(self) -> None:
         """Apply the catalogue changes made since the indexes last saw it."""
+        if self.layout != self.catalogue.layout:  # rows were renumbered
+            self._rebuild()
         changes = self.catalogue.changes
         if self.seen == len(changes):
             return

@@ -15,7 +15,7 @@ from ..errors import MissrecError
 from .bundle import ItemState
 from .encoders import text_encoder
 from .errors import RequestError
-from .items import embed_items, set_rows
+from .items import embed_items, set_rows, take_rows
 
 MAX_ID_CHARS = 256
 ITEM_KEYS = ("id", "text", "features")
@@ -68,6 +68,8 @@ class Catalogue:
         self._encoders: dict[str, Any] = {}
         self.changes: list[int] = []
         """Rows touched by every change, in order (indexes built on the catalogue follow it)."""
+        self.layout = 0
+        """Incremented when rows are renumbered (:meth:`drop_removed`)."""
 
     def _on_device(self, state: ItemState) -> ItemState:
         cache = state.cache
@@ -155,6 +157,22 @@ class Catalogue:
         if op["op"] != "put":
             raise MissrecError(f"unknown catalogue operation {op['op']!r}")
         return self._apply_put(op["items"])
+
+    def drop_removed(self) -> None:
+        """Forget the rows of removed items that were added after training (trained rows keep
+        their places: their ids and interests are the model's), renumbering the rest."""
+        st = self.state
+        keep = st.alive.copy()
+        keep[:int(self.manifest["n_trained_items"]) + 1] = True
+        if keep.all():
+            return
+        rows = np.nonzero(keep)[0]
+        cache, interests = take_rows(st.cache, st.interests, torch.from_numpy(rows))
+        self.state = ItemState([st.ids[r] for r in rows], [st.text[r] for r in rows], st.alive[rows],
+                               {m: x[rows] for m, x in st.raw.items()},
+                               {m: p[rows] for m, p in st.present.items()}, cache, interests)
+        self.index = {e: i for i, e in enumerate(self.state.ids) if i > 0}
+        self.changes, self.layout = [], self.layout + 1
 
     def _apply_put(self, entries: list[dict]) -> tuple[int, int]:
         st = self.state

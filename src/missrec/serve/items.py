@@ -97,3 +97,12 @@ def set_rows(cache: ItemCache, interests: torch.Tensor, rows: torch.Tensor, new:
                       put(cache.candidates, new.candidates, 1), put(cache.present, new.present, 1),
                       put(cache.id_candidates, new.id_candidates, 0)),
             put(interests, new.interests, 0))
+
+
+def take_rows(cache: ItemCache, interests: torch.Tensor, rows: torch.Tensor) -> tuple[ItemCache, torch.Tensor]:
+    """``cache`` and ``interests`` restricted to ``rows`` (in that order)."""
+    def take(table: torch.Tensor | None, axis: int) -> torch.Tensor | None:
+        return None if table is None else table.index_select(axis, rows.to(table.device))
+
+    return (ItemCache(take(cache.tokens, 1), take(cache.ids, 0), take(cache.candidates, 1),
+                      take(cache.present, 1), take(cache.id_candidates, 0)), take(interests, 0))

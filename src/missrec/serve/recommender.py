@@ -110,7 +110,7 @@ class Recommender:
             for op in ops:
                 self.catalogue.apply(op)
             if ops:
-                self.journal.compact(self.catalogue.state)
+                self._compact()
 
     # ------------------------------------------------------------------ catalogue
 
@@ -155,7 +155,12 @@ class Recommender:
             return
         self.journal.append(op)
         if self.journal.entries >= self.compact_every:
-            self.journal.compact(self.catalogue.state)
+            self._compact()
+
+    def _compact(self) -> None:
+        """Fold the log into a new generation, without the rows of removed added items."""
+        self.catalogue.drop_removed()
+        self.journal.compact(self.catalogue.state)
 
     def close(self) -> None:
         if self.journal is not None:
