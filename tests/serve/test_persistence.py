@@ -45,8 +45,11 @@ def test_one_writer_per_bundle(toy_bundle):
     rec = Recommender(toy_bundle)
     with pytest.raises(MissrecError, match="another process"):
         Recommender(toy_bundle)
-    reader = Recommender(toy_bundle, writable=False)
+    rec.add_items([item("logged", 0.5)])
+    reader = Recommender(toy_bundle, writable=False)  # sees the writer's logged changes
     assert reader.recommend([["i1"]], 3)[0].items == rec.recommend([["i1"]], 3)[0].items
+    assert reader.get_item("logged")["text"] == "logged"
+    assert rec.journal.path.read_text().count("\n") == 1  # the reader compacted nothing
     rec.close()
 
 

@@ -46,19 +46,8 @@ class Journal:
 
     def replay(self) -> list[dict[str, Any]]:
         """The log's operations, in order (a torn last line is dropped and cut off)."""
-        if not self.path.exists():
-            return []
-        data = self.path.read_bytes()
-        ops, good = [], 0
-        for line in data.splitlines(keepends=True):
-            try:
-                if not line.endswith(b"\n"):
-                    raise ValueError("torn line")
-                ops.append(json.loads(line))
-            except ValueError:
-                break
-            good += len(line)
-        if good < len(data):
+        ops, good = read_log(self.path)
+        if self.path.exists() and good < self.path.stat().st_size:
             with open(self.path, "r+b") as f:
                 f.truncate(good)
         self.entries = len(ops)
@@ -86,3 +75,19 @@ class Journal:
         if not self._lock_file.closed:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
+
+
+def read_log(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The complete lines' operations of log ``path`` and the bytes they span (read only)."""
+    if not path.exists():
+        return [], 0
+    ops, good = [], 0
+    for line in path.read_bytes().splitlines(keepends=True):
+        try:
+            if not line.endswith(b"\n"):
+                raise ValueError("torn line")
+            ops.append(json.loads(line))
+        except ValueError:
+            break
+        good += len(line)
+    return ops, good

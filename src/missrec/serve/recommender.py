@@ -22,7 +22,7 @@ from .ann import ApproximateIndex, ApproximateOptions
 from .bundle import ItemState, from_checkpoint, is_bundle, load_bundle
 from .catalogue import Catalogue, NewItem
 from .errors import RequestError
-from .journal import Journal
+from .journal import Journal, read_log
 
 UNKNOWN_POLICIES = ("error", "skip")
 
@@ -86,12 +86,15 @@ class Recommender:
         source = Path(source)
         self.device = device
         self.journal: Journal | None = None
+        ops: list[dict[str, Any]] = []
         if is_bundle(source):
             loaded = load_bundle(source)
             self.manifest, model, self.config, items = (loaded.manifest, loaded.model,
                                                        loaded.config, loaded.items)
             if writable:
                 self.journal = Journal(source, loaded.generation)
+            else:  # the changes a writer has logged so far, without compacting them
+                ops = read_log(source / f"items-{loaded.generation}.log.jsonl")[0]
         else:
             parts = from_checkpoint(source)
             self.manifest, model, self.config, items = parts.manifest, parts.model, parts.config, parts.items
@@ -107,10 +110,10 @@ class Recommender:
         self.ann: ApproximateIndex | None = None
         if self.journal is not None:
             ops = self.journal.replay()
-            for op in ops:
-                self.catalogue.apply(op)
-            if ops:
-                self._compact()
+        for op in ops:
+            self.catalogue.apply(op)
+        if ops and self.journal is not None:
+            self._compact()
 
     # ------------------------------------------------------------------ catalogue
 
