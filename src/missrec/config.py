@@ -79,9 +79,7 @@ class TrainConfig:
             ("ks", bool(self.ks) and min(self.ks) >= 1, "one or more cut-offs >= 1"),
             ("ties", self.ties in TIE_POLICIES, f"one of {', '.join(TIE_POLICIES)}"),
         )
-        for name, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"train.{name}={getattr(self, name)!r}; expected {expected}")
+        check_ranges(self, "train", checks)
         try:
             torch.device(self.device)
         except (RuntimeError, ValueError):
@@ -90,6 +88,15 @@ class TrainConfig:
         if name not in METRICS or not k.isdigit() or int(k) < 1:
             raise ConfigError(f"train.valid_metric={self.valid_metric!r}; expected METRIC@K with METRIC one of "
                               f"{', '.join(METRICS)} and K >= 1, e.g. ndcg@10")
+
+
+def check_ranges(config: Any, section: str, checks: typing.Iterable[tuple[str, bool, str]],
+                 error: type[Exception] = ConfigError) -> None:
+    """Raise ``error`` for the first ``(field, ok, expected)`` that is not ok, as one line
+    ``SECTION.FIELD=VALUE; expected EXPECTED``."""
+    for name, ok, expected in checks:
+        if not ok:
+            raise error(f"{section}.{name}={getattr(config, name)!r}; expected {expected}")
 
 
 SPEED_ONLY_TRAIN_KEYS = ("threads", "device", "eval_batch_size")

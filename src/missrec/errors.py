@@ -21,3 +21,8 @@ class InputFormatError(MissrecError):
 
 class ConfigError(MissrecError):
     """An unknown or ill-typed configuration key."""
+
+
+class ModelConfigError(ConfigError, ValueError):
+    """A model setting outside its allowed values: a ConfigError for the CLI (one line),
+    a ValueError for library callers."""

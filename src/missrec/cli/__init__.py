@@ -35,6 +35,14 @@ class _Group(click.Group):
         except FileNotFoundError as e:
             click.echo(f"error: {e.filename or e}: no such file or directory", err=True)
             sys.exit(1)
+        except (MemoryError, RuntimeError) as e:
+            # sizes come from the user (model.max_len=1e11 asks for terabytes): say so in one line
+            message = str(e) or type(e).__name__
+            if not isinstance(e, MemoryError) and "allocate memory" not in message and "out of memory" not in message:
+                raise
+            click.echo(f"error: out of memory ({message.splitlines()[0][:200]}); lower the sizes in the "
+                       "configuration (e.g. model.max_len, the model's width, train.batch_size)", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group)

@@ -19,7 +19,7 @@ from .train import bench, config_option, overwrite_option, preset_option, resume
               help="A pre-training domain's store (repeat for several domains).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", default="missrec", show_default=True)
-@click.option("--max-per-domain", default=0, show_default=True,
+@click.option("--max-per-domain", default=0, show_default=True, type=click.IntRange(min=0),
               help="Sample at most this many training sequences per domain (0: all).")
 @config_option
 @set_option

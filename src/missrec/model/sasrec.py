@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_ranges
 from ..data.batching import SequenceBatch
+from ..errors import ModelConfigError
 from .base import SequentialRecommender
 
 
@@ -35,6 +37,15 @@ class SASRecConfig:
     """Dropout on attention weights."""
     max_len: int = 50
     """Positional embeddings available (longest history)."""
+
+    def validate(self) -> None:
+        """Raise :class:`~missrec.errors.ModelConfigError` (a ValueError) naming the first
+        invalid field."""
+        check_ranges(self, "model", [
+            *((n, getattr(self, n) >= 1, ">= 1") for n in ("hidden", "n_layers", "n_heads", "inner", "max_len")),
+            *((n, 0 <= getattr(self, n) < 1, "in [0, 1)") for n in ("dropout", "attn_dropout"))], ModelConfigError)
+        if self.hidden % self.n_heads:
+            raise ModelConfigError(f"model.hidden={self.hidden} must be divisible by model.n_heads={self.n_heads}")
 
 
 class CausalTransformer(nn.Module):

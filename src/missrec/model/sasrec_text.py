@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batching import SequenceBatch
+from ..errors import ModelConfigError
 from .base import SequentialRecommender, check_feature_dims
 from .sasrec import CausalTransformer, SASRecConfig, _init_weights
 
@@ -33,11 +34,10 @@ class SASRecTextConfig(SASRecConfig):
     """Frozen feature matrices projected into item embeddings (summed over the present ones)."""
 
     def validate(self) -> None:
-        """Raise ValueError naming the first invalid field."""
-        if self.hidden % self.n_heads:
-            raise ValueError(f"model.hidden={self.hidden} must be divisible by model.n_heads={self.n_heads}")
+        """Raise ModelConfigError (a ValueError) naming the first invalid field."""
+        super().validate()
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
-            raise ValueError(f"model.modalities={self.modalities!r}: need one or more distinct names")
+            raise ModelConfigError(f"model.modalities={self.modalities!r}: need one or more distinct names")
 
 
 class FeatureProjection(nn.Module):

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_ranges
 from ..data.batching import SequenceBatch
+from ..errors import ModelConfigError
 from .adapters import MoEAdapter, make_adapter
 from .base import SequentialRecommender, check_feature_dims
 from .sasrec import CausalTransformer, SASRecConfig, _init_weights
@@ -49,17 +51,15 @@ class UniSRecConfig(SASRecConfig):
     """Frozen feature matrices read from the store, each with its own MoE adapter."""
 
     def validate(self) -> None:
-        """Raise ValueError naming the first invalid field."""
+        """Raise ModelConfigError (a ValueError) naming the first invalid field."""
         if self.mode not in ("inductive", "transductive"):
-            raise ValueError(f"model.mode={self.mode!r}; expected 'inductive' or 'transductive'")
-        if self.hidden % self.n_heads:
-            raise ValueError(f"model.hidden={self.hidden} must be divisible by model.n_heads={self.n_heads}")
+            raise ModelConfigError(f"model.mode={self.mode!r}; expected 'inductive' or 'transductive'")
+        super().validate()
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
-            raise ValueError(f"model.modalities={self.modalities!r}: need one or more distinct names")
-        if self.tau <= 0:
-            raise ValueError(f"model.tau must be > 0, got {self.tau}")
-        if self.n_experts < 1:
-            raise ValueError(f"model.n_experts must be >= 1, got {self.n_experts}")
+            raise ModelConfigError(f"model.modalities={self.modalities!r}: need one or more distinct names")
+        check_ranges(self, "model", [("tau", self.tau >= 1e-6, ">= 1e-6 (scores are divided by it)"), ("n_experts", self.n_experts >= 1, ">= 1"),
+                                     ("adapter_dropout", 0 <= self.adapter_dropout < 1, "in [0, 1)")],
+                     ModelConfigError)
 
 
 class UniSRec(SequentialRecommender):

@@ -29,7 +29,7 @@ from ..model.registry import get_model_spec, required_modalities
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
 from .distributed import broadcast_flags
 from .epoch import run_epoch
-from .meta import Log, code_version, max_len_of, peak_memory_mb, protocol_of
+from .meta import Log, code_version, max_len_of, peak_memory_mb, protocol_of, validation_protocol_of
 from .rundata import RunData
 from .trainer import Trainer
 
@@ -65,7 +65,7 @@ class StoreTrainer(Trainer):
                          overwrite=overwrite)
         self.store, self.init_from, self.data, self.test = store, init_from, data, test
         self.stopping = EarlyStopping()
-        self.protocol = protocol_of(train_cfg)
+        self.protocol, self.valid_protocol = protocol_of(train_cfg), validation_protocol_of(train_cfg)
 
     def load_data(self) -> None:
         if self.data is None:
@@ -91,7 +91,7 @@ class StoreTrainer(Trainer):
             if self.ctx.main:  # rank 0 evaluates and decides for every process
                 if self.average is not None:
                     self.average.current(self.epoch)  # re-clusters the averaged weights' own interests
-                res = evaluate(self.judged, self.data.valid, self.protocol, self.device, self.progress,
+                res = evaluate(self.judged, self.data.valid, self.valid_protocol, self.device, self.progress,
                                desc="valid", name=self.name)
                 row.update({f"valid_{k}": v for k, v in res.metrics.items()})
                 row["eval_seconds"] = round(res.seconds, 3)

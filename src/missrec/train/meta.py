@@ -24,6 +24,17 @@ def protocol_of(cfg: TrainConfig) -> EvalProtocol:
                         batch_size=cfg.eval_batch_size)
 
 
+def validation_protocol_of(cfg: TrainConfig) -> EvalProtocol:
+    """The protocol of a run's validation epochs: ``ks`` plus the K of ``valid_metric``, so
+    model selection by e.g. ``ndcg@5`` works when 5 is not among the reported cut-offs. Tests
+    and ``missrec evaluate`` keep :func:`protocol_of` (the cut-offs the user asked for)."""
+    protocol = protocol_of(cfg)
+    k = int(cfg.valid_metric.partition("@")[2])
+    if k not in protocol.ks:
+        protocol.ks.append(k)
+    return protocol
+
+
 def code_version() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

@@ -113,6 +113,8 @@ class PretrainTrainer(Trainer):
         self.stores, self.max_examples_per_domain = stores, max_examples_per_domain
 
     def load_data(self) -> None:
+        if not hasattr(self.model_cfg, "modalities"):  # an id-only model has nothing to transfer
+            raise MissrecError(f"model {self.model_name!r} has no pre-training objective")
         start = time.perf_counter()
         self.data = PretrainData.load(self.stores, list(self.model_cfg.modalities), max_len_of(self.model_cfg),
                                       self.max_examples_per_domain, self.cfg.seed)

@@ -13,19 +13,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ...config import from_dict
-from ...errors import ConfigError
+from ...config import check_ranges, from_dict
+from ...errors import ModelConfigError
 from ...presets import read_preset
 from ..adapters import AdapterKind
 
 ClusteringMethod = Literal["dpc-knn", "kmeans"]
 KMeansInit = Literal["kmeans++", "random"]
-
-
-class ModelConfigError(ConfigError, ValueError):
-    """A model setting outside its allowed values: a ConfigError for the CLI (one line),
-    a ValueError for library callers."""
-
 
 @dataclass
 class MISSRecConfig:
@@ -172,6 +166,7 @@ class MISSRecConfig:
     def validate(self) -> None:
         """Raise :class:`ModelConfigError` naming the first invalid field."""
         check_choices(self, "model")
+        check_ranges(self, "model", self._range_checks(), ModelConfigError)
         if self.d % self.n_heads:
             _fail(f"model.d={self.d} must be divisible by model.n_heads={self.n_heads}")
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
@@ -184,12 +179,24 @@ class MISSRecConfig:
             _fail("model.decoder='none' needs model.arrangement='paper'")
         if self.decoder == "interest" and self.n_dec_layers < 1:
             _fail("model.n_dec_layers must be >= 1 (or set model.decoder='none')")
-        if self.tau <= 0:
-            _fail(f"model.tau must be > 0, got {self.tau}")
         for name in ("dropout", "attn_dropout", "ffn_dropout", "feature_dropout", "adapter_dropout",
                      "item_drop", "id_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 _fail(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def _range_checks(self) -> list[tuple[str, bool, str]]:
+        """(field, within range, what is expected) for every numeric field with a bound."""
+        positive = [(n, getattr(self, n) >= 1, ">= 1") for n in (
+            "d", "n_heads", "n_enc_layers", "ffn_dim", "n_experts", "max_len", "kmeans_iters", "cluster_chunk")]
+        counts = [(n, _is_ratio_or_count(getattr(self, n)), "a ratio in (0, 1) or a whole count >= 1")
+                  for n in ("n_clusters", "knn_k")]
+        return [*positive, *counts,
+                ("n_dec_layers", self.n_dec_layers >= 0, ">= 0"), ("bucket_tokens", self.bucket_tokens >= 0, ">= 0"),
+                ("tau", self.tau >= 1e-6, ">= 1e-6 (scores are divided by it)"), ("gamma", self.gamma >= 0, ">= 0"),
+                ("lambda_ss", self.lambda_ss >= 0, ">= 0"), ("layer_norm_eps", self.layer_norm_eps >= 1e-30, ">= 1e-30 (above float32 underflow)"),
+                ("init_std", self.init_std > 0, "> 0"),
+                ("alpha_init", self.alpha_param == "free" or self.alpha_init > 0,
+                 "> 0 with model.alpha_param='softplus' (alpha = softplus(raw))")]
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "MISSRecConfig":
@@ -211,6 +218,11 @@ def preset(name: str, **overrides: Any) -> MISSRecConfig:
 
 def _fail(message: str) -> typing.NoReturn:
     raise ModelConfigError(message)
+
+
+def _is_ratio_or_count(spec: float) -> bool:
+    """K_c and k of eq. 3: a ratio in (0, 1) or a whole count (see ``interests.resolve_count``)."""
+    return 0 < spec < 1 or (spec >= 1 and float(spec).is_integer())
 
 
 @functools.cache
