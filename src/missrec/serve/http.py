@@ -92,15 +92,28 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
     metrics = Metrics()
     if options.approximate:
         rec.enable_approximate()
+    reader, writer = _access(options)
+    _install_handlers(app, rec, metrics, options)
+    _read_routes(app, rec, options, reader)
+    _write_routes(app, rec, writer)
 
+    @app.get("/metrics", dependencies=[Depends(reader)], response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        text = metrics.render({"missrec_catalogue_items": ("Items that can be recommended.", rec.n_items)})
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    return BodyLimit(app, options.max_body_bytes)
+
+
+def _access(options: ServiceOptions) -> tuple[Any, Any]:
+    """The read and write dependencies: bearer token, compared in constant time."""
     def auth(request: Request, write: bool) -> None:
         if not write and not options.protect_reads:
             return
         if options.token is None:
             raise RequestError("authorization", "writes are disabled: start the server with "
                                                 "--token-file or MISSREC_TOKEN", 403)
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), options.token.encode()):
             raise RequestError("authorization", "missing or wrong bearer token", 401)
 
@@ -110,14 +123,16 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
     def writer(request: Request) -> None:
         auth(request, write=True)
 
-    _install_handlers(app, rec, metrics, options)
+    return reader, writer
 
+
+def _read_routes(app: Any, rec: Recommender, options: ServiceOptions, reader: Any) -> None:
     @app.post("/recommend", dependencies=[Depends(reader)])
     def recommend(body: RecommendRequest) -> dict:
         """Top-k items for one history (``history``) or several (``histories``)."""
         histories, single = _histories(body.history, body.histories, options)
         res = rec.recommend(histories, body.k, body.exclude_seen, body.unknown,
-                     "history" if single else "histories")
+                            "history" if single else "histories")
         return res[0].to_json() if single else {"results": [r.to_json() for r in res]}
 
     @app.post("/embed", dependencies=[Depends(reader)])
@@ -128,15 +143,6 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
         out = [{"vector": v.tolist(), **{k: x for k, x in n.to_json().items() if k not in ("items", "scores")}}
                for v, n in zip(vectors, notes)]
         return out[0] if single else {"results": out}
-
-    @app.put("/items", dependencies=[Depends(writer)])
-    def put_items(body: ItemsRequest) -> dict:
-        """Add or replace items; immediately rankable, persisted in the bundle."""
-        return rec.add_items([item.model_dump() for item in body.items])
-
-    @app.delete("/items/{item_id}", dependencies=[Depends(writer)])
-    def delete_item(item_id: str) -> dict:
-        return rec.remove_items([item_id])
 
     @app.get("/items/{item_id}", dependencies=[Depends(reader)])
     def get_item(item_id: str) -> dict:
@@ -150,12 +156,16 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
     def readyz() -> dict:
         return {"status": "ready", "catalogue_size": rec.n_items}
 
-    @app.get("/metrics", dependencies=[Depends(reader)], response_class=PlainTextResponse)
-    def prometheus() -> PlainTextResponse:
-        text = metrics.render({"missrec_catalogue_items": ("Items that can be recommended.", rec.n_items)})
-        return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
-    return BodyLimit(app, options.max_body_bytes)
+def _write_routes(app: Any, rec: Recommender, writer: Any) -> None:
+    @app.put("/items", dependencies=[Depends(writer)])
+    def put_items(body: ItemsRequest) -> dict:
+        """Add or replace items; immediately rankable, persisted in the bundle."""
+        return rec.add_items([item.model_dump() for item in body.items])
+
+    @app.delete("/items/{item_id}", dependencies=[Depends(writer)])
+    def delete_item(item_id: str) -> dict:
+        return rec.remove_items([item_id])
 
 
 def _histories(history: Optional[list[str]], histories: Optional[list[list[str]]],
