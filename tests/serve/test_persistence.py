@@ -67,3 +67,31 @@ def test_compaction_forgets_removed_added_items(toy_bundle):
     rec = Recommender(toy_bundle)
     assert len(rec.item_ids) == 52 and rec.n_items == 50
     rec.close()
+
+
+def test_reads_and_writes_from_many_threads(toy_bundle):
+    """Writers add, replace and remove (with compactions renumbering rows) while readers
+    rank, embed and look up: every answer is either a result or a RequestError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from missrec.serve.errors import RequestError
+
+    rec = Recommender(toy_bundle, compact_every=5)
+
+    def write(j: int) -> None:
+        rec.add_items([item(f"w{j}", 0.01 * j)])
+        rec.remove_items([f"w{j}"])
+
+    def read(j: int) -> None:
+        try:
+            rec.recommend([[f"i{1 + j % 40}", f"w{j - 1}"]], 5, unknown="skip" if j % 2 else "error")
+            rec.embed([[f"i{1 + j % 40}"]])
+            rec.get_item(f"w{j - 1}")
+        except RequestError:
+            pass
+
+    with ThreadPoolExecutor(8) as pool:
+        for f in [pool.submit(write if j % 3 == 0 else read, j) for j in range(90)]:
+            f.result()
+    assert rec.n_items == 50
+    rec.close()

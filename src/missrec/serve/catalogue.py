@@ -203,10 +203,10 @@ class Catalogue:
         alive[rows] = True
         rows_t = torch.tensor(rows, dtype=torch.long)
         cache, interests = self._embed(rows_t, raw, present, n)
+        self.state = ItemState(ids, text, alive, raw, present, cache, interests)
         for r, e in zip(rows, entries):
             self.index[e["id"]] = r
         self.changes.extend(rows)
-        self.state = ItemState(ids, text, alive, raw, present, cache, interests)
         return len(entries) - replaced, replaced
 
     def _embed(self, rows: torch.Tensor, raw: dict[str, np.ndarray], present: dict[str, np.ndarray],

@@ -65,9 +65,12 @@ class _Resolved:
 class _Job:
     """A queued :meth:`Recommender.recommend` call."""
 
-    rows: list[_Resolved]
+    histories: list[list[str]]
+    unknown: str
+    field_name: str
     k: int
     exclude_seen: bool
+    rows: list[_Resolved] = field(default_factory=list)
     done: bool = False
     result: list[Ranking] | None = None
     error: Exception | None = None
@@ -131,7 +134,8 @@ class Recommender:
         return self.catalogue.state.text
 
     def get_item(self, item_id: str) -> dict[str, Any]:
-        return self.catalogue.describe(item_id)
+        with self._lock:
+            return self.catalogue.describe(item_id)
 
     def add_items(self, items: list[NewItem | dict]) -> dict[str, Any]:
         """Add or replace items (raw features and/or text); returns the counts added and
@@ -180,8 +184,7 @@ class Recommender:
         the model next ranks everything queued in one pass (flat combining: no timer, so a
         lone request never waits, and under load the model sees larger batches).
         """
-        self._check_k(k)
-        job = _Job(self._resolve(histories, unknown, field_name), k, exclude_seen)
+        job = _Job(histories, unknown, field_name, k, exclude_seen)
         with self._queue_lock:
             self._queue.append(job)
         with self._lock:
@@ -193,37 +196,51 @@ class Recommender:
             raise job.error
         return job.result
 
-    @torch.no_grad()
     def _rank(self, jobs: list["_Job"]) -> None:
+        """Resolve every queued call's histories (under the lock, so ids and rows agree
+        with the catalogue being scored) and rank the valid ones in one pass."""
+        ready = []
         try:
-            state = self.catalogue.state
-            rows = [r for job in jobs for r in job.rows]
-            batch = self._batch([r.rows for r in rows])
-            seen = torch.tensor([job.exclude_seen for job in jobs for _ in job.rows], device=self.device)
-            k = min(max(job.k for job in jobs), self.n_items)
-            if self.ann is not None:
-                values, indices = self._approximate_top(batch, state, k, seen)
-            else:
-                scores = self._scores(batch, state)
-                if bool(seen.any()):
-                    hist = batch.items.masked_fill(~seen[:, None], 0)
-                    scores.scatter_(1, hist, -torch.inf)
-                values, indices = scores.topk(k, dim=1)
-            values, indices = values.tolist(), indices.tolist()
-            at = 0
             for job in jobs:
-                job.result = []
-                for r in job.rows:
-                    pairs = [(state.ids[i], s) for s, i in zip(values[at][:job.k], indices[at][:job.k])
-                             if s > -float("inf")]
-                    job.result.append(Ranking([p[0] for p in pairs], [p[1] for p in pairs], r.skipped, r.cut))
-                    at += 1
+                try:
+                    self._check_k(job.k)
+                    job.rows = self._resolve(job.histories, job.unknown, job.field_name)
+                    ready.append(job)
+                except RequestError as e:
+                    job.error = e
+            if ready:
+                self._top(ready)
         except Exception as e:  # every waiting call learns of it, not only this one
-            for job in jobs:
+            for job in ready:
                 job.error = e
         finally:
             for job in jobs:
                 job.done = True
+
+    @torch.no_grad()
+    def _top(self, jobs: list["_Job"]) -> None:
+        state = self.catalogue.state
+        rows = [r for job in jobs for r in job.rows]
+        batch = self._batch([r.rows for r in rows])
+        seen = torch.tensor([job.exclude_seen for job in jobs for _ in job.rows], device=self.device)
+        k = min(max(job.k for job in jobs), self.n_items)
+        if self.ann is not None:
+            values, indices = self._approximate_top(batch, state, k, seen)
+        else:
+            scores = self._scores(batch, state)
+            if bool(seen.any()):
+                hist = batch.items.masked_fill(~seen[:, None], 0)
+                scores.scatter_(1, hist, -torch.inf)
+            values, indices = scores.topk(k, dim=1)
+        values, indices = values.tolist(), indices.tolist()
+        at = 0
+        for job in jobs:
+            job.result = []
+            for r in job.rows:
+                pairs = [(state.ids[i], s) for s, i in zip(values[at][:job.k], indices[at][:job.k])
+                         if s > -float("inf")]
+                job.result.append(Ranking([p[0] for p in pairs], [p[1] for p in pairs], r.skipped, r.cut))
+                at += 1
 
     def enable_approximate(self, options: ApproximateOptions | None = None) -> None:
         """Rank with FAISS candidates re-scored exactly (:mod:`.ann`; needs faiss)."""
@@ -258,8 +275,8 @@ class Recommender:
               field_name: str = "histories") -> tuple[np.ndarray, list[Ranking]]:
         """Sequence vectors u [B, d] (normalised as the model scores them) of the histories,
         and per history what was skipped or truncated (as rankings with no items)."""
-        resolved = self._resolve(histories, unknown, field_name)
         with self._lock:
+            resolved = self._resolve(histories, unknown, field_name)
             u = self.catalogue.user_vectors(self._batch([r.rows for r in resolved]))
         return u.float().cpu().numpy(), [Ranking([], [], r.skipped, r.cut) for r in resolved]
 
