@@ -141,3 +141,14 @@ def test_concurrent_calls_are_batched_and_answer_as_alone(toy_bundle):
     with pytest.raises(RequestError):
         rec.recommend([["ghost"]], 3)  # one bad call does not poison the queue
     assert rec.recommend([["i1"]], 3)[0].items == rec.recommend([["i1"]], 3)[0].items
+
+
+def test_text_is_embedded_only_by_the_bundles_own_encoder(toy_bundle):
+    rec = Recommender(toy_bundle)  # its text features come from 'synthetic': no encoder
+    with pytest.raises(RequestError, match="has no modality"):
+        rec.add_items([{"id": "t", "text": "a microscope"}])
+    image = rec.catalogue.state.raw["image"][2].tolist()
+    report = rec.add_items([{"id": "t", "text": "a microscope", "features": {"image": image}}])
+    assert report["added"] == 1 and "text not embedded" in report["warnings"][0]
+    assert rec.get_item("t")["modalities"] == ["image"]
+    rec.close()
