@@ -7,6 +7,7 @@ Each ends in exit 1 and one ``error:`` line naming what is wrong, and leaves no 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 
 from _fuzzkit import assert_clean_failure, recbole_source, run, unisrec_source
 from missrec.cli import train as cli_train
+from missrec.train.checkpoint import read_checkpoint, write_payload
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +126,22 @@ def test_a_cuda_out_of_memory_error_is_one_line(base, monkeypatch):
     monkeypatch.setattr(cli_train, "train", allocate)
     code, _, err = run(["train", "--model", "sasrec", "--data", str(base / "s"), "--out", str(base / "x")])
     assert "out of memory" in assert_clean_failure(code, err, ["CUDA"])
+
+
+@pytest.mark.parametrize("device", ["meta", "cuda:7", "mps"])
+def test_a_device_this_machine_lacks_is_one_line(base, device):
+    if device == "mps" and torch.backends.mps.is_available() or device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip(f"this machine has {device}")
+    code, _, err = run(["train", "--model", "sasrec", "--data", str(base / "s"), "--out", str(base / "x"),
+                        "--set", f"device={device}", "--set", "epochs=1"])
+    assert_clean_failure(code, err, [f"train.device='{device}'"])
+    assert not (base / "x").exists()
+
+
+def test_a_run_trained_on_a_gpu_evaluates_where_there_is_none(base, tmp_path):
+    payload = read_checkpoint(base / "run")
+    payload["train_config"] = {**payload["train_config"], "device": "cuda:7"}
+    write_payload(tmp_path / "model.pt", payload)
+    code, out, err = run(["evaluate", str(tmp_path / "model.pt"), "--data", str(base / "s"), "--json"])
+    assert code == 0, err
+    assert json.loads(out)["ndcg@10"] == json.loads((base / "run" / "results.json").read_text())["test"]["ndcg@10"]

@@ -29,7 +29,8 @@ from ..model.registry import get_model_spec, required_modalities
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
 from .distributed import broadcast_flags
 from .epoch import run_epoch
-from .meta import Log, code_version, max_len_of, peak_memory_mb, protocol_of, validation_protocol_of
+from .meta import (Log, code_version, max_len_of, peak_memory_mb, protocol_of, usable_device,
+                   validation_protocol_of)
 from .rundata import RunData
 from .trainer import Trainer
 
@@ -218,7 +219,12 @@ def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test"
         raise MissrecError(f"{store}: its item vocabulary differs from the checkpoint's "
                            f"({ds.n_items} vs {len(payload['item_ids']) - 1} items)")
     examples = build_examples(ds, split, max_len_of(model_cfg))
-    res = evaluate(model, examples, protocol_of(train_cfg), train_cfg.device, progress, desc=split, name=str(path))
+    try:
+        device = usable_device(train_cfg.device)
+    except MissrecError:  # a run trained on a GPU evaluates on a machine without one
+        device = torch.device("cpu")
+    model.to(device)
+    res = evaluate(model, examples, protocol_of(train_cfg), device, progress, desc=split, name=str(path))
     return {"model": payload["model"], "split": split, "users": len(examples), **res.metrics,
             "protocol": protocol_of(train_cfg).describe(), "users_per_second": round(res.users_per_second, 1)}
 

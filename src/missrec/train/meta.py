@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from .. import __version__
 from ..config import TrainConfig
+from ..errors import MissrecError
 from ..eval.evaluator import EvalProtocol
 
 Log = Callable[[str], None]
@@ -33,6 +36,22 @@ def validation_protocol_of(cfg: TrainConfig) -> EvalProtocol:
     if k not in protocol.ks:
         protocol.ks.append(k)
     return protocol
+
+
+def usable_device(name: str) -> torch.device:
+    """``train.device`` as a torch device, or a one-line error when this machine has no such
+    device (torch would fail deep inside the first step, with a traceback)."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise MissrecError(f"train.device={name!r}: this machine has {count} CUDA device(s) usable by torch "
+                               f"{torch.__version__}; use --set device=cpu")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise MissrecError(f"train.device={name!r}: MPS is not available here; use --set device=cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise MissrecError(f"train.device={name!r}; expected cpu, cuda, cuda:N or mps")
+    return device
 
 
 def code_version() -> str:

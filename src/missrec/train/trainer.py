@@ -33,7 +33,7 @@ from .averaging import weight_average
 from .distributed import broadcast_flags, init_from_env, loss_function, start_data_parallel
 from .epoch import NonFiniteLoss, run_epoch
 from .gather import RowGather
-from .meta import Log, quiet
+from .meta import Log, quiet, usable_device
 from .rundir import clear_outputs, state_to_resume
 from .state import STATE_FILE, check_model_config, read_state, restore_rng_states, rng_states, save_state
 
@@ -96,7 +96,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # draws the data order
-        self.ctx, self.device = init_from_env(torch.device(cfg.device))
+        self.ctx, self.device = init_from_env(usable_device(cfg.device))
         resume_from = state_to_resume(self.run_dir, self.resume, self.overwrite)
         # a sync point: every process has looked at the run directory before rank 0 writes to it
         broadcast_flags(self.ctx, resume_from is not None)
