@@ -56,6 +56,8 @@ def bench_pretrain(stores: tuple[Path, ...], max_per_domain: int, epochs: int, c
     train_cfg, model_cfg = resolve_configs("missrec", config_file, sets + (f"epochs={epochs}",))
     res = pretrain(list(stores), None, train_cfg, model_cfg, max_examples_per_domain=max_per_domain,
                    log=lambda s: None)
+    if not res:  # a data-parallel process other than rank 0
+        return
     out = {k: res[k] for k in ("model", "epochs", "train_sequences", "sequences_per_second", "train_seconds",
                                "cluster_seconds_per_epoch", "load_seconds", "peak_memory_mb", "threads",
                                "processes")}
