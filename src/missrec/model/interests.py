@@ -101,8 +101,8 @@ def resolve_count(spec: float | int, n: int, name: str = "count") -> int:
 
 CLUSTER_BACKENDS = ("exact", "faiss", "approximate", "auto")
 AUTO_EXACT_MAX_TOKENS = 32768
-"""Backend 'auto' stays exact up to this many tokens (seconds on a CPU) and is
-'approximate' above, where the exact steps grow as N²."""
+"""Backend 'auto' stays exact up to this many tokens, where the N² steps are still small
+next to a training epoch, and is 'approximate' above (docs/scale.md)."""
 
 
 def knn(x: torch.Tensor, k: int, chunk_size: int = 1024,
