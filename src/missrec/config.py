@@ -75,7 +75,8 @@ class TrainConfig:
             ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"), ("lr", self.lr > 0, "> 0"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"), ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"),
             ("patience", self.patience >= 0, ">= 0"), ("seed", 0 <= self.seed < 2**32, "in [0, 2**32)"),
-            ("threads", self.threads >= 0, ">= 0 (0: torch's default)"), ("eval_every", self.eval_every >= 1, ">= 1"),
+            ("threads", 0 <= self.threads <= 1024, "in [0, 1024] (0: torch's default)"),
+            ("eval_every", self.eval_every >= 1, ">= 1"),
             ("ks", bool(self.ks) and min(self.ks) >= 1, "one or more cut-offs >= 1"),
             ("ties", self.ties in TIE_POLICIES, f"one of {', '.join(TIE_POLICIES)}"),
         )

@@ -61,6 +61,8 @@ CASES = {
     "train-from-not-a-checkpoint": ("train --model missrec --data {b}/s --from {b}/file --out {b}/x", ["file"]),
     "train-from-no-model-pt": ("train --model missrec --data {b}/s --from {b}/norun --out {b}/x", ["norun"]),
     "train-from-another-model": ("train --model missrec --data {b}/s --from {b}/run --out {b}/x", ["sasrec"]),
+    "train-threads-beyond-reason": ("train --model sasrec --data {b}/s --out {b}/x --set threads=100000",
+                                    ["train.threads"]),
     "train-config-a-folder": ("train --model sasrec --data {b}/s --config {b}/empty --out {b}/x", ["--config"]),
     "evaluate-no-model-pt": ("evaluate {b}/norun --data {b}/s", ["norun"]),
     "evaluate-not-a-checkpoint": ("evaluate {b}/file --data {b}/s", ["file"]),
