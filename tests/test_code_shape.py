@@ -64,8 +64,6 @@ def test_checker_finds_long_code_and_honours_the_reason() -> None:
     assert offenders("big.py", "# shape: generated table\n" + padded) == []
 
 
-@pytest.mark.xfail(strict=False, reason="modules and functions are being split up (issue 15); "
-                                        "the integrator turns this xfail off")
 def test_no_module_or_function_is_too_long() -> None:
     found = []
     for path in sorted(SRC.rglob("*.py")):

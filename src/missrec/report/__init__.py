@@ -11,8 +11,9 @@
 matplotlib (the ``report`` extra) is imported only when figures are drawn.
 """
 
-from .build import (README_END, README_START, Report, ReportFiles, TableView, build_report, compare_with_paper,
-                    readme_section, render_html, render_markdown, update_readme, write_report)
+from .build import README_END, README_START, Report, TableView, build_report, compare_with_paper
+from .render import readme_section, render_html, render_markdown
+from .write import ReportFiles, update_readme, write_report
 from .paper import PAPER_TABLES, reference
 from .popularity import DEFAULT_EDGES, popularity_analysis, train_popularity
 from .runs import CELL_FILE, Cell, Run, find_runs, group_cells, load_run
