@@ -172,3 +172,32 @@ def test_body_limit_and_no_5xx_for_random_input(toy_bundle):
                 continue
             assert r.status_code < 500, (path, body, r.text)
     rec.close()
+
+
+def test_concurrent_requests_are_batched_and_answer_as_alone(toy_bundle):
+    import asyncio
+
+    import httpx
+
+    c, rec = client(toy_bundle)
+    bodies = [{"history": [f"i{j}", f"i{j + 1}"], "k": 1 + j % 5, "exclude_seen": j % 2 == 0} for j in range(1, 30)]
+    bodies.append({"history": ["ghost"]})  # one bad request in the batch
+    alone = [c.post("/recommend", json=b) for b in bodies]
+    calls = []
+    original = rec.recommend_calls
+    rec.recommend_calls = lambda batch: calls.append(len(batch)) or original(batch)
+
+    async def together():
+        transport = httpx.ASGITransport(app=create_app(rec, ServiceOptions(token=TOKEN)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            return await asyncio.gather(*(ac.post("/recommend", json=b) for b in bodies))
+
+    for a, t in zip(alone, asyncio.run(together())):
+        assert t.status_code == a.status_code
+        if a.status_code == 200:
+            assert t.json()["items"] == a.json()["items"]
+            assert t.json()["scores"] == pytest.approx(a.json()["scores"], abs=1e-5)
+        else:
+            assert t.json() == a.json()
+    assert max(calls) > 1  # requests that arrived together were ranked together
+    rec.close()

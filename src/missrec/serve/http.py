@@ -8,7 +8,6 @@ disabled (403) when none is configured.
 """
 
 import hmac
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -24,9 +23,10 @@ except ImportError as e:  # the `serve` extra
 
     raise MissrecError(f"the HTTP service needs the serve extra (pip install 'missrec[serve]'): {e}") from None
 
+from .batching import Batcher
 from .errors import RequestError
 from .limits import BodyLimit
-from .metrics import CONTENT_TYPE, Metrics
+from .metrics import CONTENT_TYPE, Metrics, Observed
 from .recommender import Recommender
 
 
@@ -93,7 +93,7 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
     if options.approximate:
         rec.enable_approximate()
     reader, writer = _access(options)
-    _install_handlers(app, rec, metrics, options)
+    _install_handlers(app)
     _read_routes(app, rec, options, reader)
     _write_routes(app, rec, writer)
 
@@ -102,7 +102,7 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
         text = metrics.render({"missrec_catalogue_items": ("Items that can be recommended.", rec.n_items)})
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
-    return BodyLimit(app, options.max_body_bytes)
+    return Observed(BodyLimit(app, options.max_body_bytes), metrics)
 
 
 def _access(options: ServiceOptions) -> tuple[Any, Any]:
@@ -117,23 +117,27 @@ def _access(options: ServiceOptions) -> tuple[Any, Any]:
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), options.token.encode()):
             raise RequestError("authorization", "missing or wrong bearer token", 401)
 
-    def reader(request: Request) -> None:
+    # async: a check this cheap should not cost a hop to the thread pool
+    async def reader(request: Request) -> None:
         auth(request, write=False)
 
-    def writer(request: Request) -> None:
+    async def writer(request: Request) -> None:
         auth(request, write=True)
 
     return reader, writer
 
 
 def _read_routes(app: Any, rec: Recommender, options: ServiceOptions, reader: Any) -> None:
-    @app.post("/recommend", dependencies=[Depends(reader)])
-    def recommend(body: RecommendRequest) -> dict:
+    batcher = Batcher(rec)
+
+    @app.post("/recommend", dependencies=[Depends(reader)], response_class=JSONResponse)
+    async def recommend(body: RecommendRequest) -> JSONResponse:
         """Top-k items for one history (``history``) or several (``histories``)."""
         histories, single = _histories(body.history, body.histories, options)
-        res = rec.recommend(histories, body.k, body.exclude_seen, body.unknown,
-                            "history" if single else "histories")
-        return res[0].to_json() if single else {"results": [r.to_json() for r in res]}
+        res = await batcher.recommend(histories=histories, k=body.k, exclude_seen=body.exclude_seen,
+                                      unknown=body.unknown, field_name="history" if single else "histories")
+        # a ready response: the answer is plain JSON already, nothing to validate or encode
+        return JSONResponse(res[0].to_json() if single else {"results": [r.to_json() for r in res]})
 
     @app.post("/embed", dependencies=[Depends(reader)])
     def embed(body: EmbedRequest) -> dict:
@@ -178,7 +182,7 @@ def _histories(history: Optional[list[str]], histories: Optional[list[list[str]]
     return ([history], True) if history is not None else (histories, False)
 
 
-def _install_handlers(app: Any, rec: Recommender, metrics: Metrics, options: ServiceOptions) -> None:
+def _install_handlers(app: Any) -> None:
     @app.exception_handler(RequestError)
     def request_error(request: Request, exc: RequestError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -194,15 +198,6 @@ def _install_handlers(app: Any, rec: Recommender, metrics: Metrics, options: Ser
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         field = "path" if exc.status_code in (404, 405) else "body"
         return _error(exc.status_code, field, str(exc.detail), getattr(exc, "headers", None))
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        metrics.observe(request.method, path, response.status_code, time.perf_counter() - start)
-        return response
 
 
 def run_server(bundle: Path, options: ServiceOptions, host: str, port: int) -> None:

@@ -196,6 +196,18 @@ class Recommender:
             raise job.error
         return job.result
 
+    def recommend_calls(self, calls: list[dict[str, Any]]) -> list[list[Ranking] | RequestError]:
+        """Several :meth:`recommend` calls (their keyword arguments) ranked in one pass; each
+        answer is the call's rankings or its :class:`RequestError`."""
+        jobs = [_Job(c["histories"], c.get("unknown", "error"), c.get("field_name", "histories"),
+                     c.get("k", 10), c.get("exclude_seen", False)) for c in calls]
+        with self._lock:
+            self._rank(jobs)
+        for job in jobs:
+            if job.error is not None and not isinstance(job.error, RequestError):
+                raise job.error
+        return [job.error if job.error is not None else job.result for job in jobs]
+
     def _rank(self, jobs: list["_Job"]) -> None:
         """Resolve every queued call's histories (under the lock, so ids and rows agree
         with the catalogue being scored) and rank the valid ones in one pass."""
