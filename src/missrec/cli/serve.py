@@ -92,8 +92,8 @@ def export(run: Path, bundle: Path) -> None:
 @click.option("--protect-reads", is_flag=True, help="Require the token on read endpoints too.")
 @click.option("--approximate", is_flag=True, help="Rank with the FAISS candidate path (needs faiss).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
-              help="torch intra-op threads. Requests are already batched; more threads only "
-                   "pay off for large catalogues on idle cores.")
+              help="torch intra-op threads (requests are batched already; on shared cores "
+                   "more threads contend with each other).")
 def serve(bundle: Path, host: str, port: int, token_file: Path | None, protect_reads: bool,
           approximate: bool, threads: int) -> None:
     """Serve a bundle over HTTP (FastAPI + uvicorn; the `serve` extra). Docs at /docs."""
