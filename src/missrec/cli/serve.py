@@ -11,6 +11,8 @@ import torch
 
 from ..data.store import read_store
 from ..errors import MissrecError
+from ..serve.bundle import export_bundle, read_manifest
+from ..serve.recommender import Recommender
 from .common import echo_json
 from .train import bench
 
@@ -31,8 +33,6 @@ from .train import bench
 def recommend(run: Path, store: Path | None, n_users: int, user_ids: tuple[str, ...], history: str | None,
               k: int, exclude_seen: bool, unknown: str, as_json: bool) -> None:
     """Recommend top-K items with a trained model (a bundle, RUN_DIR or model.pt)."""
-    from ..serve.recommender import Recommender
-
     rec = Recommender(run, writable=False)
     requests: list[tuple[str, list[str]]] = []
     if history is not None:
@@ -74,8 +74,6 @@ def _short(text: str, n: int = 90) -> str:
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
 def export(run: Path, bundle: Path) -> None:
     """Write a serving bundle (safetensors + JSON, no pickle) of a run or checkpoint."""
-    from ..serve.bundle import export_bundle, read_manifest
-
     path = export_bundle(run, bundle)
     m = read_manifest(path)
     click.echo(json.dumps({"bundle": str(path), "model": m["model"], "items": m["n_trained_items"],
