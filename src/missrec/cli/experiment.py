@@ -8,6 +8,7 @@ import click
 
 from ..experiments import ExperimentOptions, run_experiment
 from ..experiments.catalog import PRETRAIN_PER_DOMAIN
+from ..serve.coldstart import coldstart_experiment
 from .common import quiet_option, show_progress
 
 
@@ -48,13 +49,17 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
                    only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
                    processes: int, quiet: bool) -> None:
-    """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5.
+    """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5 (or
+    coldstart: issue 17's held-out items added after training; --data, --set and --out only).
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
     turn (or --jobs N at once), skipping those whose results.json exists (or adopting a
     finished run it would repeat exactly, from OUT or a --reuse folder), then writes
     OUT/report.md and OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
     log = lambda s: click.echo(s, err=True)  # noqa: E731
+    if name == "coldstart":  # issue 17's protocol, not a table of cells
+        coldstart_experiment(out_dir, data_root, data_store, list(sets), log)
+        return
     options = ExperimentOptions(
         name, out_dir, seeds=seeds, data_root=data_root, sets=list(sets), data=data_store,
         max_per_domain=max_per_domain, only=[c for c in only.split(",") if c] if only else [],
