@@ -46,7 +46,7 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace the r
 def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, sets: tuple[str, ...],
               preset: str | None, init_from: Path | None, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train a model, early-stop on validation, evaluate the best epoch on test."""
-    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, init_from)
+    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, init_from, store)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     result = train(model, store, out_dir, train_cfg, model_cfg, init_from=init_from,
                    progress=show_progress(quiet), log=log, resume=resume, overwrite=overwrite)
@@ -101,7 +101,7 @@ def bench() -> None:
 def bench_train(model: str, store: Path, config_file: Path | None, sets: tuple[str, ...], preset: str | None,
                 epochs: int, as_json: bool) -> None:
     """Time training and evaluation: sequences/s, s/epoch, eval users/s, peak memory."""
-    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
+    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, store=store)
     res = bench_training(model, store, train_cfg, model_cfg, epochs)
     if as_json:
         echo_json(res)

@@ -82,8 +82,10 @@ class StoreTrainer(Trainer):
     def describe(self, params: list[torch.nn.Parameter]) -> None:
         self.n_total = sum(p.numel() for p in self.model.parameters())
         self.n_train = sum(p.numel() for p in params)
+        modalities = required_modalities(self.model_cfg)
         self.log(f"{self.model_name}: {self.n_train:,} trainable of {self.n_total:,} parameters"
-                 + (f" ({100 * self.n_train / self.n_total:.2f}%)" if self.init_from is not None else ""))
+                 + (f" ({100 * self.n_train / self.n_total:.2f}%)" if self.init_from is not None else "")
+                 + (f"; modalities {', '.join(modalities)}" if modalities else ""))
 
     def validate(self, row: dict[str, Any]) -> None:
         cfg, best = self.cfg, self.stopping

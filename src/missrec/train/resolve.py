@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import yaml
+
 from ..config import TrainConfig, load_sections, to_dict
+from ..data.store import read_schema
 from ..errors import ConfigError
 from ..model.registry import get_model_spec
 from ..presets import preset_path
@@ -12,14 +16,16 @@ from .checkpoint import read_checkpoint
 
 
 def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...], preset: str | None = None,
-                    init_from: Path | None = None):
+                    init_from: Path | None = None, store: Path | None = None):
     """(train config, model config) from, lowest first: the dataclass defaults, the model's
     training defaults (``presets/defaults/<model>.yaml``), the checkpoint's architecture
     (``init_from``) or a preset (``presets/<model>/<preset>.yaml``), the YAML ``config_file``,
     and ``--set`` overrides.
 
     With ``init_from`` the model's architecture comes from the pre-trained checkpoint, so
-    only what the user overrides (mode, modalities, ...) differs.
+    only what the user overrides (mode, modalities, ...) differs. With ``store``, a model
+    whose modalities nobody chose reads those of its default modalities the store has
+    (:func:`fit_modalities`).
     """
     spec = get_model_spec(model)
     sections = {"train": TrainConfig, "model": spec.config_cls}
@@ -35,4 +41,29 @@ def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...],
         resolved = load_sections(sections, preset_path(model, preset), [], {"train": base["train"]})
         base = {name: to_dict(cfg) for name, cfg in resolved.items()}
     resolved = load_sections(sections, config_file, list(sets), base)
-    return resolved["train"], resolved["model"]
+    model_cfg = resolved["model"]
+    chosen = init_from is not None or "modalities" in base.get("model", {}) or _names_modalities(config_file, sets)
+    if store is not None and not chosen:
+        model_cfg = fit_modalities(model_cfg, store)
+    return resolved["train"], model_cfg
+
+
+def _names_modalities(config_file: Path | None, sets: tuple[str, ...]) -> bool:
+    """Whether the user chose the modalities (in ``--config`` or ``--set``)."""
+    if any(s.split("=", 1)[0].strip() in ("modalities", "model.modalities") for s in sets):
+        return True
+    if config_file is None:
+        return False
+    loaded = yaml.safe_load(Path(config_file).read_text()) or {}  # load_sections has checked it
+    return "modalities" in (loaded.get("model") or {})
+
+
+def fit_modalities(model_cfg, store: Path):
+    """The model's default modalities narrowed to those the store has feature matrices for,
+    so a text-only catalogue trains without flags. Nothing changes when the store has them
+    all, or none of them (the build then names what is missing)."""
+    wanted = list(getattr(model_cfg, "modalities", None) or [])
+    have = [m for m in wanted if m in read_schema(store)["modalities"]]
+    if not have or have == wanted:
+        return model_cfg
+    return dataclasses.replace(model_cfg, modalities=have)

@@ -49,7 +49,8 @@ def finetune_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[
     u, reg = model._user_vectors(model._prepare(batch.items), tables)
     u = model._finish_user(u)
     scores = model._score(u, model._candidates(tables), tables.present, model._id_candidates(tables))
-    loss_si = F.cross_entropy(scores / c.tau, batch.targets.to(u.device))
+    targets = batch.targets.to(u.device)
+    loss_si = scorable_cross_entropy(scores / c.tau, targets, tables.present.any(0)[targets])
     loss_reg = model._reduce_regulariser(reg)
     loss = loss_si + c.gamma * loss_reg
     return loss, {"loss_si": float(loss_si.detach()), "loss_reg": float(loss_reg.detach()),
@@ -102,6 +103,7 @@ def _sequence_item(model: Any, u: torch.Tensor, ids: torch.Tensor, local_targets
     clean = model._item_tables(ids)
     cand = model._candidates(clean)[:, local_targets]  # [M, B, d]
     present = clean.present[:, local_targets]  # [M, B]
+    scorable = present.any(0)
     all_targets, start = targets, 0
     if gather is not None:
         cand, start = gather(cand.transpose(0, 1))
@@ -112,7 +114,20 @@ def _sequence_item(model: Any, u: torch.Tensor, ids: torch.Tensor, local_targets
     positive = _positives(len(targets), len(all_targets), start, targets.device)
     same = targets[:, None] == all_targets[None, :]
     scores = scores.masked_fill(same & ~positive, float("-inf"))
-    return F.cross_entropy(scores / model.config.tau, start + torch.arange(len(targets), device=targets.device))
+    labels = start + torch.arange(len(targets), device=targets.device)
+    return scorable_cross_entropy(scores / model.config.tau, labels, scorable)
+
+
+def scorable_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, scorable: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the rows whose positive item has at least one of the model's
+    modalities. An item with none scores -inf (it cannot be represented), so its row would
+    make the loss infinite while teaching nothing; with every row scorable this is plain
+    ``F.cross_entropy``."""
+    if bool(scorable.all()):
+        return F.cross_entropy(logits, labels)
+    if not bool(scorable.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[scorable], labels[scorable])
 
 
 def _sequence_sequence(u1: torch.Tensor, u2: torch.Tensor, tau: float, gather: Gather | None = None) -> torch.Tensor:
