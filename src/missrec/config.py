@@ -50,6 +50,11 @@ class TrainConfig:
     """Seeds python, numpy and torch; the same seed repeats a run."""
     eval_batch_size: int = 1024
     """Users scored at once during full-ranking evaluation."""
+    eval_block_size: int = 32768
+    """Items scored at once during full-ranking evaluation: memory is one eval_batch_size x
+    eval_block_size score matrix (128 MiB at 1024 users), whatever the catalogue. Every
+    downstream catalogue of the paper (the largest, Office, has 25,986 items) fits one block,
+    so it is ranked from whole score rows. Ranks and metrics do not depend on it."""
     ks: list[int] = field(default_factory=lambda: [10, 50])
     """Cut-offs for recall@K, ndcg@K, mrr@K."""
     mask_history: bool = False
@@ -72,7 +77,8 @@ class TrainConfig:
         """Raise ConfigError naming the first field outside its range."""
         checks = (
             ("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"), ("lr", self.lr > 0, "> 0"),
+            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"),
+            ("eval_block_size", self.eval_block_size >= 1, ">= 1"), ("lr", self.lr > 0, "> 0"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"), ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"),
             ("patience", self.patience >= 0, ">= 0"), ("seed", 0 <= self.seed < 2**32, "in [0, 2**32)"),
             ("threads", 0 <= self.threads <= 1024, "in [0, 1024] (0: torch's default)"),
@@ -100,7 +106,7 @@ def check_ranges(config: Any, section: str, checks: typing.Iterable[tuple[str, b
             raise error(f"{section}.{name}={getattr(config, name)!r}; expected {expected}")
 
 
-SPEED_ONLY_TRAIN_KEYS = ("threads", "device", "eval_batch_size")
+SPEED_ONLY_TRAIN_KEYS = ("threads", "device", "eval_batch_size", "eval_block_size")
 """TrainConfig fields that change how fast a run goes, not what it computes: two runs that
 differ only in these are the same run (experiment reuse, report cells)."""
 

@@ -1,7 +1,9 @@
 """Full-ranking evaluation over all items, one batch of users at a time.
 
-Only each user's target rank is kept, so memory is one ``batch x items`` score block, never
-a users x items matrix.
+Only each user's target rank is kept, and the catalogue is scored in blocks of
+``EvalProtocol.block_size`` items: each user's target score first, then, block by block, the
+count of items scoring above and equal to it. Memory is one ``batch x block`` score matrix,
+never ``batch x items`` (4 GB at a million items and 1024 users) nor users x items.
 
 A NaN or ``+inf`` score is an error naming the run, never a metric: a rank computed from it
 means nothing. ``-inf`` is allowed: it is how a model says an item cannot be ranked at all
@@ -11,16 +13,19 @@ means nothing. ``-inf`` is allowed: it is how a model says an item cannot be ran
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import TrainConfig
 from ..data.batching import Examples, SequenceBatch, iterate_batches
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
-from .metrics import metrics_from_ranks, target_ranks, tie_fractions
+from .metrics import metrics_from_ranks, ranks_from_counts, tie_fractions
 
 
 @dataclass
@@ -31,6 +36,7 @@ class EvalProtocol:
     mask_history: bool = False
     ties: str = "pessimistic"
     batch_size: int = 1024
+    block_size: int = TrainConfig.eval_block_size
 
     def describe(self) -> str:
         return (f"full ranking over all items; leave-one-out; history "
@@ -69,18 +75,7 @@ def evaluate(model: SequentialRecommender, examples: Examples, protocol: EvalPro
     n_batches = (len(examples) + protocol.batch_size - 1) // protocol.batch_size
     for batch in tqdm(batches, total=n_batches, desc=desc, disable=not progress, leave=False):
         batch = batch.to(device)
-        scores = model.score_all(batch, cache).float()
-        check_scores(scores, batch, name or type(model).__name__, desc)
-        scores[:, 0] = -torch.inf
-        if protocol.mask_history:
-            hist = batch.items.clone()
-            # keep the target rankable even if it also occurs in the history
-            hist[hist == batch.targets[:, None]] = 0
-            scores.scatter_(1, hist, -torch.inf)
-            scores[:, 0] = -torch.inf
-        fractions = (tie_fractions(batch.users, batch.targets) if protocol.ties == "random"
-                     else None)
-        ranks.append(target_ranks(scores, batch.targets, protocol.ties, fractions).cpu())
+        ranks.append(batch_ranks(model, batch, cache, protocol, name or type(model).__name__, desc).cpu())
     seconds = time.perf_counter() - start
     model.train(was_training)
     r = np.empty(len(examples), dtype=np.int64)
@@ -89,13 +84,93 @@ def evaluate(model: SequentialRecommender, examples: Examples, protocol: EvalPro
     return EvalResult(metrics_from_ranks(r, protocol.ks), r, examples.targets.copy(), seconds)
 
 
-def check_scores(scores: torch.Tensor, batch: SequenceBatch, name: str, desc: str) -> None:
-    """Raise, naming ``name``, the first user and item whose score is NaN or ``+inf``
-    (column 0, the padding item, is never ranked and not checked)."""
-    bad = ~(scores[:, 1:] < torch.inf)  # one pass: NaN and +inf fail the comparison, -inf passes
-    if not bool(bad.any()):
+def batch_ranks(model: SequentialRecommender, batch: SequenceBatch, cache, protocol: EvalProtocol,
+                name: str, desc: str) -> torch.Tensor:
+    """0-based rank of each row's target among every item, scored one block at a time.
+
+    With several blocks the target scores come first, as one small block of the batch's
+    targets; a target whose score there is not bit-identical to its score inside its
+    catalogue block (kernels of other shapes may round differently) is counted again
+    against the in-block score, so ranks never depend on the block size.
+    """
+    n = model.n_items + 1
+    size = protocol.block_size
+    blocks = [slice(start, min(start + size, n)) for start in range(0, n, size)]
+    user_vectors, score = _block_api(model)
+    users = user_vectors(batch, cache)
+    hist = None
+    if protocol.mask_history:
+        hist = batch.items.clone()
+        # keep the target rankable even if it also occurs in the history
+        hist[hist == batch.targets[:, None]] = 0
+    target = None
+    if len(blocks) > 1:
+        target = score(users, cache, batch.targets).float().diagonal()[:, None]
+    higher, equal, in_block = _count(score, users, cache, batch, blocks, hist, target, name, desc)
+    if target is not None and not torch.equal(in_block, target):
+        higher, equal, _ = _count(score, users, cache, batch, blocks, hist, in_block, name, desc)
+    fractions = tie_fractions(batch.users, batch.targets) if protocol.ties == "random" else None
+    return ranks_from_counts(higher, equal, protocol.ties, fractions)
+
+
+def _block_api(model: SequentialRecommender) -> tuple[Callable, Callable]:
+    """``user_vectors`` and ``score_block`` of ``model``; a stand-in module with only
+    ``score_all`` gets the defaults of :class:`SequentialRecommender` (slices of its rows)."""
+    if isinstance(model, SequentialRecommender):
+        return model.user_vectors, model.score_block
+    return (partial(SequentialRecommender.user_vectors, model),
+            partial(SequentialRecommender.score_block, model))
+
+
+def _count(score: Callable, users, cache, batch: SequenceBatch, blocks: list[slice],
+           hist: torch.Tensor | None, target: torch.Tensor | None, name: str, desc: str
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row: items scoring above ``target`` [B, 1], items equal to it (the target
+    included), and the target's own score read from its block. ``target=None`` (one block
+    only) compares with that in-block score."""
+    rows = len(batch.targets)
+    higher = torch.zeros(rows, dtype=torch.long, device=batch.targets.device)
+    equal = torch.zeros_like(higher)
+    in_block = torch.full((rows, 1), torch.nan, device=batch.targets.device)
+    bad = None
+    for items in blocks:
+        scores = score(users, cache, items).float()
+        bad = _first_bad(scores, items.start, bad)
+        _mask(scores, items.start, hist)
+        local = batch.targets - items.start
+        inside = ((local >= 0) & (local < scores.shape[1]))[:, None]
+        here = scores.gather(1, local.clamp(0, scores.shape[1] - 1)[:, None])
+        in_block = torch.where(inside, here, in_block)
+        against = here if target is None else target
+        higher += (scores > against).sum(1)
+        equal += (scores == against).sum(1)
+    if bad is not None:
+        row, item, value = bad
+        raise MissrecError(f"{name}: the model scored item {item} {value} for user {int(batch.users[row])} on the "
+                           f"{desc} split; no metric is computed from non-finite scores")
+    return higher, equal, in_block
+
+
+def _mask(scores: torch.Tensor, start: int, hist: torch.Tensor | None) -> None:
+    """Score ``-inf`` the padding item and (``hist`` given) the history items in this block."""
+    if start == 0:
+        scores[:, 0] = -torch.inf
+    if hist is None:
         return
+    local = hist - start
+    row, col = torch.nonzero((local >= 0) & (local < scores.shape[1]), as_tuple=True)
+    scores[row, local[row, col]] = -torch.inf
+
+
+def _first_bad(scores: torch.Tensor, start: int, found: tuple[int, int, float] | None
+               ) -> tuple[int, int, float] | None:
+    """The first (row, item, score) scored NaN or ``+inf``, in row-then-item order over the
+    blocks seen so far (``found``) and this one; the padding item is never checked."""
+    skip = 1 if start == 0 else 0
+    bad = ~(scores[:, skip:] < torch.inf)  # one pass: NaN and +inf fail the comparison, -inf passes
+    if not bool(bad.any()):
+        return found
     row, col = (int(i) for i in torch.nonzero(bad)[0])
-    raise MissrecError(f"{name}: the model scored item {col + 1} {float(scores[row, col + 1])} for user "
-                       f"{int(batch.users[row])} on the {desc} split; no metric is computed from non-finite "
-                       f"scores")
+    if found is not None and found[0] <= row:  # an earlier block holds this row's first item
+        return found
+    return row, start + skip + col, float(scores[row, skip + col])

@@ -36,13 +36,22 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "pessi
     :func:`tie_fractions`). Columns scored ``-inf`` (padding, masked history) never outrank a
     finite target.
     """
-    if ties not in TIE_POLICIES:
-        raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
     target_scores = scores.gather(1, targets[:, None])
     higher = (scores > target_scores).sum(1)
+    equal = (scores == target_scores).sum(1)
+    return ranks_from_counts(higher, equal, ties, fractions)
+
+
+def ranks_from_counts(higher: torch.Tensor, equal: torch.Tensor, ties: str = "pessimistic",
+                      fractions: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`target_ranks` from each row's count of columns scoring above its target
+    (``higher``) and equal to it, the target included (``equal``): counts can be summed over
+    blocks of the catalogue."""
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
     if ties == "optimistic":
         return higher
-    equal = (scores == target_scores).sum(1) - 1  # the target equals itself
+    equal = equal - 1  # the target equals itself
     if ties == "pessimistic":
         return higher + equal
     if fractions is None:

@@ -96,9 +96,16 @@ class SASRec(SequentialRecommender):
     def item_cache(self) -> torch.Tensor:
         return self.item_emb.weight
 
+    def user_vectors(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
+        return self.user_embedding(batch)
+
+    def score_block(self, users: torch.Tensor, cache, items: slice | torch.Tensor) -> torch.Tensor:
+        table = self.item_emb.weight if cache is None else cache
+        return users @ table[items].T
+
     def score_all(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
         items = self.item_emb.weight if cache is None else cache
-        return self.user_embedding(batch) @ items.T
+        return self.score_block(self.user_vectors(batch, items), items, slice(None))
 
     def score_items(self, batch: SequenceBatch, items: torch.Tensor, cache=None) -> torch.Tensor:
         """Scores of chosen items ``items`` [B, C] (per row) -> [B, C]."""

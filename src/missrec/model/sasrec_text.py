@@ -110,9 +110,17 @@ class SASRecText(SequentialRecommender):
         with torch.no_grad():
             return self.items()
 
+    def user_vectors(self, batch: SequenceBatch, cache: torch.Tensor | None = None) -> torch.Tensor:
+        return self.user_embedding(batch, self.items() if cache is None else cache)
+
+    def score_block(self, users: torch.Tensor, cache: torch.Tensor | None,
+                    items: slice | torch.Tensor) -> torch.Tensor:
+        table = self.items() if cache is None else cache
+        return users @ table[items].T
+
     def score_all(self, batch: SequenceBatch, cache: torch.Tensor | None = None) -> torch.Tensor:
         table = self.items() if cache is None else cache
-        return self.user_embedding(batch, table) @ table.T
+        return self.score_block(self.user_vectors(batch, table), table, slice(None))
 
     def score_items(self, batch: SequenceBatch, items: torch.Tensor,
                     cache: torch.Tensor | None = None) -> torch.Tensor:

@@ -134,10 +134,20 @@ class UniSRec(SequentialRecommender):
             table = self.item_vectors()
             return table, F.normalize(table, dim=-1)
 
+    def user_vectors(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
+        """Normalised sequence representations [B, hidden]."""
+        table, _ = self.item_cache() if cache is None else cache
+        return self._user(batch, table)
+
+    def score_block(self, users: torch.Tensor, cache, items: slice | torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of each user to the items ``items`` (not divided by τ)."""
+        _, cand = self.item_cache() if cache is None else cache
+        return users @ cand[items].T
+
     def score_all(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
         """Cosine similarity of the sequence to every item [B, n_items + 1] (not divided by τ)."""
-        table, cand = self.item_cache() if cache is None else cache
-        return self._user(batch, table) @ cand.T
+        cache = self.item_cache() if cache is None else cache
+        return self.score_block(self.user_vectors(batch, cache), cache, slice(None))
 
     def score_items(self, batch: SequenceBatch, items: torch.Tensor, cache=None) -> torch.Tensor:
         """Scores of chosen items ``items`` [B, C] (per row) -> [B, C]."""

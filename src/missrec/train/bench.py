@@ -1,4 +1,5 @@
-"""Training and evaluation throughput of one model on one store."""
+"""Training and evaluation throughput of one model on one store, and the memory that
+evaluation itself needs (its score blocks grow with the evaluation batch and block size)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
+from ..eval.evaluator import evaluate
 from ..model.registry import required_modalities
 from .loop import RunData, max_len_of, peak_memory_mb, train
+from .meta import validation_protocol_of
 
 
 def bench_training(model: str, store: str | Path, train_cfg: TrainConfig, model_cfg: Any,
@@ -39,7 +42,51 @@ def bench_training(model: str, store: str | Path, train_cfg: TrainConfig, model_
         "threads": torch.get_num_threads(),
         "batch_size": cfg.batch_size,
     }
+    out.update(eval_memory(result.model, data, cfg))
     cluster = [h["epoch_cluster_seconds"] for h in hist if "epoch_cluster_seconds" in h]
     if cluster:
         out["cluster_seconds_per_epoch"] = round(float(np.median(cluster)), 3)
     return out
+
+
+def eval_memory(model: torch.nn.Module, data: RunData, cfg: TrainConfig) -> dict[str, Any]:
+    """One more validation pass of the trained model, alone: its peak resident memory, the
+    part of it above the memory held before it started (the score blocks and the model's
+    activations), and, on CUDA, the peak GPU memory allocated."""
+    cuda = torch.device(cfg.device).type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    before = _resident_mb("VmRSS")
+    reset = _reset_peak_resident()
+    res = evaluate(model, data.valid, validation_protocol_of(cfg), cfg.device)
+    out: dict[str, Any] = {"eval_block_size": cfg.eval_block_size, "eval_batch_size": cfg.eval_batch_size,
+                           "eval_users": len(res.ranks), "eval_seconds": round(res.seconds, 3)}
+    peak = _resident_mb("VmHWM") if reset else None
+    if peak is not None and before is not None:
+        out["eval_peak_memory_mb"] = round(peak, 1)
+        out["eval_extra_memory_mb"] = round(peak - before, 1)
+    if cuda:
+        out["eval_peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def _reset_peak_resident() -> bool:
+    """Restart the kernel's peak-resident-memory counter (Linux: VmHWM); False elsewhere."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _resident_mb(field: str) -> float | None:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) from /proc, MiB; None where
+    there is no /proc."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None

@@ -24,7 +24,7 @@ def quiet(_: str) -> None:
 
 def protocol_of(cfg: TrainConfig) -> EvalProtocol:
     return EvalProtocol(ks=list(cfg.ks), mask_history=cfg.mask_history, ties=cfg.ties,
-                        batch_size=cfg.eval_batch_size)
+                        batch_size=cfg.eval_batch_size, block_size=cfg.eval_block_size)
 
 
 def validation_protocol_of(cfg: TrainConfig) -> EvalProtocol:

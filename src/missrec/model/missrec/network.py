@@ -253,8 +253,16 @@ class MISSRec(ItemSide):
         modality are ``-inf``. Not divided by τ (rankings are the same)."""
         if cache is None:
             cache = self.item_cache()
-        u = self.user_vectors(batch, cache)
-        return self._score(u, cache.candidates, cache.present, cache.id_candidates)
+        return self.score_block(self.user_vectors(batch, cache), cache, slice(None))
+
+    def score_block(self, users: torch.Tensor, cache: ItemCache | None,
+                    items: slice | torch.Tensor) -> torch.Tensor:
+        """Fused scores (eq. 2) of the items ``items`` (a slice or index tensor) for ``users``
+        from :meth:`user_vectors`: [B, C], those columns of :meth:`score_all`."""
+        if cache is None:
+            cache = self.item_cache()
+        ids = None if cache.id_candidates is None else cache.id_candidates[items]
+        return self._score(users, cache.candidates[:, items], cache.present[:, items], ids)
 
     def score_items(self, batch: SequenceBatch, items: torch.Tensor,
                     cache: ItemCache | None = None) -> torch.Tensor:
