@@ -31,7 +31,8 @@ _MISSREC = ("model.d=16", "model.ffn_dim=32", "model.max_len=12", "model.knn_k=3
 MODELS = {
     "sasrec": ("sasrec", _BASELINE, None),
     "sasrec-text": ("sasrec-text", _TEXT, None),
-    "unisrec": ("unisrec", _TEXT + ("model.n_experts=2", "model.mode=transductive"), None),
+    "unisrec": ("unisrec", _TEXT + ("model.n_experts=2",), None),
+    "unisrec-transductive": ("unisrec", _TEXT + ("model.n_experts=2", "model.mode=transductive"), None),
     "missrec": ("missrec", _MISSREC, None),
     "missrec-released-transductive": ("missrec", _MISSREC + ("model.mode=transductive",), "released"),
 }
