@@ -12,13 +12,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
 
 from .errors import ConfigError
 from .eval.metrics import METRICS, TIE_POLICIES
+
+
+Precision = Literal["fp32", "bf16"]
 
 
 @dataclass
@@ -72,6 +75,9 @@ class TrainConfig:
     gather_negatives: bool = False
     """Data-parallel pre-training: contrast each sequence with every process's sequences and
     targets (the global batch, as one process would) instead of its own process's share."""
+    precision: Precision = "fp32"
+    """Training steps' arithmetic: 'bf16' runs the forward pass under bfloat16 autocast
+    (faster on GPUs with bf16 units; weights, optimiser and evaluation stay float32)."""
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field outside its range."""
@@ -85,6 +91,8 @@ class TrainConfig:
             ("eval_every", self.eval_every >= 1, ">= 1"),
             ("ks", bool(self.ks) and min(self.ks) >= 1, "one or more cut-offs >= 1"),
             ("ties", self.ties in TIE_POLICIES, f"one of {', '.join(TIE_POLICIES)}"),
+            ("precision", self.precision in typing.get_args(Precision),
+             f"one of {', '.join(typing.get_args(Precision))}"),
         )
         check_ranges(self, "train", checks)
         try:

@@ -41,7 +41,8 @@ def run_epoch(model: SequentialRecommender, loss_fn: Callable, examples: Example
                               shard=ctx.shard())
     for step, batch in enumerate(tqdm(batches, total=n_batches, desc=f"{desc} {epoch}",
                                       disable=not (progress and ctx.main), leave=False), start=1):
-        loss, parts = loss_fn(batch.to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss, parts = loss_fn(batch.to(device))
         if not bool(torch.isfinite(loss)):
             raise NonFiniteLoss(f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, step {step}")
         optim.zero_grad(set_to_none=True)
