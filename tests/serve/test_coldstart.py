@@ -1,5 +1,6 @@
 """The cold-start experiment on a small generated store: held-out items leave training,
-come back through add_items, and their targets are ranked (MISSRec) or missed (SASRec-ID)."""
+come back through add_items, and their targets are ranked (MISSRec, UniSRec, SASRec over
+text features) or missed (SASRec-ID)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ def test_hold_out_removes_items_everywhere(toy_store):
 
 
 def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_path):
-    opts = ColdStartOptions(fraction=0.2, models=["missrec", "sasrec", "popularity"],
+    opts = ColdStartOptions(fraction=0.2, models=["missrec", "unisrec", "sasrec-text", "sasrec", "popularity"],
                             sets=["epochs=1", "batch_size=64"])
     res = run_coldstart(toy_store, tmp_path, opts, log=lambda s: None)
     table = res["results"]
     assert table["missrec"]["held-out targets"]["users"] > 0
     assert table["sasrec"]["held-out targets"]["recall@50"] == 0.0  # it cannot rank them
     assert table["missrec"]["held-out targets"]["recall@50"] > 0.0
+    for model in ("unisrec", "sasrec-text"):  # inductive: they rank the added items too
+        assert table[model]["held-out targets"]["recall@50"] > 0.0
+        assert table[model]["other targets"]["users"] == table["missrec"]["other targets"]["users"]
     assert json.loads((tmp_path / "coldstart.json").read_text())["held_out_items"] == 10

@@ -66,13 +66,19 @@ class FeatureProjection(nn.Module):
 
     def forward(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Embeddings of ``ids`` (any shape) or of the whole catalogue [n_items + 1, hidden]."""
-        out = None
+        feats, present = {}, {}
         for m in self.modalities:
             f, p = getattr(self, f"_feat_{m}"), getattr(self, f"_present_{m}")
             if f is None:
                 raise RuntimeError("feature projection: call attach(features, present) first")
-            if ids is not None:
-                f, p = f[ids], p[ids]
+            feats[m], present[m] = (f, p) if ids is None else (f[ids], p[ids])
+        return self.embed(feats, present)
+
+    def embed(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embeddings [..., hidden] of items with features [..., d_m] and presence [...]."""
+        out = None
+        for m in self.modalities:
+            f, p = features[m], present[m]
             x = self.proj[m](f) * p[..., None].to(f.dtype)
             out = x if out is None else out + x
         return out
@@ -108,7 +114,16 @@ class SASRecText(SequentialRecommender):
 
     def item_cache(self) -> torch.Tensor:
         with torch.no_grad():
-            return self.items()
+            return self.cache_rows(self.items())
+
+    def feature_vectors(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Item embeddings [k, hidden] of rows of features [k, d_m] and presence masks [k]."""
+        return self.items.embed(features, present)
+
+    @staticmethod
+    def cache_rows(vectors: torch.Tensor) -> torch.Tensor:
+        """The item-cache layout of item embeddings: the embeddings themselves."""
+        return vectors
 
     def user_vectors(self, batch: SequenceBatch, cache: torch.Tensor | None = None) -> torch.Tensor:
         return self.user_embedding(batch, self.items() if cache is None else cache)

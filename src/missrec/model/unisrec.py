@@ -107,16 +107,29 @@ class UniSRec(SequentialRecommender):
 
     def item_vectors(self) -> torch.Tensor:
         """Un-normalised item representations of the whole catalogue [n_items + 1, hidden]."""
-        out = None
-        for m in self.modalities:
-            f, p = getattr(self, f"_feat_{m}"), getattr(self, f"_present_{m}")
-            if f is None:
-                raise RuntimeError("UniSRec: call attach_catalogue(features, present) first")
-            x = self.adapters[m](f) * p[:, None].to(f.dtype)
-            out = x if out is None else out + x
+        feats = {m: getattr(self, f"_feat_{m}") for m in self.modalities}
+        if any(f is None for f in feats.values()):
+            raise RuntimeError("UniSRec: call attach_catalogue(features, present) first")
+        out = self.feature_vectors(feats, {m: getattr(self, f"_present_{m}") for m in self.modalities})
         if self.item_id is not None:
             out = out + self.item_id.weight
         return out
+
+    def feature_vectors(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The feature part of item vectors [k, hidden]: the sum of each present modality's
+        MoE-adapted feature (rows of features [k, d_m] and presence masks [k])."""
+        out = None
+        for m in self.modalities:
+            f, p = features[m], present[m]
+            x = self.adapters[m](f) * p[:, None].to(f.dtype)
+            out = x if out is None else out + x
+        return out
+
+    @staticmethod
+    def cache_rows(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The item-cache layout of item vectors: (raw for the sequence side, normalised for
+        candidates)."""
+        return vectors, F.normalize(vectors, dim=-1)
 
     def _user(self, batch: SequenceBatch, table: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.encoder(table[batch.items], batch.lengths), dim=-1)
@@ -131,8 +144,7 @@ class UniSRec(SequentialRecommender):
     def item_cache(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw item vectors for the sequence side, normalised ones for candidates)."""
         with torch.no_grad():
-            table = self.item_vectors()
-            return table, F.normalize(table, dim=-1)
+            return self.cache_rows(self.item_vectors())
 
     def user_vectors(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
         """Normalised sequence representations [B, hidden]."""

@@ -15,7 +15,7 @@ from ..errors import MissrecError
 from .bundle import ItemState
 from .encoders import text_encoder
 from .errors import RequestError
-from .items import embed_items, set_rows, take_rows
+from .items import embed_feature_rows, embed_items, set_rows, take_rows
 
 MAX_ID_CHARS = 256
 ITEM_KEYS = ("id", "text", "features")
@@ -212,18 +212,34 @@ class Catalogue:
     def _embed(self, rows: torch.Tensor, raw: dict[str, np.ndarray], present: dict[str, np.ndarray],
                n: int) -> tuple[Any, torch.Tensor]:
         cache = self.state.cache
+        sel = rows.numpy()
+        raw_t = {m: torch.from_numpy(raw[m][sel]) for m in self.modalities}
+        present_t = {m: torch.from_numpy(present[m][sel]) for m in self.modalities}
+        if self.kind != "missrec":
+            new_rows = embed_feature_rows(self.model, raw_t, present_t, self._trained_ids(rows))
+            return set_rows(cache, self.state.interests, rows, new_rows)
         ids = None
         if cache.ids is not None:  # transductive: existing rows keep their id embedding
             ids = torch.zeros(len(rows), cache.ids.shape[1], device=cache.ids.device)
             old = rows < n
             ids[old] = cache.ids[rows[old].to(cache.ids.device)]
-        sel = rows.numpy()
-        new = embed_items(self.model, {m: torch.from_numpy(raw[m][sel]) for m in self.modalities},
-                          {m: torch.from_numpy(present[m][sel]) for m in self.modalities}, ids)
+        new = embed_items(self.model, raw_t, present_t, ids)
         return set_rows(cache, self.state.interests, rows, new)
 
+    def _trained_ids(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """Id embeddings of ``rows`` for a model with an id table (transductive UniSRec): a
+        trained item keeps its own, an added one has none (zero)."""
+        table = getattr(self.model, "item_id", None)
+        if table is None:
+            return None
+        weight = table.weight.detach()
+        trained = rows <= int(self.manifest["n_trained_items"])
+        ids = torch.zeros(len(rows), weight.shape[1], dtype=weight.dtype, device=weight.device)
+        ids[trained] = weight[rows[trained].to(weight.device)]
+        return ids
+
     def _check_can_add(self) -> None:
-        if self.kind == "missrec":
+        if self.kind == "missrec" or (self.modalities and hasattr(self.model, "feature_vectors")):
             return
         name = self.manifest["model"]
         if not self.modalities:

@@ -5,9 +5,10 @@ training sequence and the catalogue the models train with. After training, the h
 items are added through the same :meth:`Recommender.add_items` path the HTTP service uses
 (their raw features, through the trained adapters), and every test user of the full
 dataset is ranked over all items. Metrics are reported apart for the users whose test
-target is a held-out item and for the rest. A model that cannot add items (SASRec on ids)
-ranks a held-out target nowhere (a miss); the popularity baseline counts training
-interactions, so a held-out item has none.
+target is a held-out item and for the rest. MISSRec and UniSRec train in inductive mode
+(item vectors from features only); SASRec over text features is inductive by design. A
+model that cannot add items (SASRec on ids) ranks a held-out target nowhere (a miss); the
+popularity baseline counts training interactions, so a held-out item has none.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from ..train.loop import train
 from ..train.resolve import resolve_configs
 from .recommender import Recommender
 
-MODELS = ("missrec", "sasrec", "popularity")
+MODELS = ("missrec", "unisrec", "sasrec-text", "sasrec", "popularity")
+ADDS_ITEMS = ("missrec", "unisrec", "sasrec-text")
+"""The models that embed the held-out items from their features after training."""
+MODEL_SETS = {"unisrec": ("model.mode=inductive",)}
+"""Settings a model trains with here, before the user's ``--set`` overrides."""
 STORES = ("amazon-scientific-mm", "scientific-mixed")
 """The issue's datasets: the full-modality subset (CLIP) and full Scientific (MiniLM text)."""
 MISS = 2**40
@@ -125,12 +130,13 @@ def run_coldstart(store: Path, out: Path, options: ColdStartOptions,
         if model == "popularity":
             ranks = popularity_ranks(reduced, targets, ds.n_items)
         else:
-            train_cfg, model_cfg = resolve_configs(model, None, tuple(options.sets))
+            train_cfg, model_cfg = resolve_configs(model, None, (*MODEL_SETS.get(model, ()), *options.sets))
             run = out / "runs" / model
             train(model, reduced_store, run, train_cfg, model_cfg, log=log, overwrite=True)
             rec = Recommender(run)
-            if model == "missrec":
-                rec.add_items([_raw_item(ds, e) for e in sorted(held) if _has_features(ds, e)])
+            if model in ADDS_ITEMS:
+                reads = list(rec.catalogue.modalities)
+                rec.add_items([_raw_item(ds, e, reads) for e in sorted(held) if _has_features(ds, e, reads)])
             ranks = target_ranks(rec, histories, targets)
         table[model] = {"held-out targets": metrics(ranks[cold], options.ks),
                         "other targets": metrics(ranks[~cold], options.ks)}
@@ -140,15 +146,16 @@ def run_coldstart(store: Path, out: Path, options: ColdStartOptions,
     return result
 
 
-def _has_features(ds: Dataset, item_id: str) -> bool:
+def _has_features(ds: Dataset, item_id: str, modalities: list[str]) -> bool:
     i = ds.items.index(item_id)
-    return any(f.present[i] for f in ds.features.values())
+    return any(ds.features[m].present[i] for m in modalities)
 
 
-def _raw_item(ds: Dataset, item_id: str) -> dict:
+def _raw_item(ds: Dataset, item_id: str, modalities: list[str]) -> dict:
+    """The item's text and its features in the ``modalities`` the model reads."""
     i = ds.items.index(item_id)
     return {"id": item_id, "text": ds.item_text[i],
-            "features": {m: f.matrix[i].tolist() for m, f in ds.features.items() if f.present[i]}}
+            "features": {m: ds.features[m].matrix[i].tolist() for m in modalities if ds.features[m].present[i]}}
 
 
 def coldstart_experiment(out: Path, data_root: Path | None, store: Path | None, sets: list[str],
