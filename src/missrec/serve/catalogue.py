@@ -3,6 +3,8 @@ by validated puts and deletes (each also the log entry that replays it)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -12,21 +14,24 @@ import numpy as np
 import torch
 
 from ..errors import MissrecError
+from ..features.base import EncodeError
 from .bundle import ItemState
-from .encoders import text_encoder
+from .encoders import modality_encoder
 from .errors import RequestError
 from .items import embed_feature_rows, embed_items, set_rows, take_rows
 
 MAX_ID_CHARS = 256
-ITEM_KEYS = ("id", "text", "features")
+ITEM_KEYS = ("id", "text", "image", "features")
 
 
 @dataclass
 class NewItem:
-    """An item to add or replace: raw features per modality and/or its text."""
+    """An item to add or replace: raw features per modality and/or its text and image (the
+    base64 of an image file's bytes)."""
 
     id: str
     text: str | None = None
+    image: str | None = None
     features: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -44,9 +49,22 @@ class NewItem:
                                               f"characters, got {_show(item_id)}")
         if text is not None and not isinstance(text, str):
             raise RequestError(f"{where}.text", f"expected a string, got {_show(text)}")
+        image = obj.get("image")
+        if image is not None:
+            _image_bytes(image, f"{where}.image")
         if not isinstance(feats, dict):
             raise RequestError(f"{where}.features", "expected an object {modality: [numbers]}")
-        return cls(item_id, text, dict(feats))
+        return cls(item_id, text, image, dict(feats))
+
+
+def _image_bytes(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise RequestError(where, f"expected a base64 string of an image file, got {_show(value)}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(where, "expected the base64 of an image file's bytes; this is not "
+                                  "valid base64") from None
 
 
 def _show(value: Any) -> str:
@@ -126,8 +144,8 @@ class Catalogue:
             feats = self._features_of(it, f"items[{i}]", warnings)
             if not any(v is not None for v in feats.values()):
                 raise RequestError(f"items[{i}]", "has no modality: give 'features' for at least one "
-                                                  f"of {list(self.modalities)} or text an installed "
-                                                  "encoder can embed")
+                                                  f"of {list(self.modalities)} or a text or image an "
+                                                  "installed encoder can embed")
             entries.append({"id": it.id, "text": it.text or "",
                             "features": {m: v.tolist() for m, v in feats.items() if v is not None}})
         op = {"op": "put", "items": entries}
@@ -257,16 +275,27 @@ class Catalogue:
         for m, info in self.modalities.items():
             v = it.features.get(m)
             out[m] = None if v is None else _vector(v, info["dim"], f"{where}.features.{m}")
-        if out.get("text") is None and "text" in self.modalities and it.text:
-            out["text"] = self._encode_text(it.text, it.id, warnings)
+        if it.image is not None and "image" not in self.modalities:
+            raise RequestError(f"{where}.image", f"this model reads no image; it reads {list(self.modalities)}")
+        raw = {"text": it.text or None,
+               "image": None if it.image is None else _image_bytes(it.image, f"{where}.image")}
+        for m, content in raw.items():
+            if out.get(m) is None and m in self.modalities and content is not None:
+                out[m] = self._encode(m, content, it.id, f"{where}.{m}", warnings)
         return out
 
-    def _encode_text(self, text: str, item_id: str, warnings: list[str]) -> np.ndarray | None:
-        enc, why = text_encoder(self.modalities["text"].get("source", ""), self._encoders)
+    def _encode(self, modality: str, content: Any, item_id: str, where: str,
+                warnings: list[str]) -> np.ndarray | None:
+        """Embed raw content by the encoder that made the bundle's ``modality`` features, or
+        warn and leave the modality missing when that encoder cannot be rebuilt here."""
+        enc, why = modality_encoder(modality, self.modalities[modality].get("source", ""), self._encoders)
         if enc is None:
-            warnings.append(f"{item_id}: text not embedded ({why}); its text modality is missing")
+            warnings.append(f"{item_id}: {modality} not embedded ({why}); its {modality} modality is missing")
             return None
-        return enc.encode([text])[0].astype(np.float32)
+        try:
+            return enc.encode([content])[0].astype(np.float32)
+        except EncodeError as e:
+            raise RequestError(where, f"cannot be embedded: {e}") from None
 
     # ------------------------------------------------------------------ scoring
 

@@ -66,6 +66,9 @@ class ItemIn(_Strict):
     id: str
     text: Optional[str] = Field(None, description="Item text (also embedded when the bundle's "
                                                   "text encoder is installed and no text features are given).")
+    image: Optional[str] = Field(None, description="Base64 of an image file's bytes (embedded when the "
+                                                   "bundle's image encoder is installed and no image "
+                                                   "features are given).")
     features: dict[str, list[float]] = Field(default_factory=dict,
                                              description="Raw feature vector per modality.")
 
