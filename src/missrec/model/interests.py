@@ -163,12 +163,11 @@ def _neighbours(x: torch.Tensor, k: int, chunk_size: int, col_chunk_size: int, b
 # ----------------------------------------------------------------------------- DPC-KNN
 
 def density_peaks(x: torch.Tensor, k: int, chunk_size: int = 1024, col_chunk_size: int = 16384,
-                  dist_scale: float = 1.0, backend: str = "exact", index: CellIndex | None = None,
+                  backend: str = "exact", index: CellIndex | None = None,
                   report: dict[str, float] | None = None) -> DensityPeaks:
     """Local density (eq. 3) and distance to a denser token (eq. 4) for every token.
 
-    ``dist_scale`` multiplies every distance first (the released code uses ``1/sqrt(d)``;
-    1.0 is the paper's formula). ``backend``: 'exact' (chunked torch); 'faiss' (approximate
+    ``backend``: 'exact' (chunked torch); 'faiss' (approximate
     neighbours for eq. 3 from a FAISS HNSW index; eq. 4 stays exact given those neighbours);
     'approximate' (both from the cell index ``index``, built here when None: eq. 4 searches
     the probed cells and scans exactly only for the few tokens denser than all of them);
@@ -182,10 +181,9 @@ def density_peaks(x: torch.Tensor, k: int, chunk_size: int = 1024, col_chunk_siz
     with _timed(report, "knn"):
         nn_d2, nn_i = _neighbours(x, k, chunk_size, col_chunk_size, backend, index, report)
     with _timed(report, "density"):
-        scale2 = dist_scale * dist_scale
         # work with log ρ: ρ = exp(-mean d²) underflows to 0 in float32 for d² > ~87, which
         # would make every density tie
-        log_rho = -(nn_d2 * scale2).mean(1) if nn_d2.shape[1] else x.new_zeros(n)
+        log_rho = -nn_d2.mean(1) if nn_d2.shape[1] else x.new_zeros(n)
         order = torch.sort(-log_rho, stable=True).indices
         rank = torch.empty_like(order)
         rank[order] = torch.arange(n, device=x.device)
@@ -197,15 +195,15 @@ def density_peaks(x: torch.Tensor, k: int, chunk_size: int = 1024, col_chunk_siz
             denser = rank[nn_i] < rank[:, None]
             has = denser.any(1)
             first = denser.float().argmax(1)
-            delta[has] = nn_d2[has, first[has]].sqrt() * dist_scale
+            delta[has] = nn_d2[has, first[has]].sqrt()
             rest = torch.nonzero(~has).squeeze(1)
         else:
             rest = torch.arange(n, device=x.device)
         if index is None:
-            delta[rest] = _delta_exhaustive(x, rank, rest, chunk_size, col_chunk_size) * dist_scale
+            delta[rest] = _delta_exhaustive(x, rank, rest, chunk_size, col_chunk_size)
         else:
             delta[rest] = _delta_cells(x, index, rank, order, rest, chunk_size, col_chunk_size,
-                                       report) * dist_scale
+                                       report)
     return DensityPeaks(log_rho=log_rho, delta=delta, order=order)
 
 
@@ -280,8 +278,7 @@ def cluster_means(x: torch.Tensor, assignment: torch.Tensor, k: int,
 
 
 def dpc_knn(x: torch.Tensor, n_clusters: float | int, k: float | int = 5,
-            chunk_size: int = 1024, col_chunk_size: int = 16384, dist_scale: float = 1.0,
-            prototype: str = "peak", backend: str = "exact", cells: CellParams = CellParams(),
+            chunk_size: int = 1024, col_chunk_size: int = 16384, prototype: str = "peak", backend: str = "exact", cells: CellParams = CellParams(),
             report: dict[str, float] | None = None) -> Clustering:
     """DPC-KNN clustering (§3.3.1): K_c density peaks with the highest ``ρ·δ`` (eqs. 3-4).
 
@@ -290,7 +287,6 @@ def dpc_knn(x: torch.Tensor, n_clusters: float | int, k: float | int = 5,
         n_clusters: K_c, ratio or count (:func:`resolve_count`).
         k: neighbourhood size of eq. 3, ratio or count.
         chunk_size, col_chunk_size: block shape of every distance computation.
-        dist_scale: multiplies distances before eqs. 3-4 (1.0 = the paper).
         prototype: 'peak' (the density-peak tokens themselves, as the paper selects
             "cluster centroids" among tokens) or 'mean' (each cluster's mean token, as the
             released code does).
@@ -308,7 +304,7 @@ def dpc_knn(x: torch.Tensor, n_clusters: float | int, k: float | int = 5,
     if backend == "approximate":
         with _timed(report, "index"):
             index = CellIndex.build(x, cells, chunk_size)
-    peaks = density_peaks(x, k_nn, chunk_size, col_chunk_size, dist_scale, backend, index, report)
+    peaks = density_peaks(x, k_nn, chunk_size, col_chunk_size, backend, index, report)
     with _timed(report, "select"):
         centers = torch.sort(peaks.log_score, descending=True, stable=True).indices[:n_c]
     with _timed(report, "assign"):
@@ -386,13 +382,11 @@ def kmeans(x: torch.Tensor, n_clusters: float | int, n_iter: int = 10, seed: int
 
 
 def cluster_tokens(x: torch.Tensor, method: str = "dpc-knn", n_clusters: float | int = 0.5,
-                   knn_k: float | int = 5, chunk_size: int = 1024, dist_scale: float = 1.0,
-                   prototype: str = "peak", backend: str = "exact", kmeans_iters: int = 10,
+                   knn_k: float | int = 5, chunk_size: int = 1024, prototype: str = "peak", backend: str = "exact", kmeans_iters: int = 10,
                    seed: int = 0, kmeans_init: str = "kmeans++") -> Clustering:
     """Dispatch to :func:`dpc_knn` or :func:`kmeans` (``method`` in CLUSTERING_METHODS)."""
     if method == "dpc-knn":
-        return dpc_knn(x, n_clusters, knn_k, chunk_size, dist_scale=dist_scale,
-                       prototype=prototype, backend=backend)
+        return dpc_knn(x, n_clusters, knn_k, chunk_size, prototype=prototype, backend=backend)
     if method == "kmeans":
         return kmeans(x, n_clusters, kmeans_iters, seed, chunk_size, kmeans_init)
     raise ValueError(f"unknown clustering {method!r}; expected one of {CLUSTERING_METHODS}")
