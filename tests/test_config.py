@@ -6,6 +6,7 @@ import dataclasses
 import typing
 
 import pytest
+import yaml
 
 from missrec.config import TrainConfig, from_dict, load_sections
 from missrec.errors import ConfigError
@@ -13,7 +14,7 @@ from missrec.model.interests import CLUSTERING_METHODS, KMEANS_INITS
 from missrec.model.missrec import MISSRecConfig
 from missrec.model.registry import MODELS
 from missrec.model.sasrec import SASRecConfig
-from missrec.presets import preset_path
+from missrec.presets import preset_path, read_preset, read_sections
 from missrec.train.resolve import resolve_configs
 
 SECTIONS = {"train": TrainConfig, "model": SASRecConfig}
@@ -73,16 +74,51 @@ RELEASED = dict(
 )
 
 
-def test_every_preset_file_loads_as_a_config_file():
+def test_every_preset_file_loads_as_a_config_file(tmp_path):
     found = 0
     for name, spec in MODELS.items():
         sections = {"train": TrainConfig, "model": spec.config_cls}
         for preset in spec.presets:
             found += 1
             by_name = resolve_configs(name, None, (), preset)
-            as_file = load_sections(sections, preset_path(name, preset), [], {"train": spec.train_defaults})
-            assert by_name == (as_file["train"], as_file["model"])
-    assert found == 3 and MODELS["missrec"].presets == ["paper", "released", "released-pretrain"]
+            # a preset with a base is its base's sections, then its own (the file minus `base:`)
+            merged = read_preset(name, preset)
+            as_file = tmp_path / f"{name}-{preset}.yaml"
+            as_file.write_text(yaml.safe_dump(merged))
+            loaded = load_sections(sections, as_file, [], {"train": spec.train_defaults})
+            assert by_name == (loaded["train"], loaded["model"])
+            if "base" not in yaml.safe_load(preset_path(name, preset).read_text()):
+                assert merged == read_sections(preset_path(name, preset))
+    assert found == 4 and MODELS["missrec"].presets == ["default", "paper", "released", "released-pretrain"]
+
+
+def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():
+    assert resolve_configs("missrec", None, ()) == resolve_configs("missrec", None, (), "default")
+    train, model = resolve_configs("missrec", None, (), "default")
+    _, released = resolve_configs("missrec", None, (), "released")
+    assert dataclasses.asdict(model) == {**dataclasses.asdict(released), "reg_form": "paper",
+                                         "adapter_dropout": 0.2}
+    assert (train.batch_size, train.bucket_by_length, train.ema_decay) == (512, True, 0.99)
+    # §4.2.4: batch 2048, K_e = K_d = 1 with 2 heads, lambda = 1, gamma = 0.1, tau = 0.075, 300-d,
+    # a learnable concentration alpha; the rest is MISSRecConfig's defaults
+    train, paper = resolve_configs("missrec", None, (), "paper")
+    assert paper == MISSRecConfig() and train.batch_size == 2048
+    assert (paper.n_enc_layers, paper.n_dec_layers, paper.n_heads, paper.lambda_ss, paper.gamma, paper.tau,
+            paper.d, paper.alpha_param, paper.arrangement) == (1, 1, 2, 1.0, 0.1, 0.075, 300, "softplus", "paper")
+    # pre-training with no preset keeps the paper's model (a fine-tuning cluster ratio is not for a corpus)
+    assert resolve_configs("missrec", None, (), pretraining=True)[1] == MISSRecConfig()
+    # models without a default preset keep their config's defaults
+    assert resolve_configs("sasrec", None, ())[1] == SASRecConfig()
+
+
+def test_a_preset_base_loop_is_one_line(tmp_path, monkeypatch):
+    import missrec.presets as presets
+    (tmp_path / "missrec").mkdir()
+    (tmp_path / "missrec" / "a.yaml").write_text("base: b\n")
+    (tmp_path / "missrec" / "b.yaml").write_text("base: a\n")
+    monkeypatch.setattr(presets, "ROOT", tmp_path)
+    with pytest.raises(ConfigError, match="'base' loops through a -> b -> a"):
+        presets.read_preset("missrec", "a")
 
 
 def test_released_preset_resolves_to_the_official_settings():
@@ -92,7 +128,6 @@ def test_released_preset_resolves_to_the_official_settings():
                                          "bucket_by_length": False}
     _, pre = resolve_configs("missrec", None, (), "released-pretrain")
     assert dataclasses.asdict(pre) == {**dataclasses.asdict(model), "n_clusters": 0.02, "item_drop": 0.2}
-    assert resolve_configs("missrec", None, (), "paper") == resolve_configs("missrec", None, ())
     # --config and --set still override a preset
     _, tuned = resolve_configs("missrec", None, ("tau=0.1", "reg_form=paper"), "released")
     assert (tuned.tau, tuned.reg_form, tuned.tokens) == (0.1, "paper", "added")
@@ -122,7 +157,7 @@ def test_model_choices_are_checked_where_the_config_is_built():
 
 
 def test_removed_options_load_at_their_former_value_only(tmp_path):
-    assert len(dataclasses.fields(MISSRecConfig)) == 45
+    assert len(dataclasses.fields(MISSRecConfig)) == 46
     saved = {"dpc_scale_by_dim": False, "alpha_learnable": True, "cluster_seed": 0, "tau": 0.1}
     assert from_dict(MISSRecConfig, saved, "model") == MISSRecConfig(tau=0.1)
     f = tmp_path / "c.yaml"

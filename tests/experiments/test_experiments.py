@@ -244,9 +244,9 @@ def test_each_job_resolves_its_configuration_once(tmp_path, monkeypatch):
     its starting checkpoint exists (its architecture is the checkpoint's); running reuses them."""
     calls = []
 
-    def counting(model, *args):
+    def counting(model, *args, **kwargs):
         calls.append((model, args[-1] if len(args) == 4 else None))
-        return resolve_configs(model, *args)
+        return resolve_configs(model, *args, **kwargs)
 
     monkeypatch.setattr(plan_module, "resolve_configs", counting)
     options = ExperimentOptions("smoke", tmp_path / "o", sets=["epochs=1"], only=["sasrec", "missrec-tv-id-pretrained"],

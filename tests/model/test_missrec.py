@@ -442,7 +442,7 @@ def test_config_presets_and_validation() -> None:
         == ("random", 1, "free", 0.0, "torch")
     assert rel.reg_form == "released" and paper.reg_form == "paper"
     assert MISSRecConfig.preset_train("released") == {"batch_size": 512, "bucket_by_length": False}
-    assert MISSRecConfig.preset_train("paper") == {}
+    assert MISSRecConfig.preset_train("paper") == {"batch_size": 2048}  # §4.2.4
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
                 {"dropout": 1.0}, {"kmeans_init": "k-means||"}, {"alpha_param": "exp"},
                 {"adapter_init": "xavier"}):

@@ -31,7 +31,7 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
                  config_file: Path | None, sets: tuple[str, ...], preset: str | None, resume: bool,
                  overwrite: bool, quiet: bool) -> None:
     """Pre-train one model on several domains; writes OUT/model.pt for `train --from`."""
-    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset)
+    train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, pretraining=True)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     res = pretrain(list(stores), out_dir, train_cfg, model_cfg, model_name=model,
                    max_examples_per_domain=max_per_domain, progress=show_progress(quiet), log=log,
@@ -53,7 +53,8 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
 def bench_pretrain(stores: tuple[Path, ...], max_per_domain: int, epochs: int, config_file: Path | None,
                    sets: tuple[str, ...], as_json: bool) -> None:
     """Pre-training throughput: sequences/s over the pooled domains."""
-    train_cfg, model_cfg = resolve_configs("missrec", config_file, sets + (f"epochs={epochs}",))
+    train_cfg, model_cfg = resolve_configs("missrec", config_file, sets + (f"epochs={epochs}",),
+                                           pretraining=True)
     res = pretrain(list(stores), None, train_cfg, model_cfg, max_examples_per_domain=max_per_domain,
                    log=lambda s: None)
     if not res:  # a data-parallel process other than rank 0

@@ -122,8 +122,9 @@ def _table4_cells() -> list[CellSpec]:
             ("missrec-tv-pretrained", "MISSRec T+V pre-trained", TV, "pretrain"),
             ("missrec-tv", "MISSRec T+V", TV, None)]
     for order, (name, label, sets, init) in enumerate(rows):
+        # the paper's model, so that pre-trained and from-scratch rows differ only in pre-training
         cells.append(CellSpec(name, "missrec", store, sets, label, "table4", order, ("table4", label),
-                              init_from=init))
+                              init_from=init, preset=None if init else "paper"))
     return cells
 
 
@@ -154,8 +155,9 @@ def _table5_cells() -> list[CellSpec]:
         ("tokens-added", "released code: one added token per item", ("tokens=added",), None, "tokens=added"),
         ("kmeans", "released code: k-means interests", ("clustering=kmeans",), None, "clustering=kmeans"),
     ]
+    # ablations of the paper's model: every row starts from --preset paper
     cells = [CellSpec(n, "missrec", store, base + sets, label, "table5", i,
-                      ("table5", ref) if ref in (TABLE5.rows if ref else {}) else None, note)
+                      ("table5", ref) if ref in (TABLE5.rows if ref else {}) else None, note, preset="paper")
              for i, (n, label, sets, ref, note) in enumerate(v)]
     # (1) only means something with pre-training: a pre-train + fine-tune pair with and without ℓ_SS
     ft = "scientific-mm-minilm"

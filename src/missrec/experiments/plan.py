@@ -178,18 +178,19 @@ def _jobs(exp: Experiment, options: ExperimentOptions, stores: dict[str, Path]) 
     """One job per (cell, seed), pre-training cells first (fine-tuning cells need their checkpoints)."""
     jobs = []
     for cell in sorted(exp.cells, key=lambda c: c.kind != "pretrain"):
-        preset = options.preset if options.preset and _takes_preset(cell) else None
+        preset = options.preset if options.preset and _takes_preset(cell) else cell.preset
         for seed in range(BASE_SEED, BASE_SEED + options.seeds):
             sets = cell_overrides(exp, cell, options.sets, seed)
             try:
-                train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(sets), preset)
+                train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(sets), preset,
+                                                       pretraining=cell.kind == "pretrain")
             except Exception as e:  # a bad override: name the cell
                 raise MissrecError(f"experiment {exp.name}, cell {cell.name}: {e}") from None
             sub = "pretrain" if cell.kind == "pretrain" else "runs"
             jobs.append(Job(cell, seed, options.out / sub / cell.name / f"seed-{seed}",
                             None if cell.kind == "pretrain" else stores[cell.store], sets, train_cfg, model_cfg,
                             preset))
-    if options.preset and not any(j.preset for j in jobs):
+    if options.preset and not any(j.preset == options.preset for j in jobs):
         raise MissrecError(f"--preset {options.preset}: no from-scratch cell of experiment {exp.name!r} has a "
                            "model with presets")
     return jobs

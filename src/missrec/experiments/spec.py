@@ -35,6 +35,9 @@ class CellSpec:
     """Pre-training cells: at most this many sequences per domain (0: all)."""
     init_from: str | None = None
     """Name of a pre-training cell of this experiment to fine-tune from (its checkpoint of the same seed)."""
+    preset: str | None = None
+    """The model preset the cell starts from unless ``--preset`` names one (None: the model's
+    default; analyses of the paper's own model name 'paper')."""
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,20 @@ from ..config import TrainConfig, load_sections, to_dict
 from ..data.store import read_schema
 from ..errors import ConfigError
 from ..model.registry import get_model_spec
-from ..presets import preset_path
+from ..presets import default_preset, read_preset
 from .checkpoint import read_checkpoint
 
 
 def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...], preset: str | None = None,
-                    init_from: Path | None = None, store: Path | None = None):
+                    init_from: Path | None = None, store: Path | None = None, pretraining: bool = False):
     """(train config, model config) from, lowest first: the dataclass defaults, the model's
     training defaults (``presets/defaults/<model>.yaml``), the checkpoint's architecture
     (``init_from``) or a preset (``presets/<model>/<preset>.yaml``), the YAML ``config_file``,
     and ``--set`` overrides.
+
+    Training from scratch with no preset named uses the model's ``default`` preset, where it
+    has one (MISSRec: the configuration validation picks). Pre-training (``pretraining``)
+    does not: a fine-tuning preset's clustering ratio is not one for a pre-training corpus.
 
     With ``init_from`` the model's architecture comes from the pre-trained checkpoint, so
     only what the user overrides (mode, modalities, ...) differs. With ``store``, a model
@@ -28,6 +32,8 @@ def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...],
     (:func:`fit_modalities`).
     """
     spec = get_model_spec(model)
+    if preset is None and init_from is None and not pretraining:
+        preset = default_preset(model)
     sections = {"train": TrainConfig, "model": spec.config_cls}
     base: dict = {"train": spec.train_defaults}
     if init_from is not None:
@@ -35,14 +41,18 @@ def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...],
         if payload["model"] != model:
             raise ConfigError(f"{init_from} holds a {payload['model']!r} model, not {model!r}")
         base["model"] = dict(payload["model_config"])
+    preset_chose = False
     if preset:
-        # a preset file is a config file, read as --config reads one, over the model's
-        # training defaults; it replaces a checkpoint's architecture
-        resolved = load_sections(sections, preset_path(model, preset), [], {"train": base["train"]})
+        # a preset is a config file, read as --config reads one, over the model's training
+        # defaults; it replaces a checkpoint's architecture
+        own = read_preset(model, preset)
+        resolved = load_sections(sections, None, [], {"train": {**base["train"], **own["train"]},
+                                                      "model": own["model"]})
         base = {name: to_dict(cfg) for name, cfg in resolved.items()}
+        preset_chose = "modalities" in own["model"]
     resolved = load_sections(sections, config_file, list(sets), base)
     model_cfg = resolved["model"]
-    chosen = init_from is not None or "modalities" in base.get("model", {}) or _names_modalities(config_file, sets)
+    chosen = init_from is not None or preset_chose or _names_modalities(config_file, sets)
     if store is not None and not chosen:
         model_cfg = fit_modalities(model_cfg, store)
     return resolved["train"], model_cfg

@@ -85,6 +85,11 @@ class MISSRecConfig:
     added to every modality embedding, ``<u, v + z>``; ids also shape the clustering) or
     'late' (the official code: ``(2 <u, v> + <u, z/|z|>) / 3`` with v fused from the
     modality embeddings alone, which are also what is clustered)."""
+    readout: Literal["mean", "recent"] = "mean"
+    """How the 'paper' arrangement makes u: 'mean' (§3.4.2: the mean of the decoded interest
+    tokens ξ, which carries no notion of which item came last) or 'recent' (the encoder's
+    token of the most recent item is one more decoder query, beside the interest tokens, and
+    its decoded output is u; the regulariser still acts on ξ alone)."""
     decoder: Literal["interest", "none"] = "interest"
     """'interest' (the decoder) or 'none' (u = mean of the encoder output; with
     n_enc_layers=2 this is the "2-layer context encoder" variant). 'none' needs
@@ -175,6 +180,9 @@ class MISSRecConfig:
             _fail(f"model.modalities={self.modalities!r}: names must be Python identifiers")
         if self.reg_form == "released" and self.arrangement != "released":
             _fail("model.reg_form='released' needs model.arrangement='released'")
+        if self.readout == "recent" and self.arrangement != "paper":
+            _fail("model.readout='recent' needs model.arrangement='paper' (the 'released' "
+                  "arrangement already reads u at the last item)")
         if self.decoder == "none" and self.arrangement != "paper":
             _fail("model.decoder='none' needs model.arrangement='paper'")
         if self.decoder == "interest" and self.n_dec_layers < 1:

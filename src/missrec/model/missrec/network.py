@@ -12,7 +12,8 @@ For one batch of histories:
    from the clustering computed at epoch start (:mod:`.items`).
 4. Interest-aware decoder (§3.4.2): the interest tokens are the queries of K_d non-causal
    decoder blocks cross-attending to the encoder output; the decoded ξ are mean-pooled
-   into the user vector u.
+   into the user vector u (``readout='mean'``), or the most recent item's contextual token
+   is decoded beside them and becomes u (``readout='recent'``).
 5. Candidates are scored by dynamic fusion (eqs. 1-2) of their modality embeddings.
 
 Choices the paper leaves open: u and every candidate modality embedding are L2-normalised
@@ -36,7 +37,7 @@ from . import losses, released
 from .config import MISSRecConfig
 from .items import ItemCache, ItemSide
 from .tokens import (Slots, Tables, buckets, ensure_one, item_positions, keep_last, masked_mean,
-                     token_counts, token_interests, token_slots, unique_per_row)
+                     recent_tokens, token_counts, token_interests, token_slots, unique_per_row)
 
 
 class MISSRec(ItemSide):
@@ -144,12 +145,21 @@ class MISSRec(ItemSide):
         if self.config.arrangement == "released":
             return released.released_forward(self, x, slots, interest_ids)
         x = self.encode(x, slots.valid)
+        recent = self.config.readout == "recent"
         if self.config.decoder == "none":
             xi, xi_mask = x, slots.valid
-        else:
-            q, q_mask = self._interest_queries(interest_ids)
-            xi, xi_mask = self.decode(q, q_mask, x, slots.valid), q_mask
-        return masked_mean(xi, xi_mask), self._regulariser(xi, xi_mask)
+            u = masked_mean(x, recent_tokens(slots)) if recent else masked_mean(xi, xi_mask)
+            return u, self._regulariser(xi, xi_mask)
+        q, q_mask = self._interest_queries(interest_ids)
+        if not recent:
+            xi = self.decode(q, q_mask, x, slots.valid)
+            return masked_mean(xi, q_mask), self._regulariser(xi, q_mask)
+        # the most recent item's contextual token queries the decoder beside the interests:
+        # its output is u, so u knows which item came last (the mean of ξ does not)
+        r = masked_mean(x, recent_tokens(slots))[:, None]
+        out = self.decode(torch.cat([r, q], 1), torch.cat([torch.ones_like(q_mask[:, :1]), q_mask], 1),
+                          x, slots.valid)
+        return out[:, 0], self._regulariser(out[:, 1:], q_mask)
 
     def _embed_items(self, slots: Slots, tables: Tables) -> torch.Tensor:
         """Encoder input (§3.4.1): tokens + item-wise position (+ modality type), then

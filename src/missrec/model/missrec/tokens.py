@@ -100,6 +100,12 @@ def item_positions(slots: Slots, origin: Literal["recent", "start"]) -> torch.Te
     return slots.item_pos
 
 
+def recent_tokens(slots: Slots) -> torch.Tensor:
+    """[B, W] mask of the tokens of each row's most recent item that has a token."""
+    pos = slots.item_pos.masked_fill(~slots.valid, -1)
+    return slots.valid & (pos == pos.max(1, keepdim=True).values)
+
+
 def unique_per_row(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """De-duplicate every row of ``ids`` [B, T] (values < 0 are ignored), with tensor ops.
 
