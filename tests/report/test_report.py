@@ -235,3 +235,37 @@ def test_missing_matplotlib_names_the_extra(runs, tmp_path, monkeypatch):
         write_report([runs], tmp_path / "o")
     # without figures it still works
     write_report([runs], tmp_path / "o2", plots=False)
+
+
+def test_summary_is_one_table_across_datasets_with_cells_and_paper(tmp_path, store):
+    root = tmp_path / "runs"
+
+    def meta(cell: str, label: str, table: str, order: int, paper: dict | None = None) -> dict:
+        return {"experiment": "table2", "cell": cell, "label": label, "table": table, "table_title": table,
+                "order": order, "paper": paper}
+
+    for seed, r10 in ((1, 0.10), (2, 0.20)):
+        fake_run(root / "mm-sasrec" / f"s{seed}", "sasrec", seed, metrics(r10, 0.05), store=store, name="small",
+                 fingerprint="fpA", meta=meta("mm-sasrec", "SASRec ID", "table2-mm", 0))
+        fake_run(root / "mixed-sasrec" / f"s{seed}", "sasrec", seed, metrics(0.3, 0.07), store=store, name="big",
+                 fingerprint="fpB", meta=meta("mixed-sasrec", "SASRec ID", "table2-mixed", 0,
+                                             {"table": "table2", "row": "SASRec ID"}))
+    fake_run(root / "mm-missrec" / "s1", "missrec", 1, metrics(0.4, 0.09), store=store, name="small",
+             fingerprint="fpA", model_cfg={"d": 16, "modalities": ["text", "image"]},
+             meta=meta("mm-missrec-tv", "MISSRec T+V", "table2-mm", 1))
+    readme = tmp_path / "README.md"
+    readme.write_text("# P\n\n<!-- summary:start -->\nold\n<!-- summary:end -->\n\n## After\n")
+    res = CliRunner().invoke(main, ["report", str(root), "--summary", str(readme)], catch_exceptions=False)
+    assert res.exit_code == 0 and "summary updated" in res.output
+    text = readme.read_text()
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    # tables in the report's order (table2-mixed before table2-mm)
+    assert lines[0].split(" | ")[1:5] == ["big R@10", "big N@10", "small R@10", "small N@10"]
+    sas = next(line for line in lines if line.startswith("| SASRec ID"))
+    # mean ± std per dataset, the paper's Table 2 SASRec number in brackets, seeds, reproducing cells
+    assert "0.1500 ± 0.0707" in sas and "0.3000 ± 0.0000 (0.1080)" in sas and "| 2 / 2 |" in sas
+    assert "`table2 --only mixed-sasrec`, `table2 --only mm-sasrec`" in sas
+    mis = next(line for line in lines if line.startswith("| MISSRec T+V"))
+    assert "**0.4000**" in mis and mis.count("–") == 2
+    assert text.endswith("<!-- summary:end -->\n\n## After\n") and "old" not in text
+    assert update_readme(readme, [root], summary=True) is False

@@ -15,6 +15,8 @@ from .runs import Cell, Placement, Run, Stat, find_runs, group_cells
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
+SUMMARY_START = "<!-- summary:start -->"
+SUMMARY_END = "<!-- summary:end -->"
 
 
 @dataclass
@@ -53,12 +55,16 @@ class TableView:
     def mark_best(self) -> None:
         """Bold the highest mean of every column in ``best_cols`` (ties: all of them)."""
         for j in self.best_cols:
-            nums = [r[j] for r in self.rows if isinstance(r[j], Num)]
-            if len(nums) < 2:
-                continue
-            best = max(round(n.mean, n.digits) for n in nums)
-            for n in nums:
-                n.bold = round(n.mean, n.digits) == best
+            bold_best([r[j] for r in self.rows if isinstance(r[j], Num)])
+
+
+def bold_best(nums: list[Num]) -> None:
+    """Bold the highest mean among ``nums`` (ties: all of them); nothing for fewer than two."""
+    if len(nums) < 2:
+        return
+    best = max(round(n.mean, n.digits) for n in nums)
+    for n in nums:
+        n.bold = round(n.mean, n.digits) == best
 
 
 @dataclass

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .build import Num, Report
+from .build import Num, Report, TableView, bold_best
+from .paper import SHORT
 from .popularity import PopularityResult
 
 def _rel(path: Path | str, base: Path | None) -> str:
@@ -188,3 +189,54 @@ def readme_section(report: Report, base: Path | None = None) -> str:
               f"datasets: {', '.join(fps)}; code versions: {', '.join(codes)}; "
               f"total training time {total / 3600:.2f} h."]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# ----------------------------------------------------------------------------- summary block
+
+SUMMARY_METRICS = ("recall@10", "ndcg@10")
+
+
+def summary_section(report: Report) -> str:
+    """One table across the report's tables: a row per model label, per table (dataset) its
+    R@10 and N@10 as mean ± std with the paper's number in brackets, the seeds and the
+    experiment cells that reproduce the row (``missrec experiment EXP --only CELL``)."""
+    tables = [t for t in report.tables if t.cells]
+    labels = list(dict.fromkeys(label for t in tables for label in t.labels))
+    names = [_dataset_name(t) for t in tables]
+    header = ["model"] + [f"{n} {SHORT[m]}" for n in names for m in SUMMARY_METRICS] + ["seeds", "cells"]
+    rows, cols = [], {}
+    for label in labels:
+        row: list[Any] = [label]
+        seeds, cells = [], []
+        for t in tables:
+            if label not in t.labels:
+                row += [None] * len(SUMMARY_METRICS)
+                continue
+            i = t.labels.index(label)
+            cell = t.cells[i]
+            for m in SUMMARY_METRICS:
+                num = Num.of(cell.metric(m))
+                cols.setdefault(len(row), []).append(num)
+                ref = t.rows[i][t.header.index(f"{SHORT[m]} paper")] if f"{SHORT[m]} paper" in t.header else None
+                row.append((num, ref))
+            seeds.append(str(len(cell.runs)))
+            exp, name = cell.first.meta.get("experiment"), cell.first.meta.get("cell")
+            cells.append(f"`{exp} --only {name}`" if exp and name else cell.first.path.parent.name)
+        rows.append(row + [" / ".join(seeds), ", ".join(cells)])
+    for nums in cols.values():
+        bold_best([n for n in nums if n is not None])
+    body = [[_summary_cell(v) for v in r] for r in rows]
+    return _md_table(header, body) + "\n"
+
+
+def _dataset_name(table: TableView) -> str:
+    return str(table.cells[0].first.dataset.get("name") or table.id)
+
+
+def _summary_cell(v: Any) -> str:
+    if isinstance(v, tuple):
+        num, ref = v
+        if num is None:
+            return "–"
+        return _md_cell(num) + (f" ({ref.mean:.4f})" if isinstance(ref, Num) else "")
+    return _md_cell(v)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissrecError
-from .build import README_END, README_START, build_report
+from .build import README_END, README_START, SUMMARY_END, SUMMARY_START, build_report
 from .plots import popularity_plot, training_curves
 from .popularity import DEFAULT_EDGES
-from .render import readme_section, render_html, render_markdown
+from .render import readme_section, render_html, render_markdown, summary_section
 
 # ----------------------------------------------------------------------------- writing
 
@@ -49,21 +49,26 @@ def _slug(s: str) -> str:
 
 
 
-def update_readme(readme: str | Path, paths: list[str | Path], title: str = "missrec results") -> bool:
+def update_readme(readme: str | Path, paths: list[str | Path], title: str = "missrec results",
+                  summary: bool = False) -> bool:
     """Regenerate the block between ``<!-- results:start -->`` and ``<!-- results:end -->``
     in the Markdown file ``readme`` (any file: the project's is ``docs/results.md``) from the
     runs under ``paths`` (appended at the end, with the markers, if the file has none).
+    With ``summary``, the block between ``<!-- summary:start -->`` and ``<!-- summary:end -->``
+    gets the one-table summary (:func:`~missrec.report.render.summary_section`) instead.
     Returns whether the file changed; running it twice changes nothing. The file is replaced
     atomically, so an interrupted run never leaves it half written."""
     readme = Path(readme)
     text = readme.read_text() if readme.exists() else ""
-    section = readme_section(build_report(paths, title), base=readme.parent)
-    block = f"{README_START}\n{section}{README_END}"
-    if README_START in text or README_END in text:
-        i, j = text.find(README_START), text.find(README_END)
+    report = build_report(paths, title)
+    start, end = (SUMMARY_START, SUMMARY_END) if summary else (README_START, README_END)
+    section = summary_section(report) if summary else readme_section(report, base=readme.parent)
+    block = f"{start}\n{section}{end}"
+    if start in text or end in text:
+        i, j = text.find(start), text.find(end)
         if i < 0 or j < 0 or j < i:
-            raise MissrecError(f"{readme}: malformed results markers; expected {README_START} ... {README_END}")
-        new = text[:i] + block + text[j + len(README_END):]
+            raise MissrecError(f"{readme}: malformed markers; expected {start} ... {end}")
+        new = text[:i] + block + text[j + len(end):]
     else:
         new = text + ("" if text.endswith("\n") or not text else "\n") + ("\n" if text else "") + block + "\n"
     if new == text:
