@@ -67,6 +67,8 @@ VARIANTS = [
     {"arrangement": "released", "tokens": "added", "mode": "transductive", "id_scoring": "late"},
     {"arrangement": "released", "tokens": "added", "reg_form": "released"},
     {"decoder": "none", "n_enc_layers": 2},
+    {"readout": "recent"},
+    {"readout": "recent", "tokens": "added", "mode": "transductive"},
     {"clustering": "kmeans"},
     {"adapter": "moe", "n_experts": 3},
 ]
@@ -509,3 +511,18 @@ def test_every_parameter_is_used(kw) -> None:
     loss.backward()
     unused = [n for n, p in model.named_parameters() if p.grad is None]
     assert not unused
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_recent_tokens_are_those_of_the_last_item_that_has_a_token(separate) -> None:
+    from missrec.model.missrec.tokens import recent_tokens, token_slots
+    # items 1: text + image, 2: text only, 3: no modality, 4: image only
+    present = torch.tensor([[False, True, True, False, False], [False, True, False, False, True]])
+    items = torch.tensor([[1, 2, 0, 0], [2, 1, 3, 0], [4, 4, 1, 2]])
+    slots = token_slots(items, present, separate, None)
+    mask = recent_tokens(slots)
+    want_pos = torch.tensor([1, 1, 3])  # row 1's last item (3) has no token, so item 1 is the recent one
+    assert torch.equal(mask, slots.valid & (slots.item_pos == want_pos[:, None]))
+    # separate tokens: one per present modality of that item; added: one per item
+    assert mask.sum(1).tolist() == ([1, 2, 1] if separate else [1, 1, 1])
+

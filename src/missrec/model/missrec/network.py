@@ -155,7 +155,7 @@ class MISSRec(ItemSide):
             xi = self.decode(q, q_mask, x, slots.valid)
             return masked_mean(xi, q_mask), self._regulariser(xi, q_mask)
         # the most recent item's contextual token queries the decoder beside the interests:
-        # its output is u, so u knows which item came last (the mean of ξ does not)
+        # its output is u, so u has a query for the last item (the mean of ξ has none)
         r = masked_mean(x, recent_tokens(slots))[:, None]
         out = self.decode(torch.cat([r, q], 1), torch.cat([torch.ones_like(q_mask[:, :1]), q_mask], 1),
                           x, slots.valid)
