@@ -201,7 +201,9 @@ def summary_section(report: Report) -> str:
     R@10 and N@10 as mean ± std with the paper's number in brackets, the seeds and the
     experiment cells that reproduce the row (``missrec experiment EXP --only CELL``)."""
     tables = [t for t in report.tables if t.cells]
-    labels = list(dict.fromkeys(label for t in tables for label in t.labels))
+    # rows in the order of the table with the most rows, then any others
+    widest = max(tables, key=lambda t: len(t.labels))
+    labels = list(dict.fromkeys([*widest.labels, *(label for t in tables for label in t.labels)]))
     names = [_dataset_name(t) for t in tables]
     header = ["model"] + [f"{n} {SHORT[m]}" for n in names for m in SUMMARY_METRICS] + ["seeds", "cells"]
     rows, cols = [], {}

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SPEED_ONLY_TRAIN_KEYS
+from ..config import SPEED_ONLY_TRAIN_KEYS, to_dict
 from ..errors import MissrecError
+from ..model.registry import MODELS
 from .paper import default_reference, paper_dataset
 
 CELL_FILE = "cell.json"
@@ -136,12 +137,20 @@ def default_label(run: Run) -> str:
     return f"{DISPLAY.get(run.model, run.model)} {inputs_of(run.model, run.model_config)}"
 
 
+def _config_defaults(model: str) -> dict[str, Any]:
+    spec = MODELS.get(model)
+    return to_dict(spec.config_cls()) if spec is not None else {}
+
+
 def cell_key(run: Run) -> str:
     """Runs with the same key differ only in the seed (and speed-only settings)."""
     cfg = run.results.get("config") or {}
     train = {k: v for k, v in (cfg.get("train") or {}).items() if k not in NOT_A_SETTING}
+    # a field the run's record lacks ran at its default (a new field's default keeps what runs
+    # compute), so runs from before and after a field was added stay one setting
+    model_cfg = {**_config_defaults(run.model), **(cfg.get("model") or {})}
     ident = {"model": run.model, "dataset": run.fingerprint or run.dataset.get("name"),
-             "model_config": cfg.get("model") or {}, "train": train, "pretrained": run.pretrained,
+             "model_config": model_cfg, "train": train, "pretrained": run.pretrained,
              "pretrain": run.meta.get("pretrain_cell"), "experiment": run.meta.get("experiment")}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
