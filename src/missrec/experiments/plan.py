@@ -12,7 +12,7 @@ from typing import Any
 from ..config import TrainConfig, to_dict
 from ..data.store import read_schema
 from ..errors import MissrecError
-from ..model.registry import get_model_spec
+from ..model.registry import config_defaults, get_model_spec
 from ..train.resolve import resolve_configs
 from .catalog import get_experiment
 from .estimate import measured_costs, run_estimate, store_estimate
@@ -221,7 +221,7 @@ def _checkpoint_of(pretrain_job: Job) -> Path | None:
 def find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
     """A finished run (in this folder or a reuse folder) that ``job`` would repeat exactly."""
     cell = job.cell
-    defaults = {"model": to_dict(get_model_spec(cell.model).config_cls()), "train": to_dict(TrainConfig())}
+    defaults = config_defaults(cell.model)
     if cell.kind == "pretrain":
         domains = []
         for s in cell.pretrain_stores:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..config import TrainConfig, to_dict
 from ..data.store import ModalityFeatures
 from ..errors import MissrecError
 from ..presets import preset_names, train_defaults
@@ -60,6 +61,14 @@ def get_model_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise MissrecError(f"unknown model {name!r}; expected one of {', '.join(sorted(MODELS))}")
     return MODELS[name]
+
+
+def config_defaults(model: str) -> dict[str, dict[str, Any]]:
+    """``{"model": ..., "train": ...}`` at their dataclass defaults: what a saved config that
+    lacks a field ran with (a new field's default keeps what earlier runs computed). Empty
+    model section for an unknown model."""
+    spec = MODELS.get(model)
+    return {"model": to_dict(spec.config_cls()) if spec is not None else {}, "train": to_dict(TrainConfig())}
 
 
 def required_modalities(config: Any) -> list[str]:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SPEED_ONLY_TRAIN_KEYS, to_dict
+from ..config import SPEED_ONLY_TRAIN_KEYS
 from ..errors import MissrecError
-from ..model.registry import MODELS
+from ..model.registry import config_defaults
 from .paper import default_reference, paper_dataset
 
 CELL_FILE = "cell.json"
@@ -137,18 +137,14 @@ def default_label(run: Run) -> str:
     return f"{DISPLAY.get(run.model, run.model)} {inputs_of(run.model, run.model_config)}"
 
 
-def _config_defaults(model: str) -> dict[str, Any]:
-    spec = MODELS.get(model)
-    return to_dict(spec.config_cls()) if spec is not None else {}
-
-
 def cell_key(run: Run) -> str:
     """Runs with the same key differ only in the seed (and speed-only settings)."""
     cfg = run.results.get("config") or {}
-    train = {k: v for k, v in (cfg.get("train") or {}).items() if k not in NOT_A_SETTING}
-    # a field the run's record lacks ran at its default (a new field's default keeps what runs
-    # compute), so runs from before and after a field was added stay one setting
-    model_cfg = {**_config_defaults(run.model), **(cfg.get("model") or {})}
+    # a field the run's record lacks ran at its default, so runs from before and after a field
+    # was added stay one setting
+    defaults = config_defaults(run.model)
+    train = {k: v for k, v in {**defaults["train"], **(cfg.get("train") or {})}.items() if k not in NOT_A_SETTING}
+    model_cfg = {**defaults["model"], **(cfg.get("model") or {})}
     ident = {"model": run.model, "dataset": run.fingerprint or run.dataset.get("name"),
              "model_config": model_cfg, "train": train, "pretrained": run.pretrained,
              "pretrain": run.meta.get("pretrain_cell"), "experiment": run.meta.get("experiment")}
