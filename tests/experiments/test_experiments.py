@@ -66,6 +66,21 @@ def test_table2_table4_fig4_plans(tmp_path):
     assert [j.cell.init_from for j in t4.jobs[1:]] == ["pretrain", None, "pretrain", None]
 
 
+def test_baselines_sweep_each_baseline_around_table2s_config(tmp_path):
+    plan, t2 = planned("baselines", tmp_path), planned("table2", tmp_path)
+    by_name = {j.cell.name: j for j in plan.jobs}
+    assert len(plan.jobs) == 4 * 4 + 2 * 2 and {j.cell.store for j in plan.jobs} == {"amazon-scientific-mm"}
+    for j2 in t2.jobs:  # each default row is table2's run, so table2's folder can be reused for it
+        if j2.cell.name in by_name:
+            j = by_name[j2.cell.name]
+            assert (j.model_cfg, j.train_cfg) == (j2.model_cfg, j2.train_cfg)
+    assert by_name["mm-sasrec-text-lr3e-3"].train_cfg.lr == 3e-3
+    drop = by_name["mm-unisrec-t-id-drop0.2"].model_cfg
+    assert (drop.dropout, drop.attn_dropout, drop.mode) == (0.2, 0.2, "transductive")
+    assert by_name["mm-unisrec-t-tau0.05"].model_cfg.tau == 0.05
+    assert not any("tau" in j.cell.name for j in plan.jobs if j.cell.model != "unisrec")
+
+
 def test_user_overrides_apply_where_they_fit(tmp_path):
     exp = EXPERIMENTS["table3"]
     missrec_cell = exp.cells[0]

@@ -98,6 +98,8 @@ def test_markdown_has_mean_std_bold_best_and_run_provenance(runs, tmp_path):
     assert "**0.3200** ± 0.0283" in md  # best recall@10 (MISSRec) in bold
     assert "**0.0550** ± 0.0071" in md  # best ndcg@10 is SASRec's
     assert "0.0420 ± 0.0028" in md and "**0.0420**" not in md
+    # the selection number: validation NDCG@10 (1.1 x test here), best in bold
+    assert "| valid N@10 |" in md and "**0.0605** ± 0.0078" in md and "0.0462 ± 0.0031" in md
     for needle in (PROTOCOL, "fp0001", "0.1.0+abc1234", "13.5", "seed"):
         assert needle in md
     assert md.count("| runs/") == 0 and "sasrec/s1" in md

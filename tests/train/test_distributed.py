@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import socket
+import shutil
 
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
-from support import make_dataset
+from support import make_dataset, spawn_ranks
 
 from missrec.config import TrainConfig
 from missrec.data.batching import build_examples, iterate_batches
@@ -38,12 +36,6 @@ def test_shards_partition_every_batch_and_skip_only_tiny_ones():
         assert shards[0][i] == batch[0::3] and shards[2][i] == batch[2::3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(store, out, model, model_cfg, epochs):
     data = RunData.load(store, ["text", "image"] if model == "missrec" else [], 50)
     data = dataclasses.replace(data, train=data.train.subset(np.arange(N_EXAMPLES)))
@@ -51,26 +43,9 @@ def _run(store, out, model, model_cfg, epochs):
     return train(model, store, out, cfg, model_cfg, data=data, log=lambda _: None)
 
 
-def _worker(rank, world, port, store, out, model, model_cfg, epochs):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank))
-    try:
-        _run(store, out, model, model_cfg, epochs)
-    finally:
-        torch.distributed.destroy_process_group()
-
-
-def _spawn_two(store, tmp_path, model, model_cfg):
-    """Train with two processes; once more on a fresh port if the rendezvous failed (the free
-    port is released before rank 0 binds it, so another process can take it meanwhile)."""
-    for attempt in range(2):
-        out = tmp_path / f"two-{attempt}"
-        try:
-            mp.spawn(_worker, args=(2, _free_port(), store, out, model, model_cfg, 2), nprocs=2)
-            return out
-        except mp.ProcessRaisedException as e:
-            if attempt or "address" not in str(e).lower() and "connect" not in str(e).lower():
-                raise
-    raise AssertionError("unreachable")
+def _worker(rank, world, store, out, model, model_cfg, epochs):
+    _run(store, out, model, model_cfg, epochs)
+    assert not torch.distributed.is_initialized()  # the run closed the group it opened
 
 
 def _weights(run_dir):
@@ -87,7 +62,8 @@ def test_two_processes_train_what_one_process_trains(tmp_path, model, model_cfg)
     write_store(make_dataset(n_users=60, min_len=5), store)
     assert len(RunData.load(store, [], 50).train) >= N_EXAMPLES
     _run(store, tmp_path / "one", model, model_cfg, epochs=2)
-    two_dir = _spawn_two(store, tmp_path, model, model_cfg)
+    two_dir = tmp_path / "two"
+    spawn_ranks(_worker, store, two_dir, model, model_cfg, 2, before_retry=lambda: shutil.rmtree(two_dir, True))
     res = json.loads((two_dir / "results.json").read_text())
     assert res["processes"] == 2 and res["epochs"] == 2
     one, two = _weights(tmp_path / "one"), _weights(two_dir)

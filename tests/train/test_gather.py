@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from support import make_dataset
+from support import make_dataset, spawn_ranks
 
 from missrec.config import TrainConfig
 from missrec.data.batching import build_examples, collate
@@ -24,17 +20,6 @@ from missrec.train.pretrain import PretrainTrainer
 CFG = MISSRecConfig(d=16, ffn_dim=32, n_heads=2, dropout=0.0, attn_dropout=0.0, feature_dropout=0.0,
                     bucket_tokens=0, n_clusters=0.3)
 ROWS = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _join(rank: int, world: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
 
 
 def _model_and_batch():
@@ -54,26 +39,23 @@ def _loss_and_grads(model, batch, gather=None):
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _gather_worker(rank, world, port, out):
-    _join(rank, world, port)
-    try:
-        model, ex, idx = _model_and_batch()
-        local = collate(ex, idx[rank::world])
-        loss, grads = _loss_and_grads(model, local, RowGather(DistContext(rank, world)))
-        alone, _ = _loss_and_grads(model, local)
-        for t in [loss, alone, *grads.values()]:
-            dist.all_reduce(t)
-            t /= world
-        if rank == 0:
-            torch.save({"loss": loss, "alone": alone, "grads": grads}, out)
-    finally:
-        dist.destroy_process_group()
+def _gather_worker(rank, world, out):
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    model, ex, idx = _model_and_batch()
+    local = collate(ex, idx[rank::world])
+    loss, grads = _loss_and_grads(model, local, RowGather(DistContext(rank, world)))
+    alone, _ = _loss_and_grads(model, local)
+    for t in [loss, alone, *grads.values()]:
+        dist.all_reduce(t)
+        t /= world
+    if rank == 0:
+        torch.save({"loss": loss, "alone": alone, "grads": grads}, out)
 
 
 def test_two_ranks_with_gathered_negatives_give_the_combined_batchs_loss_and_gradient(tmp_path):
     model, ex, idx = _model_and_batch()
     loss, grads = _loss_and_grads(model, collate(ex, idx))
-    mp.spawn(_gather_worker, args=(2, _free_port(), tmp_path / "two.pt"), nprocs=2)
+    spawn_ranks(_gather_worker, tmp_path / "two.pt")
     two = torch.load(tmp_path / "two.pt", weights_only=False)
     torch.testing.assert_close(two["loss"], loss, atol=1e-5, rtol=1e-5)
     assert grads.keys() == two["grads"].keys()
@@ -83,25 +65,21 @@ def test_two_ranks_with_gathered_negatives_give_the_combined_batchs_loss_and_gra
     assert abs(float(two["alone"]) - float(loss)) > 1e-3
 
 
-def _pretrain_worker(rank, world, port, store, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank))
+def _pretrain_worker(rank, world, store, out):
     if rank > 0:
         def never(self, x, epoch):
             raise AssertionError("rank 1 clustered: the clustering must come from rank 0")
         MISSRec._cluster = never
     cfg = TrainConfig(epochs=2, batch_size=16, seed=3, threads=1, gather_negatives=True)
     trainer = PretrainTrainer([store], None, cfg, CFG, log=lambda _: None)
-    try:
-        trainer.run()
-        torch.save(trainer.model.get_extra_state(), out / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    trainer.run()
+    torch.save(trainer.model.get_extra_state(), out / f"rank{rank}.pt")
 
 
 def test_every_rank_holds_rank_zeros_clustering(tmp_path):
     store = tmp_path / "store"
     write_store(make_dataset(n_users=30), store)
-    mp.spawn(_pretrain_worker, args=(2, _free_port(), store, tmp_path), nprocs=2)
+    spawn_ranks(_pretrain_worker, store, tmp_path)
     zero, one = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert zero["catalogue"] == one["catalogue"] != ""
     assert torch.equal(zero["interest_of"], one["interest_of"]) and (zero["interest_of"] >= 0).any()

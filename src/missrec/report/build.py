@@ -13,6 +13,9 @@ from .paper import METRICS, PAPER_TABLES, SHORT, reference
 from .popularity import DEFAULT_EDGES, PopularityResult, popularity_analysis, train_popularity
 from .runs import Cell, Placement, Run, Stat, find_runs, group_cells
 
+VALID_COLUMN = "valid N@10"
+"""Validation NDCG@10 at the kept epoch: what settings are chosen on (the test columns never are)."""
+
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 SUMMARY_START = "<!-- summary:start -->"
@@ -126,7 +129,8 @@ def _table(tid: str, members: list[tuple[Cell, Placement]]) -> TableView:
         if with_paper:
             best_cols.append(len(header))
             header.append(f"{SHORT[m]} paper")
-    header += ["best epoch / epochs", "train s / run"]
+    best_cols.append(len(header))
+    header += [VALID_COLUMN, "best epoch / epochs", "train s / run"]
     rows, comparisons = [], []
     for (cell, p), ref in zip(members, refs):
         row: list[Any] = [p.label + (f" ({p.note})" if p.note else ""), str(len(cell.runs))]
@@ -136,6 +140,7 @@ def _table(tid: str, members: list[tuple[Cell, Placement]]) -> TableView:
             row.append(Num.of(ours[m]))
             if with_paper:
                 row.append(Num(ref[m]) if ref and m in ref else None)
+        row.append(Num.of(cell.metric("ndcg@10", split="valid")))
         be, ep = cell.field_stat("best_epoch"), cell.field_stat("epochs")
         row.append(f"{be.mean:.1f} / {ep.mean:.1f}" if be and ep else "–")
         ts = cell.field_stat("train_seconds")

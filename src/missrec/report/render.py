@@ -92,7 +92,8 @@ def render_markdown(report: Report, base: Path | None = None) -> str:
              f"({n_cells} table rows; seeds are averaged, ± is the sample standard deviation over seeds)"
              + (f" and {len(report.pretrain_runs)} pre-training runs" if report.pretrain_runs else "") + ".",
              "", "Evaluation protocol: " + "; ".join(report.protocols) + ".",
-             "Best value per column in **bold**. Metrics: R@K = Recall@K, N@K = NDCG@K on the test split.", ""]
+             "Best value per column in **bold**. Metrics: R@K = Recall@K, N@K = NDCG@K on the test split; "
+             "valid N@10 = NDCG@10 on the validation split, the number settings are chosen on.", ""]
     lines += _tables_markdown(report)
     for t in report.tables:
         key = f"curves:{t.id}"

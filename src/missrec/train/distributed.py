@@ -24,6 +24,7 @@ unaffected; a test checks that two processes reach the weights one process reach
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,6 +40,8 @@ class DistContext:
 
     rank: int = 0
     world: int = 1
+    joined: bool = False
+    """Whether :func:`init_from_env` started the process group (and :func:`leave` ends it)."""
 
     @property
     def enabled(self) -> bool:
@@ -66,9 +69,26 @@ def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    joined = not dist.is_initialized()
+    if joined:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank, world), device
+    return DistContext(rank, world, joined), device
+
+
+def leave(ctx: DistContext) -> None:
+    """End a data-parallel run: wait until every process is done, then close the process
+    group if :func:`init_from_env` opened it (a caller's own group stays open).
+
+    Closing while a peer still works (rank 0 evaluates and writes after the last epoch), or
+    leaving it to interpreter shutdown, can abort a process from inside gloo's worker
+    threads; the caller drops its DDP wrapper first, since the wrapper holds the group too.
+    """
+    if not ctx.enabled or not dist.is_initialized():
+        return
+    dist.barrier()
+    if ctx.joined:
+        gc.collect()  # DDP's reducer sits in reference cycles: free it while the group lives
+        dist.destroy_process_group()
 
 
 class LossModule(nn.Module):
@@ -149,4 +169,4 @@ def gather_objects(ctx: DistContext, obj: Any) -> list[Any]:
 
 
 __all__ = ["DistContext", "LossModule", "broadcast_flags", "epoch_start", "gather_objects", "init_from_env",
-           "loss_function", "start_data_parallel"]
+           "leave", "loss_function", "start_data_parallel"]

@@ -30,7 +30,7 @@ from ..errors import MissrecError
 from ..model.base import SequentialRecommender
 from ..seed import seed_everything
 from .averaging import weight_average
-from .distributed import broadcast_flags, init_from_env, loss_function, start_data_parallel
+from .distributed import broadcast_flags, init_from_env, leave, loss_function, start_data_parallel
 from .epoch import NonFiniteLoss, run_epoch
 from .gather import RowGather
 from .meta import Log, quiet, usable_device
@@ -85,6 +85,8 @@ class Trainer:
         result = self.finish()
         if self.out is not None:  # the results are written: the run needs no resuming
             (self.out / STATE_FILE).unlink(missing_ok=True)
+        self.loss_fn = None  # the DDP wrapper: it must go before the process group does
+        leave(self.ctx)
         return result
 
     # ------------------------------------------------------------------ steps
