@@ -172,6 +172,13 @@ def test_smoke_experiment_end_to_end(tmp_path):
     schema_file.write_text(json.dumps(schema))
     plan = planned("smoke", tmp_path / "third", sets=["epochs=1"], reuse=[out])
     assert {j.cell.name for j in plan.jobs if j.reuse_from is not None} == {"pretrain"}
+    # a finished run made with another configuration (a model's defaults changed since) is flagged
+    assert not any(j.stale() for j in planned("smoke", out, sets=["epochs=1"]).jobs)
+    res_file = out / "runs" / "sasrec" / "seed-2023" / "results.json"
+    r = json.loads(res_file.read_text())
+    r["config"]["train"]["lr"] = 0.5
+    res_file.write_text(json.dumps(r))
+    assert [j.cell.name for j in planned("smoke", out, sets=["epochs=1"]).jobs if j.stale()] == ["sasrec"]
 
 
 def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):

@@ -18,7 +18,7 @@ from .catalog import get_experiment
 from .estimate import measured_costs, run_estimate, store_estimate
 from .options import ExperimentOptions
 from .overrides import cell_overrides, check_user_sets, effective
-from .reuse import find_pretraining_run, find_training_run, store_features
+from .reuse import comparable_config, find_pretraining_run, find_training_run, store_features
 from .spec import CellSpec, Experiment
 from .stores import RECIPES, default_data_root, recipe_problems, store_ready, train_rows_of
 
@@ -52,16 +52,30 @@ class Job:
         return (self.run_dir / "results.json").exists()
 
     def stale(self) -> bool:
-        """Done, but with other overrides than the plan's (it is still skipped)."""
-        meta = self.run_dir / "cell.json"
-        if not (self.done and meta.exists()):
+        """Done, but not the run the plan would make now (it is still skipped): its cell.json
+        records other overrides or another preset, or, for a run from scratch, the configuration
+        it trained with differs from the plan's (a model's defaults changed since)."""
+        if not self.done:
             return False
-        try:
-            recorded = json.loads(meta.read_text())
-        except (OSError, json.JSONDecodeError):
+        recorded = _read_json(self.run_dir / "cell.json")
+        if recorded is not None and (effective(recorded.get("sets") or []) != effective(self.sets)
+                                     or recorded.get("preset") != self.preset):
+            return True
+        if self.cell.kind != "train" or self.cell.init_from:
+            return False  # pre-training and fine-tuning configs depend on their data and checkpoint
+        results = _read_json(self.run_dir / "results.json")
+        if results is None or "config" not in results:
             return False
-        return (effective(recorded.get("sets") or []) != effective(self.sets)
-                or recorded.get("preset") != self.preset)
+        defaults = config_defaults(self.cell.model)
+        planned = {"model": to_dict(self.model_cfg), "train": to_dict(self.train_cfg)}
+        return comparable_config(results["config"], defaults) != comparable_config(planned, defaults)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 @dataclass

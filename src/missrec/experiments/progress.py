@@ -63,7 +63,8 @@ def describe_plan(plan: Plan, processes: int = 1) -> str:
     for j in reused:
         lines.append(f"reuse: {j.cell.name} seed {j.seed} repeats {j.reuse_from}")
     if any(j.stale() for j in plan.jobs):
-        lines.append("done*: finished earlier with other overrides; it is kept (delete its folder to re-run)")
+        lines.append("done*: finished earlier with other overrides or another configuration; it is kept "
+                     "(delete its folder to re-run)")
     for p in plan.problems:
         lines.append(f"warning: {p}")
     return "\n".join(lines)
