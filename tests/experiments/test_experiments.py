@@ -66,19 +66,20 @@ def test_table2_table4_fig4_plans(tmp_path):
     assert [j.cell.init_from for j in t4.jobs[1:]] == ["pretrain", None, "pretrain", None]
 
 
-def test_baselines_sweep_each_baseline_around_table2s_config(tmp_path):
+def test_table2_trains_each_baseline_at_a_setting_its_sweep_tried(tmp_path):
     plan, t2 = planned("baselines", tmp_path), planned("table2", tmp_path)
-    by_name = {j.cell.name: j for j in plan.jobs}
     assert len(plan.jobs) == 4 * 4 + 2 * 2 and {j.cell.store for j in plan.jobs} == {"amazon-scientific-mm"}
-    for j2 in t2.jobs:  # each default row is table2's run, so table2's folder can be reused for it
-        if j2.cell.name in by_name:
-            j = by_name[j2.cell.name]
-            assert (j.model_cfg, j.train_cfg) == (j2.model_cfg, j2.train_cfg)
-    assert by_name["mm-sasrec-text-lr3e-3"].train_cfg.lr == 3e-3
-    drop = by_name["mm-unisrec-t-id-drop0.2"].model_cfg
+    configs = {j.cell.name: (j.model_cfg, j.train_cfg) for j in plan.jobs}
+    chosen = {j2.cell.name: next(name for name, cfg in configs.items() if cfg == (j2.model_cfg, j2.train_cfg))
+              for j2 in t2.jobs if j2.cell.model != "missrec" and j2.cell.store == "amazon-scientific-mm"}
+    # the rows with the best mean validation NDCG@10 over three seeds (docs/baselines.md)
+    assert chosen == {"mm-sasrec": "mm-sasrec-lr3e-4", "mm-sasrec-text": "mm-sasrec-text",
+                      "mm-unisrec-t": "mm-unisrec-t-lr3e-3", "mm-unisrec-t-id": "mm-unisrec-t-id-lr3e-3"}
+    assert configs["mm-sasrec-text"][1].lr == 1e-3
+    drop = configs["mm-unisrec-t-id-drop0.2"][0]
     assert (drop.dropout, drop.attn_dropout, drop.mode) == (0.2, 0.2, "transductive")
-    assert by_name["mm-unisrec-t-tau0.05"].model_cfg.tau == 0.05
-    assert not any("tau" in j.cell.name for j in plan.jobs if j.cell.model != "unisrec")
+    assert configs["mm-unisrec-t-tau0.05"][0].tau == 0.05
+    assert not any("tau" in name for name, (m, _) in configs.items() if not hasattr(m, "tau"))
 
 
 def test_user_overrides_apply_where_they_fit(tmp_path):

@@ -50,7 +50,8 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None,
                    only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
                    processes: int, quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5 (or
-    coldstart: issue 17's held-out items added after training; --data, --set and --out only).
+    baselines: the baselines' validation search; or coldstart: issue 17's held-out items added
+    after training; --data, --set and --out only).
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
     turn (or --jobs N at once), skipping those whose results.json exists (or adopting a
