@@ -38,16 +38,15 @@ PRETRAIN_NOTE = ("pre-trained on Office + MovieLens-100K (MiniLM text only; by d
                  "sequences per domain), not the paper's five Amazon domains")
 
 
+BASELINES = (("sasrec", "SASRec ID", "sasrec", ()), ("sasrec-text", "SASRec T", "sasrec-text", ()),
+             ("unisrec-t", "UniSRec T", "unisrec", ()), ("unisrec-t-id", "UniSRec T+ID", "unisrec", ID))
+"""Table 2's baselines: cell-name suffix, label, model, overrides."""
+
+
 def _table2_cells() -> list[CellSpec]:
     cells = []
-    rows = [
-        ("sasrec", "SASRec ID", "sasrec", ()),
-        ("sasrec-text", "SASRec T", "sasrec-text", ()),
-        ("unisrec-t", "UniSRec T", "unisrec", ()),
-        ("unisrec-t-id", "UniSRec T+ID", "unisrec", ID),
-        ("missrec-tv", "MISSRec T+V", "missrec", TV),
-        ("missrec-tv-id", "MISSRec T+V+ID", "missrec", TV + ID),
-    ]
+    rows = [*BASELINES, ("missrec-tv", "MISSRec T+V", "missrec", TV),
+            ("missrec-tv-id", "MISSRec T+V+ID", "missrec", TV + ID)]
     for prefix, store, table in (("mixed", "scientific-mixed", "table2-mixed"),
                                  ("mm", "amazon-scientific-mm", "table2-mm")):
         for order, (name, label, model, sets) in enumerate(rows):
@@ -184,9 +183,6 @@ TABLE5_EXP = Experiment(
                          "The paper's rows are all pre-trained, on the full Scientific set.")})
 
 
-BASELINES = (("sasrec", "SASRec ID", "sasrec", ()), ("sasrec-text", "SASRec T", "sasrec-text", ()),
-             ("unisrec-t", "UniSRec T", "unisrec", ()), ("unisrec-t-id", "UniSRec T+ID", "unisrec", ID))
-"""Table 2's baselines: cell-name suffix, label, model, overrides."""
 SWEEP = (("", ("lr=1e-3",)), ("lr3e-4", ("lr=3e-4",)), ("lr3e-3", ("lr=3e-3",)),
          ("drop0.2", ("lr=1e-3", "dropout=0.2", "attn_dropout=0.2")),
          ("tau0.05", ("lr=1e-3", "tau=0.05")), ("tau0.1", ("lr=1e-3", "tau=0.1")))
