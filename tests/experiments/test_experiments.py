@@ -68,13 +68,20 @@ def test_table2_table4_fig4_plans(tmp_path):
 
 def test_table2_trains_each_baseline_at_a_setting_its_sweep_tried(tmp_path):
     plan, t2 = planned("baselines", tmp_path), planned("table2", tmp_path)
-    assert len(plan.jobs) == 4 * 4 + 2 * 2 and {j.cell.store for j in plan.jobs} == {"amazon-scientific-mm"}
+    per_set = 4 * 4 + 2 * 2
+    assert len(plan.jobs) == 2 * per_set
+    assert {j.cell.store for j in plan.jobs[:per_set]} == {"amazon-scientific-mm"}
+    assert {j.cell.store for j in plan.jobs[per_set:]} == {"scientific-mixed"}
     configs = {j.cell.name: (j.model_cfg, j.train_cfg) for j in plan.jobs}
-    chosen = {j2.cell.name: next(name for name, cfg in configs.items() if cfg == (j2.model_cfg, j2.train_cfg))
-              for j2 in t2.jobs if j2.cell.model != "missrec" and j2.cell.store == "amazon-scientific-mm"}
-    # the rows with the best mean validation NDCG@10 over three seeds (docs/baselines.md)
-    assert chosen == {"mm-sasrec": "mm-sasrec-lr3e-4", "mm-sasrec-text": "mm-sasrec-text",
-                      "mm-unisrec-t": "mm-unisrec-t-lr3e-3", "mm-unisrec-t-id": "mm-unisrec-t-id-lr3e-3"}
+    runs = {j.cell.name: (j.cell.store, j.model_cfg, j.train_cfg) for j in plan.jobs}
+    chosen = {j2.cell.name: next(name for name, run in runs.items()
+                                 if run == (j2.cell.store, j2.model_cfg, j2.train_cfg))
+              for j2 in t2.jobs if j2.cell.model != "missrec"}
+    # the rows with the best mean validation NDCG@10 over three seeds on the subset
+    # (docs/baselines.md); table2 trains the full set at the same settings
+    expected = {"sasrec": "sasrec-lr3e-4", "sasrec-text": "sasrec-text", "unisrec-t": "unisrec-t-lr3e-3",
+                "unisrec-t-id": "unisrec-t-id-lr3e-3"}
+    assert chosen == {f"{p}-{k}": f"{p}-{v}" for p in ("mm", "mixed") for k, v in expected.items()}
     assert configs["mm-sasrec-text"][1].lr == 1e-3
     drop = configs["mm-unisrec-t-id-drop0.2"][0]
     assert (drop.dropout, drop.attn_dropout, drop.mode) == (0.2, 0.2, "transductive")
