@@ -1,12 +1,17 @@
-"""``missrec report``: tables and plots from run directories."""
+"""``missrec report`` and ``missrec compare``: tables, plots and paired tests from run directories."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
+import numpy as np
 
-from ..report import update_readme, write_report
+from ..errors import MissrecError
+from ..eval.metrics import per_user_metric
+from ..report import Cell, find_runs, group_cells, paired_comparison, update_readme, write_report
+from ..report.paired import DEFAULT_METRICS, RESAMPLES
 
 
 @click.command("report")
@@ -41,4 +46,49 @@ def report_cmd(runs: tuple[Path, ...], out_dir: Path | None, readme: Path | None
         click.echo(f"{summary}: summary {'updated' if changed else 'already up to date'}")
 
 
-COMMANDS = [report_cmd]
+def _metric(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for v in values:
+        try:
+            per_user_metric(np.zeros(1), v)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return values
+
+
+def _one_cell(path: Path) -> Cell:
+    cells = group_cells(find_runs([path]))
+    if len(cells) != 1:
+        found = f"{len(cells)} settings" if cells else "no training runs"
+        raise MissrecError(f"{path}: holds {found}; give the folder of one run or of one setting's seeds")
+    return cells[0]
+
+
+@click.command("compare")
+@click.argument("a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--metric", "metrics", multiple=True, callback=_metric, default=DEFAULT_METRICS, show_default=True,
+              help="A metric to compare (repeatable): recall, ndcg or mrr, then @K.")
+@click.option("--resamples", type=click.IntRange(100), default=RESAMPLES, show_default=True,
+              help="Bootstrap resamples of the test users.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (one object per metric).")
+def compare_cmd(a: Path, b: Path, metrics: tuple[str, ...], resamples: int, seed: int, as_json: bool) -> None:
+    """Compare two models on the same test users: A and B are each a run folder or a folder of
+    one setting's seeds (e.g. runs/table2/runs/mm-missrec-tv). Prints each side's mean ± std
+    over seeds and, user by user, the mean difference A - B with its 95% paired-bootstrap
+    interval and p-value (how likely a difference this large is on other users)."""
+    cell_a, cell_b = _one_cell(a), _one_cell(b)
+    results = paired_comparison(cell_a, cell_b, metrics, resamples, seed)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=1))
+        return
+    for name, path, cell in (("A", a, cell_a), ("B", b, cell_b)):
+        click.echo(f"{name}  {path}: {cell.label}, {len(cell.runs)} seed(s)")
+    click.echo(f"{results[0].users} test users, {resamples} paired bootstrap resamples (seed {seed})\n")
+    rows = [("metric", "A", "B", "A - B", "95% interval", "p")]
+    rows += [(r.metric, f"{r.a.mean:.4f} ± {r.a.std:.4f}", f"{r.b.mean:.4f} ± {r.b.std:.4f}", f"{r.diff:+.4f}",
+              f"[{r.low:+.4f}, {r.high:+.4f}]", f"{r.p:.4f}") for r in results]
+    for row in rows:
+        click.echo("  ".join(f"{v:<{w}}" for v, w in zip(row, (10, 15, 15, 7, 18, 6))).rstrip())
+
+COMMANDS = [report_cmd, compare_cmd]

@@ -79,10 +79,22 @@ def tie_fractions(users: torch.Tensor, targets: torch.Tensor, seed: int = 0) -> 
 def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
     """Mean recall@K, ndcg@K and mrr@K over users (keys like ``recall@10``)."""
     ranks = np.asarray(ranks, dtype=np.float64)
-    out: dict[str, float] = {}
-    for k in ks:
-        hit = ranks < k
-        out[f"recall@{k}"] = float(hit.mean()) if len(ranks) else 0.0
-        out[f"ndcg@{k}"] = float((hit / np.log2(ranks + 2)).mean()) if len(ranks) else 0.0
-        out[f"mrr@{k}"] = float((hit / (ranks + 1)).mean()) if len(ranks) else 0.0
-    return out
+    return {f"{m}@{k}": float(per_user_metric(ranks, f"{m}@{k}").mean()) if len(ranks) else 0.0
+            for k in ks for m in METRICS}
+
+
+def per_user_metric(ranks: np.ndarray, name: str) -> np.ndarray:
+    """Each user's value of metric ``name`` (``recall@10``, ``ndcg@50``, ``mrr@10``...) from
+    0-based ranks: the per-user terms :func:`metrics_from_ranks` averages.
+
+    >>> per_user_metric(np.array([0, 1, 10]), "ndcg@10").round(4).tolist()
+    [1.0, 0.6309, 0.0]
+    """
+    metric, _, k = name.partition("@")
+    if metric not in METRICS or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"metric {name!r}: expected one of {', '.join(METRICS)} then @K, e.g. ndcg@10")
+    ranks = np.asarray(ranks, dtype=np.float64)
+    hit = ranks < int(k)
+    if metric == "recall":
+        return hit.astype(np.float64)
+    return hit / (np.log2(ranks + 2) if metric == "ndcg" else ranks + 1)
