@@ -79,10 +79,10 @@ def test_table2_trains_each_baseline_at_a_setting_its_sweep_tried(tmp_path):
               for j2 in t2.jobs if j2.cell.model != "missrec"}
     # the rows with the best mean validation NDCG@10 over three seeds on the subset
     # (docs/baselines.md); table2 trains the full set at the same settings
-    expected = {"sasrec": "sasrec-lr3e-4", "sasrec-text": "sasrec-text", "unisrec-t": "unisrec-t-lr3e-3",
+    expected = {"sasrec": "sasrec-lr3e-4", "sasrec-text": "sasrec-text-lr3e-4", "unisrec-t": "unisrec-t-lr3e-3",
                 "unisrec-t-id": "unisrec-t-id-lr3e-3"}
     assert chosen == {f"{p}-{k}": f"{p}-{v}" for p in ("mm", "mixed") for k, v in expected.items()}
-    assert configs["mm-sasrec-text"][1].lr == 1e-3
+    assert configs["mm-sasrec-text"][1].lr == 1e-3 and configs["mm-sasrec-text"][1].batch_size == 2048
     drop = configs["mm-unisrec-t-id-drop0.2"][0]
     assert (drop.dropout, drop.attn_dropout, drop.mode) == (0.2, 0.2, "transductive")
     assert configs["mm-unisrec-t-tau0.05"][0].tau == 0.05

@@ -91,4 +91,5 @@ def compare_cmd(a: Path, b: Path, metrics: tuple[str, ...], resamples: int, seed
     for row in rows:
         click.echo("  ".join(f"{v:<{w}}" for v, w in zip(row, (10, 15, 15, 7, 18, 6))).rstrip())
 
+
 COMMANDS = [report_cmd, compare_cmd]
