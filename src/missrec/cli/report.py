@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ..errors import MissrecError
-from ..eval.metrics import per_user_metric
+from ..eval.metrics import parse_metric
 from ..report import Cell, find_runs, group_cells, paired_comparison, update_readme, write_report
 from ..report.paired import DEFAULT_METRICS, RESAMPLES
 
@@ -49,7 +48,7 @@ def report_cmd(runs: tuple[Path, ...], out_dir: Path | None, readme: Path | None
 def _metric(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     for v in values:
         try:
-            per_user_metric(np.zeros(1), v)
+            parse_metric(v)
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
     return values

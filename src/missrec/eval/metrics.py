@@ -90,11 +90,17 @@ def per_user_metric(ranks: np.ndarray, name: str) -> np.ndarray:
     >>> per_user_metric(np.array([0, 1, 10]), "ndcg@10").round(4).tolist()
     [1.0, 0.6309, 0.0]
     """
-    metric, _, k = name.partition("@")
-    if metric not in METRICS or not k.isdigit() or int(k) < 1:
-        raise ValueError(f"metric {name!r}: expected one of {', '.join(METRICS)} then @K, e.g. ndcg@10")
+    metric, k = parse_metric(name)
     ranks = np.asarray(ranks, dtype=np.float64)
-    hit = ranks < int(k)
+    hit = ranks < k
     if metric == "recall":
         return hit.astype(np.float64)
     return hit / (np.log2(ranks + 2) if metric == "ndcg" else ranks + 1)
+
+
+def parse_metric(name: str) -> tuple[str, int]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; ValueError naming what was expected otherwise."""
+    metric, _, k = name.partition("@")
+    if metric not in METRICS or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"metric {name!r}: expected one of {', '.join(METRICS)} then @K, e.g. ndcg@10")
+    return metric, int(k)
