@@ -18,10 +18,15 @@ import torch
 import yaml
 
 from .errors import ConfigError
-from .eval.metrics import METRICS, TIE_POLICIES
 
 
 Precision = Literal["fp32", "bf16"]
+MetricName = Literal["recall", "ndcg", "mrr"]
+TiePolicy = Literal["pessimistic", "optimistic", "random"]
+METRICS: tuple[str, ...] = typing.get_args(MetricName)
+"""Top-K metrics of one held-out item per user (:mod:`missrec.eval.metrics`)."""
+TIE_POLICIES: tuple[str, ...] = typing.get_args(TiePolicy)
+"""Where a target tied with other items ranks (:class:`TrainConfig` ``ties``)."""
 
 
 @dataclass
@@ -62,7 +67,7 @@ class TrainConfig:
     """Cut-offs for recall@K, ndcg@K, mrr@K."""
     mask_history: bool = False
     """Exclude items already in the history from the ranking (off in the paper's protocol)."""
-    ties: str = "pessimistic"
+    ties: TiePolicy = "pessimistic"
     """How tied scores rank: 'pessimistic' (target after every tie), 'optimistic' (before
     them) or 'random' (a fixed pseudo-random place among them per user, which matches on
     average an evaluator that sorts with an arbitrary tie order, such as RecBole's topk)."""

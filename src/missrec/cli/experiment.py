@@ -8,7 +8,7 @@ import click
 
 from ..experiments import ExperimentOptions, run_experiment
 from ..experiments.catalog import PRETRAIN_PER_DOMAIN
-from ..serve.coldstart import coldstart_experiment
+from ..experiments.coldstart import coldstart_experiment
 from .common import quiet_option, show_progress
 
 

@@ -24,9 +24,10 @@ from ..data.batching import build_examples
 from ..data.store import read_store
 from ..errors import MissrecError
 from ..eval.evaluator import evaluate
+from ..eval.modalities import Drop, drop_modalities, twin_ranks
 from ..model.base import SequentialRecommender
 from ..model.registry import get_model_spec, required_modalities
-from .checkpoint import load_model, read_checkpoint, save_checkpoint
+from .checkpoint import catalogue_of, load_model, read_checkpoint, save_checkpoint
 from .distributed import broadcast_flags
 from .epoch import run_epoch
 from .meta import (Log, code_version, max_len_of, peak_memory_mb, protocol_of, usable_device,
@@ -211,8 +212,13 @@ def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any
 
 @torch.no_grad()
 def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test",
-                        overrides: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
-    """Re-evaluate a saved model on a store's split (the store must share its item vocabulary)."""
+                        overrides: dict[str, Any] | None = None, progress: bool = False,
+                        drops: list[Drop] = (), twins: list[str] = ()) -> dict[str, Any]:
+    """Re-evaluate a saved model on a store's split (the store must share its item vocabulary).
+
+    ``drops`` remove modalities from chosen items before ranking; ``twins`` (modalities)
+    add, for each, the ranks of every target's twin without that modality
+    (:mod:`missrec.eval.modalities`)."""
     payload = read_checkpoint(path)
     model, model_cfg = load_model(payload)
     train_cfg = from_dict(TrainConfig, {**payload["train_config"], **(overrides or {})}, "train")
@@ -226,9 +232,16 @@ def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test"
     except MissrecError:  # a run trained on a GPU evaluates on a machine without one
         device = torch.device("cpu")
     model.to(device)
-    res = evaluate(model, examples, protocol_of(train_cfg), device, progress, desc=split, name=str(path))
-    return {"model": payload["model"], "split": split, "users": len(examples), **res.metrics,
-            "protocol": protocol_of(train_cfg).describe(), "users_per_second": round(res.users_per_second, 1)}
+    features = catalogue_of(payload).features
+    cache, dropped = drop_modalities(model, model.item_cache(), features, list(drops), examples.targets, train_cfg.seed)
+    res = evaluate(model, examples, protocol_of(train_cfg), device, progress, desc=split, name=str(path), cache=cache)
+    out = {"model": payload["model"], "split": split, "users": len(examples), **res.metrics,
+           "protocol": protocol_of(train_cfg).describe(), "users_per_second": round(res.users_per_second, 1)}
+    if drops:
+        out["dropped"] = dropped
+    if twins:
+        out["twins"] = {m: twin_ranks(model, cache, examples, features, m, device=device).summary() for m in twins}
+    return out
 
 
 __all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "code_version", "evaluate_checkpoint",

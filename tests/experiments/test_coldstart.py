@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from missrec.data.store import read_store
-from missrec.serve.coldstart import ColdStartOptions, hold_out, popularity_ranks, run_coldstart
+from missrec.experiments.coldstart import ColdStartOptions, hold_out, popularity_ranks, run_coldstart
 
 
 def test_hold_out_removes_items_everywhere(toy_store):

@@ -24,10 +24,10 @@ from ..data.batching import build_examples
 from ..data.store import SPLIT_TRAIN, Dataset, Interactions, ModalityFeatures, read_store, write_store
 from ..data.vocab import Vocab
 from ..errors import MissrecError
-from ..experiments.stores import default_data_root, ensure_store, get_recipe
+from ..serve.recommender import Recommender
 from ..train.loop import train
 from ..train.resolve import resolve_configs
-from .recommender import Recommender
+from .stores import default_data_root, ensure_store, get_recipe
 
 MODELS = ("missrec", "unisrec", "sasrec-text", "sasrec", "popularity")
 ADDS_ITEMS = ("missrec", "unisrec", "sasrec-text")
