@@ -166,9 +166,14 @@ def test_bad_input_is_one_line(store, tmp_path, args, message):
     assert code == 1 and output.count("\n") == 1 and message in output, output
 
 
-def test_an_unreadable_store_and_a_missing_optuna_are_one_line(tmp_path, store, monkeypatch):
+def test_an_unreadable_store_a_foreign_space_key_and_a_missing_optuna_are_one_line(tmp_path, store, monkeypatch):
     code, output = cli("tune", "--model", "sasrec", "--data", tmp_path, "--trials", 1, "--out", tmp_path / "s")
     assert code == 1 and output.count("\n") == 1 and "not a missrec dataset store" in output
+    space = tmp_path / "space.yaml"
+    space.write_text("model.tau: {type: float, low: 0.05, high: 0.2}\n")
+    code, output = cli("tune", "--model", "sasrec", "--data", store, "--trials", 1, "--out", tmp_path / "s",
+                       "--space", space)
+    assert code == 1 and output.count("\n") == 1 and "model 'sasrec' has no config key 'model.tau'" in output
     monkeypatch.setitem(sys.modules, "optuna", None)
     code, output = cli("tune", "--model", "sasrec", "--data", store, "--trials", 1, "--out", tmp_path / "s")
     assert code == 1 and output.count("\n") == 1 and "pip install 'missrec[tune]'" in output
