@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..data.store import read_schema
 from ..errors import MissrecError
@@ -85,11 +85,11 @@ def run_study(options: TuneOptions, log: Log = print) -> TuneResult:
     with StudyLock(options.out):
         open_study(ref, what)
         recover_interrupted(ref, options.out / TRIALS_DIR, log)
-        ran, timed_out = _run_trials(options, space, ref, what["metric"], log)
         try:
-            return _write_outputs(options, space, ref, what["metric"], ran, timed_out)
+            ran, timed_out = _run_trials(options, space, ref, what["metric"], log)
         finally:
             clear_cache()
+        return _write_outputs(options, space, ref, what["metric"], ran, timed_out)
 
 
 def identity(options: TuneOptions, space: SearchSpace) -> dict[str, Any]:
@@ -122,12 +122,12 @@ def _run_trials(options: TuneOptions, space: SearchSpace, ref: StudyRef, metric:
         return 0, False
     deadline = time.monotonic() + options.timeout if options.timeout is not None else None
     tasks = (TrialTask(ref, options, space, (first_seed + i) % 2**32) for i in range(todo))
-
-    counted = [options.trials - todo]
+    counted = options.trials - todo
 
     def finished(rec: TrialRecord) -> None:
-        counted[0] += 1
-        log(trial_line(rec, counted[0], options.trials, best_of(_records(ref)), metric))
+        nonlocal counted
+        counted += 1
+        log(trial_line(rec, counted, options.trials, best_of(_records(ref)), metric))
 
     if options.jobs == 1:
         return _sequential(tasks, todo, deadline, finished, log)
@@ -141,7 +141,7 @@ def _timed_out(deadline: float | None, left: int, log: Log) -> bool:
     return True
 
 
-def _sequential(tasks, todo: int, deadline: float | None, finished: Callable[[TrialRecord], None],
+def _sequential(tasks: Iterator[TrialTask], todo: int, deadline: float | None, finished: Callable[[TrialRecord], None],
                 log: Log) -> tuple[int, bool]:
     for ran, task in enumerate(tasks):
         if _timed_out(deadline, todo - ran, log):
@@ -150,7 +150,7 @@ def _sequential(tasks, todo: int, deadline: float | None, finished: Callable[[Tr
     return todo, False
 
 
-def _parallel(tasks, todo: int, processes: int, deadline: float | None, finished: Callable[[TrialRecord], None],
+def _parallel(tasks: Iterator[TrialTask], todo: int, processes: int, deadline: float | None, finished: Callable[[TrialRecord], None],
               log: Log) -> tuple[int, bool]:
     """Keep ``processes`` trials running at once; after a trial's error no new one starts."""
     started, timed_out, error = 0, False, None
@@ -172,7 +172,7 @@ def _parallel(tasks, todo: int, processes: int, deadline: float | None, finished
                 except BrokenProcessPool:
                     error = error or MissrecError("a trial's process died (killed, or out of memory?); "
                                                   "run the command again to rerun its trial")
-                except Exception as e:  # noqa: BLE001 - reported once the running trials end
+                except Exception as e:  # reported once the running trials end
                     error = error or MissrecError(f"a trial failed: {str(e) or type(e).__name__}")
     if error is not None:
         raise error

@@ -83,8 +83,11 @@ class StudyRef:
 def open_study(ref: StudyRef, what: dict[str, Any]) -> None:
     """Create the study in ``ref.path``, or check that the one there tunes ``what``."""
     optuna = require_optuna()
-    storage = ref.storage()
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    try:
+        storage = ref.storage()
+        names = optuna.get_all_study_names(storage)
+    except Exception as e:  # sqlalchemy's errors: optuna does not wrap them
+        raise MissrecError(f"{ref.path}: not a readable study ({str(e).splitlines()[0]})") from None
     if STUDY_NAME not in names:
         if names:
             raise MissrecError(f"{ref.path}: holds no missrec tune study (studies {names}); use another --out")
