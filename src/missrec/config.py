@@ -252,25 +252,28 @@ def load_sections(sections: dict[str, type], yaml_path: str | Path | None = None
     if yaml_path is not None:
         for k, v in read_yaml_sections(yaml_path, sections).items():
             raw[k].update(v)
-    field_owner: dict[str, list[str]] = {}
-    for sec, cls in sections.items():
-        for f in dataclasses.fields(cls):
-            field_owner.setdefault(f.name, []).append(sec)
     for key, value in parse_overrides(overrides or []).items():
-        if "." in key:
-            sec, name = key.split(".", 1)
-            if sec not in sections:
-                raise ConfigError(f"--set {key}: unknown section {sec!r}; expected {sorted(sections)}")
-        else:
-            owners = field_owner.get(key, [])
-            if not owners:
-                known = sorted(field_owner)
-                raise ConfigError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
-            if len(owners) > 1:
-                raise ConfigError(f"--set {key}: ambiguous, use one of {[f'{o}.{key}' for o in owners]}")
-            sec, name = owners[0], key
+        sec, name = override_target(key, sections)
         raw[sec][name] = value
     return {sec: from_dict(cls, raw[sec], sec) for sec, cls in sections.items()}
+
+
+def override_target(key: str, sections: dict[str, type]) -> tuple[str, str]:
+    """The (section, field) an override key names: dotted (``train.lr``) or bare (``lr``,
+    when exactly one section has that field). A dotted key's field is checked where the
+    section is built (:func:`from_dict`)."""
+    if "." in key:
+        sec, name = key.split(".", 1)
+        if sec not in sections:
+            raise ConfigError(f"--set {key}: unknown section {sec!r}; expected {sorted(sections)}")
+        return sec, name
+    owners = [sec for sec, cls in sections.items() if key in {f.name for f in dataclasses.fields(cls)}]
+    if not owners:
+        known = sorted({f.name for cls in sections.values() for f in dataclasses.fields(cls)})
+        raise ConfigError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
+    if len(owners) > 1:
+        raise ConfigError(f"--set {key}: ambiguous, use one of {[f'{o}.{key}' for o in owners]}")
+    return owners[0], key
 
 
 def save_yaml(path: str | Path, sections: dict[str, Any]) -> None:

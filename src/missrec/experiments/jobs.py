@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissrecError
-from ..model.registry import required_modalities
-from ..train.loop import RunData, max_len_of, train
+from ..train.loop import RunData, train
 from ..train.pretrain import pretrain
 from .plan import Job, Plan, find_reusable, resolve_job
 from .reuse import adopt_run
@@ -50,12 +49,9 @@ def run_job(exp: Experiment, plan: Plan, job: Job, cache: dict[tuple, Any], log:
         stores = [plan.stores[s] for s in cell.pretrain_stores]
         return pretrain(stores, job.run_dir, job.train_cfg, job.model_cfg, model_name=cell.model,
                         max_examples_per_domain=cell.max_per_domain, progress=progress, log=log, resume=True)
-    key = (str(job.store), tuple(sorted(required_modalities(job.model_cfg))), max_len_of(job.model_cfg))
-    if key not in cache:
-        cache.clear()  # keep one store in memory at a time
-        cache[key] = RunData.load(job.store.resolve(), list(key[1]), key[2])
     result = train(cell.model, job.store.resolve(), job.run_dir, job.train_cfg, job.model_cfg,
-                   init_from=init, data=cache[key], progress=progress, log=log, resume=True)
+                   init_from=init, data=RunData.cached(cache, job.store.resolve(), job.model_cfg), progress=progress,
+                   log=log, resume=True)
     return result.results
 
 

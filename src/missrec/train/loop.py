@@ -14,7 +14,7 @@ import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -34,6 +34,14 @@ from .meta import (Log, code_version, max_len_of, peak_memory_mb, protocol_of, u
                    validation_protocol_of)
 from .rundata import RunData
 from .trainer import Trainer
+
+
+ValidateHook = Callable[[int, dict[str, float]], None]
+"""Called as ``hook(epoch, metrics)`` after each validation, with that epoch's validation
+metrics (``metrics[train_cfg.valid_metric]`` is the score early stopping reads). Whatever it
+raises ends the run there, before the epoch is recorded: no ``results.json`` is written, and
+the run directory keeps the training state of the epoch before (a hyper-parameter search
+stops a poor trial this way)."""
 
 
 @dataclass
@@ -57,15 +65,20 @@ class EarlyStopping:
 
 class StoreTrainer(Trainer):
     """Trains on one store's training split, validates every ``eval_every`` epochs, stops
-    after ``patience`` epochs without a better ``valid_metric``, and tests the best epoch."""
+    after ``patience`` epochs without a better ``valid_metric``, and tests the best epoch
+    (unless ``test`` is False: then the test split is never scored).
+
+    ``on_validate`` (a :data:`ValidateHook`) sees every validation's metrics; it runs on the
+    process that evaluates (rank 0 under ``torchrun``)."""
 
     def __init__(self, model_name: str, store: str | Path, out_dir: str | Path | None, train_cfg: TrainConfig,
                  model_cfg: Any, *, init_from: str | Path | None = None, data: RunData | None = None,
                  test: bool = True, progress: bool = False, log: Log = print, resume: bool = False,
-                 overwrite: bool = False):
+                 overwrite: bool = False, on_validate: ValidateHook | None = None):
         super().__init__(model_name, out_dir, train_cfg, model_cfg, progress=progress, log=log, resume=resume,
                          overwrite=overwrite)
         self.store, self.init_from, self.data, self.test = store, init_from, data, test
+        self.on_validate = on_validate
         self.stopping = EarlyStopping()
         self.protocol, self.valid_protocol = protocol_of(train_cfg), validation_protocol_of(train_cfg)
 
@@ -112,6 +125,8 @@ class StoreTrainer(Trainer):
                 comps = " ".join(f"{k} {row[k]:.4f}" for k in self.means)
                 self.log(f"epoch {self.epoch:3d}  {comps}  valid {cfg.valid_metric} {score:.4f}"
                          f"{' *' if improved else '  '}  ({self.epoch_seconds:.1f}s train, {res.seconds:.1f}s eval)")
+                if self.on_validate is not None:
+                    self.on_validate(self.epoch, dict(res.metrics))
         if best.bad_epochs >= cfg.patience:
             self.log(f"early stop: no better valid {cfg.valid_metric} for {cfg.patience} epochs")
             self.stopped = True
@@ -171,7 +186,7 @@ class StoreTrainer(Trainer):
 def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_cfg: TrainConfig,
           model_cfg: Any, *, init_from: str | Path | None = None, data: RunData | None = None,
           progress: bool = False, log: Log = print, test: bool = True, resume: bool = False,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, on_validate: ValidateHook | None = None) -> TrainResult:
     """Train ``model_name`` on ``store``; early-stop on validation; evaluate the best on test.
 
     ``init_from`` transfers a pre-trained checkpoint: weights whose shapes match are loaded,
@@ -183,9 +198,14 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     ``resume`` continues the interrupted run in ``out_dir`` from its last complete epoch (or
     starts one if there is none); ``overwrite`` replaces a run there. Without either, an
     ``out_dir`` holding a run is an error.
+
+    ``test=False`` never scores the test split (no test metrics or ranks). ``on_validate``
+    is called after every validation (:data:`ValidateHook`); an exception it raises ends
+    training and propagates, with no results written.
     """
     return StoreTrainer(model_name, store, out_dir, train_cfg, model_cfg, init_from=init_from, data=data,
-                        test=test, progress=progress, log=log, resume=resume, overwrite=overwrite).run()
+                        test=test, progress=progress, log=log, resume=resume, overwrite=overwrite,
+                        on_validate=on_validate).run()
 
 
 def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any, log: Log) -> list[str]:
@@ -244,5 +264,5 @@ def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test"
     return out
 
 
-__all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "code_version", "evaluate_checkpoint",
+__all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "ValidateHook", "code_version", "evaluate_checkpoint",
            "max_len_of", "peak_memory_mb", "protocol_of", "run_epoch", "train", "transfer_from"]
