@@ -173,7 +173,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train",),
     ("serve",),
     ("report",),
-    ("experiments",),
+    ("experiments", "tune"),
     ("cli", "__main__", ""),
 )
 """Components of ``missrec`` (its subpackages and top-level modules; "" is the package
