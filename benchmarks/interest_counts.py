@@ -35,7 +35,7 @@ def main() -> None:
         hist = seq[:-1][-model.config.max_len:]
         ids = interest_of[hist]
         present = ids >= 0
-        n_tok = int(present.any(1).sum()) if model.config.tokens == "added" else int(present.sum())
+        n_tok = int(present.any(1).sum()) if model.config.variant.tokens == "added" else int(present.sum())
         tokens.append(n_tok)
         interests.append(len(np.unique(ids[present])))
     tokens, interests = np.array(tokens), np.array(interests)

@@ -64,14 +64,16 @@ def test_yaml_errors(tmp_path):
 # preset file must resolve to exactly these values.
 RELEASED = dict(
     tau=0.07, gamma=1e-4, lambda_ss=1e-3, n_heads=4, dropout=0.5, attn_dropout=0.5,
-    n_enc_layers=1, n_dec_layers=1,
-    tokens="added", clustering="kmeans", arrangement="released", positions="start",
-    n_clusters=0.5, item_attention="full", id_scoring="late", attn_init="xavier",
-    ffn_dropout=0.5, stack_norm=True, adapter_init="torch",
-    reg_form="released",
-    kmeans_init="random", kmeans_iters=1,
-    alpha_param="free", alpha_init=0.0,
+    n_enc_layers=1, n_dec_layers=1, clustering="kmeans", n_clusters="50%",
+    kmeans_init="random", kmeans_iters=1, alpha_init=0.0,
+    official=dict(arrangement="released", tokens="added", positions="start", item_attention="full",
+                  id_scoring="late", attn_init="xavier", ffn_dropout=0.5, stack_norm=True,
+                  adapter_init="torch", reg_form="released", alpha_param="free"),
 )
+# The same settings as configs saved them before the official code's choices were one
+# component (flat fields; counts as ratios): such a config still loads to the same model.
+RELEASED_FLAT = {**{k: v for k, v in RELEASED.items() if k != "official"}, **RELEASED["official"],
+                 "n_clusters": 0.5, "knn_k": 5.0}
 
 
 def test_every_preset_file_loads_as_a_config_file(tmp_path):
@@ -96,7 +98,8 @@ def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():
     assert resolve_configs("missrec", None, ()) == resolve_configs("missrec", None, (), "default")
     train, model = resolve_configs("missrec", None, (), "default")
     _, released = resolve_configs("missrec", None, (), "released")
-    assert dataclasses.asdict(model) == {**dataclasses.asdict(released), "reg_form": "paper",
+    base = dataclasses.asdict(released)
+    assert dataclasses.asdict(model) == {**base, "official": {**base["official"], "reg_form": "paper"},
                                          "adapter_dropout": 0.2}
     assert (train.batch_size, train.bucket_by_length, train.ema_decay) == (512, True, 0.99)
     # §4.2.4: batch 2048, K_e = K_d = 1 with 2 heads, lambda = 1, gamma = 0.1, tau = 0.075, 300-d,
@@ -104,7 +107,9 @@ def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():
     train, paper = resolve_configs("missrec", None, (), "paper")
     assert paper == MISSRecConfig() and train.batch_size == 2048
     assert (paper.n_enc_layers, paper.n_dec_layers, paper.n_heads, paper.lambda_ss, paper.gamma, paper.tau,
-            paper.d, paper.alpha_param, paper.arrangement) == (1, 1, 2, 1.0, 0.1, 0.075, 300, "softplus", "paper")
+            paper.d, paper.variant.alpha_param, paper.variant.arrangement) == (1, 1, 2, 1.0, 0.1, 0.075, 300,
+                                                                             "softplus", "paper")
+    assert paper.official is None
     # pre-training with no preset keeps the paper's model (a fine-tuning cluster ratio is not for a corpus)
     assert resolve_configs("missrec", None, (), pretraining=True)[1] == MISSRecConfig()
     # models without a default preset keep their config's defaults
@@ -127,10 +132,30 @@ def test_released_preset_resolves_to_the_official_settings():
     assert dataclasses.asdict(train) == {**dataclasses.asdict(TrainConfig()), "batch_size": 512,
                                          "bucket_by_length": False}
     _, pre = resolve_configs("missrec", None, (), "released-pretrain")
-    assert dataclasses.asdict(pre) == {**dataclasses.asdict(model), "n_clusters": 0.02, "item_drop": 0.2}
-    # --config and --set still override a preset
-    _, tuned = resolve_configs("missrec", None, ("tau=0.1", "reg_form=paper"), "released")
-    assert (tuned.tau, tuned.reg_form, tuned.tokens) == (0.1, "paper", "added")
+    assert dataclasses.asdict(pre) == {**dataclasses.asdict(model), "n_clusters": "2%", "item_drop": 0.2}
+    # --config and --set still override a preset, in today's names and in the flat ones of before
+    for sets in (("tau=0.1", "official.reg_form=paper"), ("tau=0.1", "model.official.reg_form=paper"),
+                 ("tau=0.1", "reg_form=paper")):
+        _, tuned = resolve_configs("missrec", None, sets, "released")
+        assert (tuned.tau, tuned.variant.reg_form, tuned.variant.tokens) == (0.1, "paper", "added")
+
+
+def test_configs_saved_in_the_flat_layout_load_to_the_same_model():
+    _, released = resolve_configs("missrec", None, (), "released")
+    assert from_dict(MISSRecConfig, {**dataclasses.asdict(MISSRecConfig()), **RELEASED_FLAT}, "model") == released
+    flat_paper = {**{k: v for k, v in dataclasses.asdict(MISSRecConfig()).items() if k != "official"},
+                  "arrangement": "paper", "tokens": "separate", "reg_form": "paper", "n_clusters": 0.5}
+    assert from_dict(MISSRecConfig, flat_paper, "model") == MISSRecConfig()
+    # one departure on top of the paper's model, flat or named as a field of official
+    for sets in (("tokens=added",), ("official.tokens=added",)):
+        _, one = resolve_configs("missrec", None, sets, "paper")
+        assert one.variant.tokens == "added" and one.variant.arrangement == "paper"
+    # counts: a ratio below 1 is a share, a whole number a count; anything else is one line
+    assert MISSRecConfig(n_clusters=0.3, knn_k=4).n_clusters == "30%"
+    assert (MISSRecConfig(n_clusters=300).cluster_spec, MISSRecConfig(knn_k="10%").knn_spec) == (300, 0.1)
+    for bad in ("150%", "0%", "2.5", "many"):
+        with pytest.raises(ConfigError, match=r"model.n_clusters=.*expected a share of the tokens"):
+            resolve_configs("missrec", None, (f"n_clusters={bad}",))
 
 
 def test_each_training_default_has_one_home():
@@ -149,7 +174,7 @@ def test_preset_errors_are_one_line():
 
 
 def test_model_choices_are_checked_where_the_config_is_built():
-    with pytest.raises(ConfigError, match=r"model.tokens='mixed'; expected one of \['separate', 'added'\]"):
+    with pytest.raises(ConfigError, match=r"model.official.tokens='mixed'; expected one of \['added', 'separate'\]"):
         resolve_configs("missrec", None, ("tokens=mixed",))
     hints = typing.get_type_hints(MISSRecConfig)
     assert typing.get_args(hints["clustering"]) == CLUSTERING_METHODS
@@ -157,7 +182,7 @@ def test_model_choices_are_checked_where_the_config_is_built():
 
 
 def test_removed_options_load_at_their_former_value_only(tmp_path):
-    assert len(dataclasses.fields(MISSRecConfig)) == 47
+    assert len(dataclasses.fields(MISSRecConfig)) == 37
     saved = {"dpc_scale_by_dim": False, "alpha_learnable": True, "cluster_seed": 0, "tau": 0.1}
     assert from_dict(MISSRecConfig, saved, "model") == MISSRecConfig(tau=0.1)
     f = tmp_path / "c.yaml"

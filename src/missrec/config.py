@@ -125,8 +125,12 @@ differ only in these are the same run (experiment reuse, report cells)."""
 
 
 def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
-    """Build dataclass ``cls`` from a mapping, checking names and types."""
-    data = _drop_removed(cls, dict(data or {}), where)
+    """Build dataclass ``cls`` from a mapping, checking names and types. A class with an
+    ``upgrade`` classmethod first rewrites a mapping of an earlier layout into its own."""
+    data = dict(data or {})
+    if callable(getattr(cls, "upgrade", None)):
+        data = cls.upgrade(data)
+    data = _drop_removed(cls, data, where)
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(names)
     if unknown:
@@ -179,6 +183,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         return [coerce(v, inner, where) for v in value]
     if tp is Any:
         return value
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):  # a section within a section
+        return from_dict(tp, value, where)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -233,7 +239,7 @@ def read_yaml_sections(yaml_path: str | Path, sections: dict[str, type]) -> dict
             raise ConfigError(f"{yaml_path}: unknown section {k!r}; expected {sorted(sections)}")
         if not isinstance(v, dict | None):
             raise ConfigError(f"{yaml_path}: section {k!r} must be a mapping of field: value, got {v!r}")
-        names = {f.name for f in dataclasses.fields(sections[k])}
+        names = {f.name for f in dataclasses.fields(sections[k])} | set(getattr(sections[k], "LEGACY_KEYS", ()))
         unknown = sorted(map(str, set(v or {}) - names - set(getattr(sections[k], "REMOVED", {}))))
         if unknown:
             raise ConfigError(f"{yaml_path}: section {k!r} has unknown key(s) {unknown}; expected some of {sorted(names)}")
@@ -260,20 +266,38 @@ def load_sections(sections: dict[str, type], yaml_path: str | Path | None = None
 
 def override_target(key: str, sections: dict[str, type]) -> tuple[str, str]:
     """The (section, field) an override key names: dotted (``train.lr``) or bare (``lr``,
-    when exactly one section has that field). A dotted key's field is checked where the
-    section is built (:func:`from_dict`)."""
-    if "." in key:
-        sec, name = key.split(".", 1)
-        if sec not in sections:
-            raise ConfigError(f"--set {key}: unknown section {sec!r}; expected {sorted(sections)}")
-        return sec, name
-    owners = [sec for sec, cls in sections.items() if key in {f.name for f in dataclasses.fields(cls)}]
+    when exactly one section has that field, or names it among its ``LEGACY_KEYS``). A
+    field of a field (``model.official.tokens``, or ``official.tokens``) is named as
+    ``official.tokens``, for the section's ``upgrade`` to place. A dotted key's field is
+    checked where the section is built (:func:`from_dict`)."""
+    head, dot, rest = key.partition(".")
+    if dot and head in sections:
+        return head, rest
+    def known_to(cls: type) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)} | set(getattr(cls, "LEGACY_KEYS", ()))
+    owners = [sec for sec, cls in sections.items() if head in known_to(cls)]
+    if dot and not owners:
+        raise ConfigError(f"--set {key}: unknown section {head!r}; expected {sorted(sections)}")
     if not owners:
         known = sorted({f.name for cls in sections.values() for f in dataclasses.fields(cls)})
         raise ConfigError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
     if len(owners) > 1:
         raise ConfigError(f"--set {key}: ambiguous, use one of {[f'{o}.{key}' for o in owners]}")
     return owners[0], key
+
+
+def has_field(cls: type, name: str) -> bool:
+    """Whether dataclass ``cls`` has field ``name``, or ``a.b`` with ``a`` a field whose type
+    (or the non-None part of its Optional) is a dataclass that has ``b``."""
+    head, dot, rest = name.partition(".")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    if head not in fields:
+        return False
+    if not dot:
+        return True
+    tp = typing.get_type_hints(cls)[head]
+    nested = [a for a in (typing.get_args(tp) or (tp,)) if dataclasses.is_dataclass(a)]
+    return bool(nested) and has_field(nested[0], rest)
 
 
 def save_yaml(path: str | Path, sections: dict[str, Any]) -> None:

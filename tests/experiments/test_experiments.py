@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 
@@ -216,14 +218,22 @@ def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):
 
 def test_a_run_recorded_before_a_field_existed_compares_with_its_default():
     from missrec.experiments.reuse import comparable_config
+    from missrec.model.missrec import MISSRecConfig
 
-    defaults = {"model": {"d": 300, "reg_form": "paper"}, "train": {"lr": 1e-3, "threads": 0}}
-    old = {"model": {"d": 300}, "train": {"lr": 1e-3, "threads": 1}}  # before reg_form existed
-    same = {"model": {"d": 300, "reg_form": "paper"}, "train": {"lr": 1e-3, "threads": 2}}
-    other = {"model": {"d": 300, "reg_form": "released"}, "train": {"lr": 1e-3, "threads": 1}}
-    assert comparable_config(old, defaults) == comparable_config(same, defaults)
-    assert comparable_config(old, defaults) != comparable_config(other, defaults)
-    assert comparable_config(old) != comparable_config(same)  # without defaults: never equal
+    full = dataclasses.asdict(MISSRecConfig())
+    old = {"model": {k: v for k, v in full.items() if k != "modality_dropout"},  # before it existed
+           "train": {"lr": 1e-3, "threads": 1}}
+    same = {"model": full, "train": {"lr": 1e-3, "threads": 2}}
+    other = {"model": {**full, "modality_dropout": 0.2}, "train": {"lr": 1e-3, "threads": 1}}
+    assert comparable_config(old, "missrec") == comparable_config(same, "missrec")
+    assert comparable_config(old, "missrec") != comparable_config(other, "missrec")
+    # recorded before the official code's choices were one component (flat, counts as ratios)
+    flat = {"model": {**{k: v for k, v in full.items() if k != "official"}, "tokens": "separate",
+                      "arrangement": "paper", "reg_form": "paper", "n_clusters": 0.5, "knn_k": 5.0},
+            "train": {"lr": 1e-3}}
+    assert comparable_config(flat, "missrec") == comparable_config(same, "missrec")
+    flat["model"]["tokens"] = "added"
+    assert comparable_config(flat, "missrec") != comparable_config(same, "missrec")
 
 
 def test_parallel_jobs_repeat_the_sequential_runs(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from missrec.config import from_dict
 from missrec.data.batching import SequenceBatch
 from missrec.model.fusion import fuse_representations
 from missrec.model.missrec import MISSRec, MISSRecConfig, keep_last, preset
@@ -22,7 +23,8 @@ def tiny_config(**kw) -> MISSRecConfig:
     base = dict(d=16, n_heads=2, ffn_dim=32, dropout=0.0, attn_dropout=0.0, feature_dropout=0.0,
                 max_len=8, n_clusters=0.4, knn_k=3)
     base.update(kw)
-    return MISSRecConfig(**base)
+    # through from_dict, which also takes the official code's choices as flat names
+    return from_dict(MISSRecConfig, base, "model")
 
 
 def catalogue(seed: int = 0, n_items: int = N_ITEMS):
@@ -114,7 +116,7 @@ def test_full_catalogue_scores_equal_per_item_scores(kw) -> None:
         pres = cache.present[:, k].unsqueeze(0).expand(len(batch), -1)
         v = fuse_representations(u, x, pres, alpha)  # eq. 1 for this item, then <u, v>
         expected = (u * v).sum(1)
-        if model.config.mode == "transductive" and model.config.id_scoring == "late":
+        if model.config.mode == "transductive" and model.config.variant.id_scoring == "late":
             z = F.normalize(model.item_id.weight[k], dim=0)
             expected = (2 * expected + u @ z) / 3  # the official code's id term
         torch.testing.assert_close(expected, scores[:, k], rtol=1e-5, atol=1e-6)
@@ -436,21 +438,22 @@ def test_config_presets_and_validation() -> None:
     assert (paper.d, paper.n_enc_layers, paper.n_dec_layers, paper.n_heads) == (300, 1, 1, 2)
     assert (paper.tau, paper.gamma, paper.lambda_ss) == (0.075, 0.1, 1.0)
     rel = MISSRecConfig.preset("released", d=64)
-    assert (rel.tau, rel.gamma, rel.n_heads, rel.dropout, rel.tokens, rel.clustering) == \
+    off = rel.variant
+    assert (rel.tau, rel.gamma, rel.n_heads, rel.dropout, off.tokens, rel.clustering) == \
         (0.07, 1e-4, 4, 0.5, "added", "kmeans")
     assert rel.d == 64 and (rel.n_enc_layers, rel.n_dec_layers) == (1, 1)
-    assert (rel.item_attention, rel.id_scoring, rel.arrangement) == ("full", "late", "released")
-    assert (rel.ffn_dropout, rel.stack_norm, rel.attn_init) == (0.5, True, "xavier")
-    assert (rel.kmeans_init, rel.kmeans_iters, rel.alpha_param, rel.alpha_init, rel.adapter_init) \
+    assert (off.item_attention, off.id_scoring, off.arrangement) == ("full", "late", "released")
+    assert (off.ffn_dropout, off.stack_norm, off.attn_init) == (0.5, True, "xavier")
+    assert (rel.kmeans_init, rel.kmeans_iters, off.alpha_param, rel.alpha_init, off.adapter_init) \
         == ("random", 1, "free", 0.0, "torch")
-    assert rel.reg_form == "released" and paper.reg_form == "paper"
+    assert off.reg_form == "released" and paper.variant.reg_form == "paper"
     assert MISSRecConfig.preset_train("released") == {"batch_size": 512, "bucket_by_length": False}
     assert MISSRecConfig.preset_train("paper") == {"batch_size": 2048}  # §4.2.4
     for bad in ({"tokens": "mixed"}, {"d": 15}, {"decoder": "none", "arrangement": "released"},
                 {"dropout": 1.0}, {"kmeans_init": "k-means||"}, {"alpha_param": "exp"},
                 {"adapter_init": "xavier"}):
         with pytest.raises(ValueError):
-            dataclasses.replace(paper, **bad).validate()
+            from_dict(MISSRecConfig, {**dataclasses.asdict(paper), **bad}, "model")
     with pytest.raises(ValueError):
         MISSRec(paper, 5, {"text": 4})
 

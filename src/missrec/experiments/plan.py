@@ -12,7 +12,7 @@ from typing import Any
 from ..config import TrainConfig, to_dict
 from ..data.store import read_schema
 from ..errors import MissrecError
-from ..model.registry import config_defaults, get_model_spec
+from ..model.registry import get_model_spec
 from ..train.resolve import resolve_configs
 from .catalog import get_experiment
 from .estimate import measured_costs, run_estimate, store_estimate
@@ -66,9 +66,8 @@ class Job:
         results = _read_json(self.run_dir / "results.json")
         if results is None or "config" not in results:
             return False
-        defaults = config_defaults(self.cell.model)
         planned = {"model": to_dict(self.model_cfg), "train": to_dict(self.train_cfg)}
-        return comparable_config(results["config"], defaults) != comparable_config(planned, defaults)
+        return comparable_config(results["config"], self.cell.model) != comparable_config(planned, self.cell.model)
 
 
 def _read_json(path: Path) -> Any:
@@ -235,7 +234,6 @@ def _checkpoint_of(pretrain_job: Job) -> Path | None:
 def find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
     """A finished run (in this folder or a reuse folder) that ``job`` would repeat exactly."""
     cell = job.cell
-    defaults = config_defaults(cell.model)
     if cell.kind == "pretrain":
         domains = []
         for s in cell.pretrain_stores:
@@ -251,7 +249,7 @@ def find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
             model_cfg = dataclasses.replace(model_cfg, modalities=[m for m in model_cfg.modalities if m in have])
         config = {"model": to_dict(model_cfg), "train": to_dict(job.train_cfg)}
         return find_pretraining_run(plan.search_folders, model=cell.model, config=config, domains=domains,
-                                    exclude=job.run_dir, defaults=defaults)
+                                    exclude=job.run_dir)
     if job.store is None or not (job.store / "schema.json").exists():
         return None
     resolve_job(job, init)
@@ -259,4 +257,4 @@ def find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
     return find_training_run(plan.search_folders, model=cell.model, config=config,
                              fingerprint=read_schema(job.store).get("fingerprint", ""),
                              features=store_features(job.store) or {}, init=init,
-                             exclude=job.run_dir, defaults=defaults)
+                             exclude=job.run_dir)

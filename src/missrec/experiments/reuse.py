@@ -24,21 +24,18 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..config import SPEED_ONLY_TRAIN_KEYS
+from ..model.registry import recorded_config
 
 _COPIED = ("results.json", "history.jsonl", "config.yaml", "test_ranks.npy", "test_targets.npy", "model.pt")
 
 
-def comparable_config(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
-    """The ``{"model": ..., "train": ...}`` config as a canonical string, speed-only keys dropped.
-
-    ``defaults`` (same shape) fills the keys a config lacks: a run whose record lacks a field
-    ran with that field's default, because a new field's default keeps what runs compute.
-    """
-    defaults = defaults or {}
-    model = {**defaults.get("model", {}), **config.get("model", {})}
-    train = {**defaults.get("train", {}), **config.get("train", {})}
-    train = {k: v for k, v in train.items() if k not in SPEED_ONLY_TRAIN_KEYS}
-    return json.dumps({"model": model, "train": train}, sort_keys=True, default=str)
+def comparable_config(config: dict[str, Any], model: str) -> str:
+    """A ``model``'s ``{"model": ..., "train": ...}`` config as a canonical string, in today's
+    layout with every field (:func:`~missrec.model.registry.recorded_config`), speed-only
+    keys dropped."""
+    full = recorded_config(model, config)
+    train = {k: v for k, v in full["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}
+    return json.dumps({"model": full["model"], "train": train}, sort_keys=True, default=str)
 
 
 def file_digest(path: Path) -> str:
@@ -80,15 +77,13 @@ def store_features(store: Path) -> dict[str, Any] | None:
 
 
 def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, Any], fingerprint: str,
-                      features: dict[str, Any], init: Path | None, exclude: Path | None = None,
-                      defaults: dict[str, Any] | None = None) -> Path | None:
+                      features: dict[str, Any], init: Path | None, exclude: Path | None = None) -> Path | None:
     """A finished training run (a ``results.json`` at any depth of ``folders``) equal to the described one.
 
     ``features``: :func:`store_features` of the run's store (the fingerprint covers only the
     interactions and item ids; a run whose store can no longer be read is never matched).
-    ``defaults``: see :func:`comparable_config`.
     """
-    want = comparable_config(config, defaults)
+    want = comparable_config(config, model)
     init_digest = file_digest(init) if init is not None else None
     for run_dir, res in _candidates(folders, pretraining=False):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
@@ -97,7 +92,7 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
             continue
         if (res.get("dataset") or {}).get("fingerprint") != fingerprint:
             continue
-        if comparable_config(res.get("config") or {}, defaults) != want:
+        if comparable_config(res.get("config") or {}, model) != want:
             continue
         if store_features(Path((res.get("dataset") or {}).get("store", ""))) != features:
             continue
@@ -112,14 +107,14 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
 
 def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[str, Any],
                          domains: list[tuple[str, int, dict[str, Any]]],
-                         exclude: Path | None = None, defaults: dict[str, Any] | None = None) -> Path | None:
+                         exclude: Path | None = None) -> Path | None:
     """A finished pre-training run (at any depth of ``folders``) on the same domains.
 
     ``domains``: (store fingerprint, training sequences used, :func:`store_features`) per
     domain, in order. ``config`` is the configuration as pre-training records it (its
     modalities narrowed to those some domain has).
     """
-    want = comparable_config(config, defaults)
+    want = comparable_config(config, model)
     for run_dir, res in _candidates(folders, pretraining=True):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
@@ -127,7 +122,7 @@ def find_pretraining_run(folders: Iterable[Path], *, model: str, config: dict[st
             continue
         theirs = [(d.get("fingerprint"), d.get("train_examples"), store_features(Path(d.get("store", ""))))
                   for d in res.get("domains", [])]
-        if theirs != domains or comparable_config(res.get("config") or {}, defaults) != want:
+        if theirs != domains or comparable_config(res.get("config") or {}, model) != want:
             continue
         return run_dir
     return None

@@ -71,6 +71,19 @@ def config_defaults(model: str) -> dict[str, dict[str, Any]]:
     return {"model": to_dict(spec.config_cls()) if spec is not None else {}, "train": to_dict(TrainConfig())}
 
 
+def recorded_config(model: str, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A run's recorded ``{"model": ..., "train": ...}`` config in today's layout, every field
+    present: an earlier layout is upgraded (the config class's ``upgrade``) and a field the
+    record lacks takes its default (a new field's default keeps what earlier runs computed).
+    Two records of one setting, from before and after a config change, compare equal."""
+    defaults = config_defaults(model)
+    spec = MODELS.get(model)
+    own = dict(config.get("model") or {})
+    if spec is not None and callable(getattr(spec.config_cls, "upgrade", None)):
+        own = spec.config_cls.upgrade(own)
+    return {"model": {**defaults["model"], **own}, "train": {**defaults["train"], **(config.get("train") or {})}}
+
+
 def required_modalities(config: Any) -> list[str]:
     """Feature modalities a model config reads from the store (none for id-only models)."""
     return list(getattr(config, "modalities", []) or [])

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import SPEED_ONLY_TRAIN_KEYS
 from ..errors import MissrecError
-from ..model.registry import config_defaults
+from ..model.registry import recorded_config
 from .paper import default_reference, paper_dataset
 
 CELL_FILE = "cell.json"
@@ -139,12 +139,11 @@ def default_label(run: Run) -> str:
 
 def cell_key(run: Run) -> str:
     """Runs with the same key differ only in the seed (and speed-only settings)."""
-    cfg = run.results.get("config") or {}
-    # a field the run's record lacks ran at its default, so runs from before and after a field
-    # was added stay one setting
-    defaults = config_defaults(run.model)
-    train = {k: v for k, v in {**defaults["train"], **(cfg.get("train") or {})}.items() if k not in NOT_A_SETTING}
-    model_cfg = {**defaults["model"], **(cfg.get("model") or {})}
+    # in today's layout with every field: runs from before and after a config change (a field
+    # added, fields regrouped) stay one setting
+    full = recorded_config(run.model, run.results.get("config") or {})
+    train = {k: v for k, v in full["train"].items() if k not in NOT_A_SETTING}
+    model_cfg = full["model"]
     ident = {"model": run.model, "dataset": run.fingerprint or run.dataset.get("name"),
              "model_config": model_cfg, "train": train, "pretrained": run.pretrained,
              "pretrain": run.meta.get("pretrain_cell"), "experiment": run.meta.get("experiment")}

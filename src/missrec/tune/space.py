@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from ..config import TrainConfig, override_target
+from ..config import has_field, TrainConfig, override_target
 from ..errors import ConfigError
 from ..model.registry import get_model_spec
 from ..presets import search_space_path
@@ -188,7 +188,7 @@ def _field_of(key: str, sections: dict[str, type], model: str, where: str) -> tu
         sec, name = override_target(key, sections)
     except ConfigError:
         sec, name = "", key
-    if not sec or name not in {f.name for f in dataclasses.fields(sections[sec])}:
+    if not sec or not has_field(sections[sec], name):
         raise ConfigError(f"{where}: model {model!r} has no config key {key!r}")
     return sec, name
 

@@ -211,7 +211,7 @@ class ItemSide(SequentialRecommender):
     def item_vectors(self, tables: Tables) -> torch.Tensor:
         """Modality tokens x^m [M, n, d], + z with 'added' id scoring (eq. 10): what
         candidates are scored by and what is clustered."""
-        if tables.ids is not None and self.config.id_scoring == "added":
+        if tables.ids is not None and self.config.variant.id_scoring == "added":
             return tables.tokens + tables.ids[None]
         return tables.tokens
 
@@ -226,7 +226,7 @@ class ItemSide(SequentialRecommender):
 
     def id_candidates(self, tables: Tables) -> torch.Tensor | None:
         """Id embeddings scored apart from the modalities ('late' id scoring), or None."""
-        if tables.ids is None or self.config.id_scoring != "late":
+        if tables.ids is None or self.config.variant.id_scoring != "late":
             return None
         return released.late_id_candidates(tables.ids)
 
@@ -301,7 +301,7 @@ class ItemSide(SequentialRecommender):
         seed follows the epoch."""
         c = self.config
         return cluster_tokens(
-            x, c.clustering, c.n_clusters, c.knn_k, c.cluster_chunk,
+            x, c.clustering, c.cluster_spec, c.knn_spec, c.cluster_chunk,
             prototype=c.prototype, backend=c.cluster_backend, kmeans_iters=c.kmeans_iters,
             seed=max(epoch, 0) if c.kmeans_init == "random" else 0,
             kmeans_init=c.kmeans_init)

@@ -54,26 +54,26 @@ class MISSRec(ItemSide):
         # first (the item side), and only when used, so DDP needs no find_unused_parameters
         super().__init__(config, n_items, feature_dims)
         c, d = config, config.d
-        self.alpha = Concentration(c.alpha_init, constrained=c.alpha_param == "softplus")
+        self.alpha = Concentration(c.alpha_init, constrained=c.variant.alpha_param == "softplus")
         self.position = nn.Embedding(c.max_len, d)
         self.modality_type = (nn.Embedding(len(self.modalities), d)
-                              if c.tokens == "separate" else None)
+                              if c.variant.tokens == "separate" else None)
         self.input_norm = nn.LayerNorm(d, eps=c.layer_norm_eps)
         self.query_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
-                           if c.decoder == "interest" and c.arrangement == "paper" else None)
+                           if c.decoder == "interest" and c.variant.arrangement == "paper" else None)
         self.input_dropout = nn.Dropout(c.dropout)
         block = (d, c.n_heads, c.ffn_dim, c.dropout, c.attn_dropout, c.layer_norm_eps,
-                 c.ffn_dropout)
+                 c.variant.ffn_dropout)
         self.encoder = nn.ModuleList([EncoderBlock(*block) for _ in range(c.n_enc_layers)])
         n_dec = c.n_dec_layers if c.decoder == "interest" else 0
         self.decoder = nn.ModuleList([DecoderBlock(*block) for _ in range(n_dec)])
-        self.encoder_norm = nn.LayerNorm(d, eps=c.layer_norm_eps) if c.stack_norm else None
+        self.encoder_norm = nn.LayerNorm(d, eps=c.layer_norm_eps) if c.variant.stack_norm else None
         self.decoder_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
-                             if c.stack_norm and n_dec else None)
+                             if c.variant.stack_norm and n_dec else None)
         if c.mode == "transductive":
             self.item_id = self.new_id_table(self.n_items)
         self.apply(lambda module: init_weights(module, c.init_std))
-        released.official_init(self, c.attn_init, c.adapter_init)
+        released.official_init(self, c.variant.attn_init, c.variant.adapter_init)
         for a in self.adapters.values():
             if isinstance(a, MoEAdapter):
                 nn.init.zeros_(a.gate.weight)  # uniform routing at start
@@ -81,7 +81,7 @@ class MISSRec(ItemSide):
     # ------------------------------------------------------------------ sequence side
 
     def _token_slots(self, items: torch.Tensor, tables: Tables, keep: torch.Tensor | None) -> Slots:
-        return token_slots(items, tables.present, self.config.tokens == "separate", keep)
+        return token_slots(items, tables.present, self.config.variant.tokens == "separate", keep)
 
     def encode_histories(self, items: torch.Tensor, tables: Tables,
                          keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +92,7 @@ class MISSRec(ItemSide):
         counts, each padded only to its own widest row (results do not depend on it).
         """
         budget = self.config.bucket_tokens
-        counts = token_counts(items, tables.present, self.config.tokens == "separate", keep)
+        counts = token_counts(items, tables.present, self.config.variant.tokens == "separate", keep)
         if budget <= 0 or int(counts.max()) * items.shape[0] <= budget:
             return self._encode_rows(items, tables, keep)
         order = torch.argsort(counts, stable=True)
@@ -112,7 +112,7 @@ class MISSRec(ItemSide):
         slots = self._token_slots(items, tables, keep)
         x = self._embed_items(slots, tables)
         interest_ids = token_interests(slots, tables.interests)
-        if self.config.arrangement == "released":
+        if self.config.variant.arrangement == "released":
             return released.released_forward(self, x, slots, interest_ids)
         x = self.encode(x, slots.valid)
         recent = self.config.readout == "recent"
@@ -136,14 +136,14 @@ class MISSRec(ItemSide):
         LayerNorm and dropout. [B, W, d]."""
         c = self.config
         it = slots.item
-        if c.tokens == "separate":
+        if c.variant.tokens == "separate":
             x = tables.tokens[slots.modality, it] + self.modality_type(slots.modality)
         else:
             pres = slots.present.permute(2, 0, 1).to(tables.tokens.dtype)  # [M, B, W]
             x = (tables.tokens[:, it] * pres[..., None]).sum(0)
         if tables.ids is not None:
             x = x + tables.ids[it]
-        pos = item_positions(slots, c.positions)
+        pos = item_positions(slots, c.variant.positions)
         x = x + self.position(pos.clamp_max(c.max_len - 1))
         return self.input_dropout(self.input_norm(x))
 
@@ -183,13 +183,13 @@ class MISSRec(ItemSide):
     def regulariser(self, xi: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-row regulariser values of eqs. 7-8 (:func:`.losses.interest_regulariser`), or
         the parts the official form reduces (:func:`.released.regulariser_parts`)."""
-        if self.config.reg_form == "released":
+        if self.config.variant.reg_form == "released":
             return released.regulariser_parts(xi, mask)
         return losses.interest_regulariser(xi, mask, self.config.reg_normalize)
 
     def reduce_regulariser(self, *views: torch.Tensor) -> torch.Tensor:
         """One regulariser value from the per-row values of one or more views."""
-        if self.config.reg_form == "released":
+        if self.config.variant.reg_form == "released":
             return released.reduce_regulariser(views, self.config.d)
         return losses.mean_regulariser(views)
 

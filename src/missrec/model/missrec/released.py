@@ -49,13 +49,13 @@ def released_forward(model: MISSRec, x: torch.Tensor, slots: Slots, interest_ids
     and u is the decoder output at the last item. Returns (u, regulariser values)."""
     c = model.config
     mem, mem_valid = model.interest_queries(interest_ids)
-    if c.reg_form == "released":
+    if c.variant.reg_form == "released":
         # a zero query, masked as a key: its output is what the official code's padding
         # slots hold, which its regulariser weighs in (see reduce_regulariser)
         mem, mem_valid = F.pad(mem, (0, 0, 0, 1)), F.pad(mem_valid, (0, 1))
     mem = model.encode(mem, mem_valid)
     pos, valid = slots.item_pos, slots.valid
-    if c.item_attention == "causal":
+    if c.variant.item_attention == "causal":
         allowed = (pos[:, None, :] <= pos[:, :, None]) & valid[:, None, :]  # key <= query
         eye = torch.eye(pos.shape[1], dtype=torch.bool, device=x.device)
         self_mask = (allowed | eye[None])[:, None]  # never all-masked
