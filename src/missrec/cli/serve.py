@@ -92,15 +92,21 @@ def export(run: Path, bundle: Path) -> None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch intra-op threads (requests are batched already; on shared cores "
                    "more threads contend with each other).")
+@click.option("--max-items", default=1000, show_default=True, type=click.IntRange(1),
+              help="Most items in one PUT /items (413 above); load more with `missrec items add`.")
+@click.option("--encode-in", type=click.Choice(["process", "thread"]), default="process", show_default=True,
+              help="Embed new items' texts and images in a child process of lower priority, or in "
+                   "a thread of the server (competing with ranking for the interpreter lock).")
 def serve(bundle: Path, host: str, port: int, token_file: Path | None, protect_reads: bool,
-          approximate: bool, threads: int) -> None:
+          approximate: bool, threads: int, max_items: int, encode_in: str) -> None:
     """Serve a bundle over HTTP (FastAPI + uvicorn; the `serve` extra). Docs at /docs."""
     from ..serve.http import ServiceOptions, run_server
 
     torch.set_num_threads(threads)
     token = read_token(token_file)
-    run_server(bundle, ServiceOptions(token=token, protect_reads=protect_reads, approximate=approximate),
-               host, port)
+    options = ServiceOptions(token=token, protect_reads=protect_reads, approximate=approximate,
+                             max_items_per_request=max_items)
+    run_server(bundle, options, host, port, encode_in_process=encode_in == "process")
 
 
 def read_token(token_file: Path | None) -> str | None:
