@@ -92,7 +92,7 @@ def test_concurrent_writers_are_both_logged_in_order_and_survive_a_restart(toy_b
     enc.release.set()
     joined(*first), joined(*second), joined(*remove)
     assert rec.n_items == 51 and rec.get_item("A") and rec.get_item("B")
-    ops = [line for line in rec.journal.path.read_text().splitlines()]
+    ops = rec.journal.path.read_text().splitlines()
     assert len(ops) == 3 and '"id":"A"' in ops[0]  # the held writer came first, and was not lost
     rec.close()
     rec = Recommender(toy_bundle)

@@ -25,7 +25,6 @@ from .items import embed_feature_rows, embed_items, set_rows, take_rows
 
 MAX_ID_CHARS = 256
 ITEM_KEYS = ("id", "text", "image", "features")
-_show = show  # the name the methods below use
 
 
 @dataclass
@@ -50,9 +49,9 @@ class NewItem:
         item_id, text, feats = obj.get("id"), obj.get("text"), obj.get("features") or {}
         if not isinstance(item_id, str) or not item_id.strip() or len(item_id) > MAX_ID_CHARS:
             raise RequestError(f"{where}.id", f"expected a non-empty string of at most {MAX_ID_CHARS} "
-                                              f"characters, got {_show(item_id)}")
+                                              f"characters, got {show(item_id)}")
         if text is not None and not isinstance(text, str):
-            raise RequestError(f"{where}.text", f"expected a string, got {_show(text)}")
+            raise RequestError(f"{where}.text", f"expected a string, got {show(text)}")
         image = obj.get("image")
         if image is not None:
             image_bytes(image, f"{where}.image")
@@ -129,7 +128,7 @@ class Catalogue:
     def describe(self, item_id: str) -> dict[str, Any]:
         r = self.index.get(item_id)
         if r is None or not self.state.alive[r]:
-            raise RequestError("id", f"unknown item id {_show(item_id)}", 404)
+            raise RequestError("id", f"unknown item id {show(item_id)}", 404)
         st = self.state
         return {"id": item_id, "text": st.text[r],
                 "modalities": [m for m in self.modalities if st.present[m][r]],
@@ -163,7 +162,7 @@ class Catalogue:
         seen: set[str] = set()
         for i, it in enumerate(items):
             if it.id in seen:
-                raise RequestError(f"items[{i}].id", f"{_show(it.id)} appears twice in this request")
+                raise RequestError(f"items[{i}].id", f"{show(it.id)} appears twice in this request")
             seen.add(it.id)
         warnings: list[str] = []
         feats = gather_features(items, self.modalities, self.encoder, warnings)

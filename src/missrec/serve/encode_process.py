@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -52,7 +54,7 @@ class EncoderProcess:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start, initargs=(self.nice, self.threads))
+                                             initializer=_start, initargs=(self.nice, self.threads, os.getpid()))
         return self._pool
 
     def close(self) -> None:
@@ -61,11 +63,20 @@ class EncoderProcess:
             self._pool = None
 
 
-def _start(nice: int, threads: int) -> None:
+def _start(nice: int, threads: int, server: int) -> None:
     global _CHILD
     os.nice(nice)
     torch.set_num_threads(threads)
     _CHILD = LocalEncoders()
+    threading.Thread(target=_exit_with, args=(server,), daemon=True).start()
+
+
+def _exit_with(server: int) -> None:
+    """Exit once the server is gone: a killed server cannot stop its child, which would
+    otherwise wait for work forever."""
+    while os.getppid() == server:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _encode(modality: str, source: str, contents: list[Any]) -> Encoded:

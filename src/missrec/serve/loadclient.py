@@ -118,5 +118,9 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
 
 
+def encode_body(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def encode_bodies(bodies: list[dict]) -> list[bytes]:
-    return [json.dumps(b, separators=(",", ":")).encode() for b in bodies]
+    return [encode_body(b) for b in bodies]

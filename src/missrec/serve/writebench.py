@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from typing import Any
 
 from ..errors import MissrecError
-from .loadclient import Answer, Connection, percentiles, post_many
+from .loadclient import Answer, Connection, encode_body, percentiles, post_many
 
 
 def write_items(texts: list[str], n: int, prefix: str = "bench-write-") -> list[dict[str, str]]:
@@ -36,9 +35,9 @@ async def _measure(url: str, token: str, reads: list[bytes], items: list[dict], 
     conn = await Connection.open(url)
     try:
         warm = {"items": [{"id": "bench-warm-up", "text": items[0]["text"] if items else "an item"}]}
-        _check(await conn.request("PUT", "/items", _json(warm), auth), "the warm-up write")
+        _check(await conn.request("PUT", "/items", encode_body(warm), auth), "the warm-up write")
         await post_many(url, "/recommend", reads[:max(20, concurrency)], concurrency, 60.0)
-        body = _json({"items": items})
+        body = encode_body({"items": items})
 
         async def write() -> tuple[Answer, float]:
             t0 = time.perf_counter()
@@ -57,10 +56,6 @@ async def _measure(url: str, token: str, reads: list[bytes], items: list[dict], 
             "read_requests": len(timings.latencies), "read_errors": timings.errors,
             "read_p50_ms": figures["p50_ms"], "read_p99_ms": figures["p99_ms"],
             "read_max_ms": round(max(timings.latencies) * 1000, 2)}
-
-
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _check(answer: Answer, what: str) -> None:
