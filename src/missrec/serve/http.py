@@ -7,8 +7,10 @@ Routes (OpenAPI docs at ``/docs``): ``POST /recommend``, ``POST /embed``, ``PUT 
 disabled (403) when none is configured.
 """
 
+import asyncio
 import gc
 import hmac
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -170,19 +172,25 @@ def _read_routes(app: Any, rec: Recommender, options: ServiceOptions, reader: An
 
 
 def _write_routes(app: Any, rec: Recommender, options: ServiceOptions, writer: Any) -> None:
+    # Writes run one at a time anyway (the recommender's write lock): in one thread of
+    # their own, waiting writes queue on the event loop instead of each holding a thread of
+    # the pool that /embed and GET /items run in.
+    writes = ThreadPoolExecutor(1, thread_name_prefix="missrec-write")
+
     @app.put("/items", dependencies=[Depends(writer)])
-    def put_items(body: ItemsRequest) -> dict:
+    async def put_items(body: ItemsRequest) -> dict:
         """Add or replace items; immediately rankable, persisted in the bundle. Ranking goes
         on while they are embedded."""
         if len(body.items) > options.max_items_per_request:
             raise RequestError("items", f"at most {options.max_items_per_request} items per request "
                                         f"(got {len(body.items)}); send them in several requests, or "
                                         "load a file with `missrec items add`", 413)
-        return rec.add_items([item.model_dump() for item in body.items])
+        items = [item.model_dump() for item in body.items]
+        return await asyncio.get_running_loop().run_in_executor(writes, rec.add_items, items)
 
     @app.delete("/items/{item_id}", dependencies=[Depends(writer)])
-    def delete_item(item_id: str) -> dict:
-        return rec.remove_items([item_id])
+    async def delete_item(item_id: str) -> dict:
+        return await asyncio.get_running_loop().run_in_executor(writes, rec.remove_items, [item_id])
 
 
 def _histories(history: Optional[list[str]], histories: Optional[list[list[str]]],

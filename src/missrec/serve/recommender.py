@@ -152,14 +152,14 @@ class Recommender:
 
         Ranking goes on meanwhile: the items are embedded, and the next catalogue built,
         outside the lock that ranking takes; only the swap holds it."""
+        self._check_writable()
         parsed = [NewItem.parse(x, f"items[{i}]") for i, x in enumerate(items)]
         with self._write_lock:
-            self._check_writable()
             return self._change(self.catalogue.prepare_put(parsed))
 
     def remove_items(self, item_ids: list[str]) -> dict[str, Any]:
+        self._check_writable()
         with self._write_lock:
-            self._check_writable()
             return self._change(self.catalogue.prepare_delete(list(item_ids)))
 
     def _check_writable(self) -> None:
