@@ -201,3 +201,13 @@ def test_concurrent_requests_are_batched_and_answer_as_alone(toy_bundle):
             assert t.json() == a.json()
     assert max(calls) > 1  # requests that arrived together were ranked together
     rec.close()
+
+
+def test_put_items_over_the_cap_is_a_413_naming_items(toy_bundle):
+    c, rec = client(toy_bundle, max_items_per_request=2)
+    items = [{"id": f"cap-{j}", "features": {"text": [0.1 * j] * 16}} for j in range(3)]
+    r = c.put("/items", json={"items": items}, headers=AUTH)
+    assert r.status_code == 413 and r.json()["field"] == "items" and "at most 2" in r.json()["error"]
+    assert rec.n_items == 50  # nothing of it was added
+    assert c.put("/items", json={"items": items[:2]}, headers=AUTH).status_code == 200
+    rec.close()

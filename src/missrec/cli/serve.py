@@ -92,15 +92,21 @@ def export(run: Path, bundle: Path) -> None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch intra-op threads (requests are batched already; on shared cores "
                    "more threads contend with each other).")
+@click.option("--max-items", default=1000, show_default=True, type=click.IntRange(1),
+              help="Most items in one PUT /items (413 above); load more with `missrec items add`.")
+@click.option("--encode-in", type=click.Choice(["process", "thread"]), default="process", show_default=True,
+              help="Embed new items' texts and images in a child process of lower priority, or in "
+                   "a thread of the server (competing with ranking for the interpreter lock).")
 def serve(bundle: Path, host: str, port: int, token_file: Path | None, protect_reads: bool,
-          approximate: bool, threads: int) -> None:
+          approximate: bool, threads: int, max_items: int, encode_in: str) -> None:
     """Serve a bundle over HTTP (FastAPI + uvicorn; the `serve` extra). Docs at /docs."""
     from ..serve.http import ServiceOptions, run_server
 
     torch.set_num_threads(threads)
     token = read_token(token_file)
-    run_server(bundle, ServiceOptions(token=token, protect_reads=protect_reads, approximate=approximate),
-               host, port)
+    options = ServiceOptions(token=token, protect_reads=protect_reads, approximate=approximate,
+                             max_items_per_request=max_items)
+    run_server(bundle, options, host, port, encode_in_process=encode_in == "process")
 
 
 def read_token(token_file: Path | None) -> str | None:
@@ -126,16 +132,28 @@ def read_token(token_file: Path | None) -> str | None:
                    "(an untrained small model; exact and approximate).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="The server's torch threads (missrec serve --threads).")
+@click.option("--client", type=click.Choice(["asyncio", "httpx"]), default="asyncio", show_default=True,
+              help="Load client: lean HTTP/1.1 over asyncio streams, one connection per worker; or "
+                   "one shared httpx.AsyncClient (the client of earlier figures).")
+@click.option("--during-write", type=click.IntRange(1), default=None,
+              help="Also time reads (concurrency 1) during one PUT /items of this many text items, "
+                   "on a copy of BUNDLE (adds write_items, write_seconds, read_p50_ms, read_p99_ms).")
+@click.option("--encode-in", type=click.Choice(["process", "thread"]), default="process", show_default=True,
+              help="With --during-write: the server's --encode-in.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_serve(bundle: Path, n_requests: int, seconds: float, k: int, approximate: bool,
-                synthetic_items: int | None, threads: int, as_json: bool) -> None:
+                synthetic_items: int | None, threads: int, client: str, during_write: int | None,
+                encode_in: str, as_json: bool) -> None:
     """p50/p99 latency and requests/s at concurrency 1 and 32 against a server on 127.0.0.1."""
     from ..serve.bench import bench_bundle, bench_synthetic, machine
 
     if synthetic_items:
+        if during_write:
+            raise click.UsageError("--during-write needs a bundle's texts; it does not go with --synthetic-items")
         res = bench_synthetic(synthetic_items, n_requests, seconds, k, threads)
     else:
-        res = bench_bundle(bundle, n_requests, seconds, k, approximate, threads)
+        res = bench_bundle(bundle, n_requests, seconds, k, approximate, threads, client,
+                           during_write or 0, encode_in)
     res["machine"] = machine()
     if as_json:
         echo_json(res)

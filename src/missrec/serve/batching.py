@@ -1,9 +1,12 @@
 """Batching of concurrent HTTP requests on the event loop.
 
 Requests wait on the event loop, not in threads: while the model ranks one batch in its
-worker thread, the loop keeps parsing requests, and everything that arrived meanwhile is
-ranked next, in one pass (no timer: a lone request is ranked at once). Threads contending
-for the interpreter lock would each bring one request; here the model sees them together.
+worker thread, the loop keeps parsing requests, and what arrived meanwhile is ranked next,
+in one pass (no timer: a lone request is ranked at once). Threads contending for the
+interpreter lock would each bring one request; here the model sees them together.
+
+A pass takes the oldest waiting requests, up to :data:`~.queueing.MAX_BATCH` histories
+(:mod:`.queueing`): first come, first ranked, and no pass long enough to hold the rest up.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .queueing import MAX_BATCH, n_histories, take_batch
 from .recommender import Ranking, Recommender
 
 
 class Batcher:
     """Collects :meth:`Recommender.recommend` calls made from the event loop."""
 
-    def __init__(self, rec: Recommender):
+    def __init__(self, rec: Recommender, max_batch: int = MAX_BATCH):
         self.rec = rec
+        self.max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future]] = []
         self._draining = False
 
@@ -33,7 +38,7 @@ class Batcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                batch, self._pending = take_batch(self._pending, lambda p: n_histories(p[0].get("histories")), self.max_batch)
                 try:
                     answers = await asyncio.to_thread(self.rec.recommend_calls, [c for c, _ in batch])
                 except Exception as e:  # an unexpected failure answers every waiting call

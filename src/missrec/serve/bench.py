@@ -1,15 +1,19 @@
-"""``missrec bench serve``: drive a running server with a real HTTP client (httpx).
+"""``missrec bench serve``: drive a running server over HTTP.
 
 The server runs in its own process (``missrec serve`` on 127.0.0.1 and a free port), so
 its latency includes HTTP parsing and JSON, and its memory is read from ``/proc``. Load
-comes from asyncio workers sharing one ``httpx.AsyncClient``; on a small machine the
-client competes with the server for the same cores, which the figures include.
+comes from asyncio workers, each with its own keep-alive connection, of a lean HTTP/1.1
+client (:mod:`.loadclient`; ``client="httpx"``: one shared ``httpx.AsyncClient``, as
+before); on a small machine the client competes with the server for the same cores, which
+the figures include.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +31,9 @@ from ..data.store import ModalityFeatures
 from ..errors import MissrecError
 from ..model.missrec import MISSRec, MISSRecConfig
 from .bundle import from_model, write_bundle
+from .loadclient import encode_bodies, percentiles, post_many
 from .recommender import Recommender
+from .writebench import reads_during_write, write_items
 
 
 @dataclass
@@ -61,11 +67,12 @@ def free_port() -> int:
 
 
 def start_server(bundle: Path, token_file: Path | None = None, approximate: bool = False,
-                 threads: int = 1, timeout: float = 300.0) -> Server:
-    """``missrec serve`` in a child process on 127.0.0.1; returns once /readyz answers."""
+                 threads: int = 1, timeout: float = 300.0, extra: tuple[str, ...] = ()) -> Server:
+    """``missrec serve`` (with ``extra`` options) in a child process on 127.0.0.1; returns
+    once /readyz answers."""
     port = free_port()
     cmd = [sys.executable, "-m", "missrec", "serve", str(bundle), "--port", str(port),
-           "--threads", str(threads)]
+           "--threads", str(threads), *extra]
     if token_file is not None:
         cmd += ["--token-file", str(token_file)]
     if approximate:
@@ -112,15 +119,26 @@ async def _drive(url: str, bodies: list[dict], concurrency: int, seconds: float)
         return latencies, time.perf_counter() - start, errors
 
 
-def load_figures(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict[str, float]:
-    asyncio.run(_drive(url, bodies[:max(20, concurrency)], concurrency, seconds))  # warm-up
-    lat, elapsed, errors = asyncio.run(_drive(url, bodies, concurrency, seconds))
+CLIENTS = ("asyncio", "httpx")
+
+
+def load_figures(url: str, bodies: list[dict], concurrency: int, seconds: float,
+                 client: str = "asyncio") -> dict[str, float]:
+    """Latency percentiles and throughput of POST /recommend with ``bodies`` at ``concurrency``,
+    after a warm-up round."""
+    if client == "httpx":
+        asyncio.run(_drive(url, bodies[:max(20, concurrency)], concurrency, seconds))
+        lat, elapsed, errors = asyncio.run(_drive(url, bodies, concurrency, seconds))
+    else:
+        raw = encode_bodies(bodies)
+        asyncio.run(post_many(url, "/recommend", raw[:max(20, concurrency)], concurrency, seconds))
+        timings = asyncio.run(post_many(url, "/recommend", raw, concurrency, seconds))[0]
+        lat, elapsed, errors = timings.latencies, timings.elapsed, timings.errors
     if not lat:
         raise MissrecError("no request succeeded")
-    ms = np.asarray(lat) * 1000
-    return {"requests": len(lat), "errors": errors, "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    return {"requests": len(lat), "errors": errors, **percentiles(lat),
             "requests_per_second": round(len(lat) / elapsed, 1)}
+
 
 
 def sample_histories(ids: list[str], n: int, seed: int = 0, max_len: int = 20) -> list[list[str]]:
@@ -143,18 +161,20 @@ def approximate_recall(rec: Recommender, histories: list[list[str]], k: int = 10
 
 
 def bench_bundle(bundle: Path, n_requests: int, seconds: float, k: int, approximate: bool,
-                 threads: int = 1) -> dict[str, Any]:
-    """Latency and throughput at concurrency 1 and 32, exact (and approximate), + memory."""
+                 threads: int = 1, client: str = "asyncio", during_write: int = 0,
+                 encode_in: str = "process") -> dict[str, Any]:
+    """Latency and throughput at concurrency 1 and 32, exact (and approximate), + memory;
+    with ``during_write`` N, also read latency during a PUT of N text items (on a copy)."""
     rec = Recommender(bundle, writable=False)
     ids = [i for i, alive in zip(rec.item_ids, rec.catalogue.state.alive) if alive]
     histories = sample_histories(ids, n_requests)
     bodies = [{"history": h, "k": k} for h in histories]
     out: dict[str, Any] = {"bundle": str(bundle), "catalogue_size": rec.n_items, "k": k,
-                           "server_threads": threads, "load_average": os.getloadavg()[0]}
+                           "server_threads": threads, "client": client, "load_average": os.getloadavg()[0]}
     for mode in ("exact", "approximate") if approximate else ("exact",):
         server = start_server(bundle, approximate=mode == "approximate", threads=threads)
         try:
-            res = {f"concurrency_{c}": load_figures(server.url, bodies, c, seconds) for c in (1, 32)}
+            res = {f"concurrency_{c}": load_figures(server.url, bodies, c, seconds, client) for c in (1, 32)}
             res["server_rss_mb"] = round(server.rss_mb(), 1)
         finally:
             server.stop()
@@ -162,7 +182,30 @@ def bench_bundle(bundle: Path, n_requests: int, seconds: float, k: int, approxim
     if approximate:
         rec.enable_approximate()
         out["approximate"][f"recall@{k}"] = round(approximate_recall(rec, histories[:500], k), 4)
+    if during_write:
+        texts = [t for t, alive in zip(rec.item_text, rec.catalogue.state.alive) if alive]
+        out.update(bench_during_write(bundle, encode_bodies(bodies), write_items(texts, during_write),
+                                      threads, encode_in))
+        out["load_average_end"] = os.getloadavg()[0]
     return out
+
+
+def bench_during_write(bundle: Path, reads: list[bytes], items: list[dict], threads: int = 1,
+                       encode_in: str = "process") -> dict[str, Any]:
+    """Read figures during one PUT of ``items``, against a server on a copy of ``bundle``
+    (the write must not change it) that accepts that many items in one request."""
+    with tempfile.TemporaryDirectory(prefix="missrec-write-") as tmp:
+        copy = Path(shutil.copytree(bundle, Path(tmp) / "bundle"))
+        token = secrets.token_hex(16)
+        (Path(tmp) / "token").write_text(token)
+        server = start_server(copy, Path(tmp) / "token", threads=threads,
+                              extra=("--max-items", str(max(len(items), 1)), "--encode-in", encode_in))
+        try:
+            res = reads_during_write(server.url, token, reads, items)
+            res["server_rss_mb_after_write"] = round(server.rss_mb(), 1)
+        finally:
+            server.stop()
+    return res
 
 
 def synthetic_bundle(path: Path, n_items: int, dim: int = 32, d: int = 32, n_groups: int = 2000,

@@ -3,14 +3,18 @@ by validated puts and deletes (each also the log entry that replays it).
 
 The catalogue owns no model maths: an item is encoded by the model's own
 :meth:`~missrec.model.base.SequentialRecommender.encode_items` (the code its offline
-evaluation runs), and a change edits the cache's rows."""
+evaluation runs), and a change edits the cache's rows.
+
+A change is made in two steps: :meth:`Catalogue.prepare_put` / :meth:`Catalogue.prepare_delete`
+validate it, embed new content and build the whole next :class:`ItemState` (slow, and
+touching nothing that is served), then :meth:`Catalogue.commit` swaps it in (a few
+assignments). The caller serialises changes and holds the readers' lock only for the commit
+(:mod:`.recommender`), so ranking never waits for an encode.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +23,10 @@ import torch
 
 from ..data.batching import SequenceBatch
 from ..errors import MissrecError
-from ..features.base import EncodeError
 from ..model.base import SequentialRecommender
 from ..model.cache import ItemCache
 from .bundle import ItemState
-from .encoders import modality_encoder
+from .content import ContentEncoder, LocalEncoders, gather_features, image_bytes, show
 from .errors import RequestError
 
 MAX_ID_CHARS = 256
@@ -52,30 +55,31 @@ class NewItem:
         item_id, text, feats = obj.get("id"), obj.get("text"), obj.get("features") or {}
         if not isinstance(item_id, str) or not item_id.strip() or len(item_id) > MAX_ID_CHARS:
             raise RequestError(f"{where}.id", f"expected a non-empty string of at most {MAX_ID_CHARS} "
-                                              f"characters, got {_show(item_id)}")
+                                              f"characters, got {show(item_id)}")
         if text is not None and not isinstance(text, str):
-            raise RequestError(f"{where}.text", f"expected a string, got {_show(text)}")
+            raise RequestError(f"{where}.text", f"expected a string, got {show(text)}")
         image = obj.get("image")
         if image is not None:
-            _image_bytes(image, f"{where}.image")
+            image_bytes(image, f"{where}.image")
         if not isinstance(feats, dict):
             raise RequestError(f"{where}.features", "expected an object {modality: [numbers]}")
         return cls(item_id, text, image, dict(feats))
 
 
-def _image_bytes(value: Any, where: str) -> bytes:
-    if not isinstance(value, str):
-        raise RequestError(where, f"expected a base64 string of an image file, got {_show(value)}")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestError(where, "expected the base64 of an image file's bytes; this is not "
-                                  "valid base64") from None
+@dataclass
+class Change:
+    """A validated catalogue change and the state it leads to, built but not applied."""
 
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    op: dict
+    """The log entry that replays it."""
+    report: dict[str, Any]
+    base: ItemState
+    """The state it was built against."""
+    state: ItemState
+    index: dict[str, int]
+    """Id -> row of the items it puts."""
+    rows: list[int]
+    """Rows it touches, in order."""
 
 
 class Catalogue:
@@ -88,7 +92,8 @@ class Catalogue:
         self.device = device
         self.state = dataclasses.replace(state, cache=state.cache.to(device))
         self.index = {e: i for i, e in enumerate(state.ids) if i > 0}
-        self._encoders: dict[str, Any] = {}
+        self.encoder: ContentEncoder = LocalEncoders()
+        """Embeds new items' texts and images (:mod:`.content`)."""
         self.changes: list[int] = []
         """Rows touched by every change, in order (indexes built on the catalogue follow it)."""
         self.layout = 0
@@ -115,7 +120,7 @@ class Catalogue:
     def describe(self, item_id: str) -> dict[str, Any]:
         r = self.index.get(item_id)
         if r is None or not self.state.alive[r]:
-            raise RequestError("id", f"unknown item id {_show(item_id)}", 404)
+            raise RequestError("id", f"unknown item id {show(item_id)}", 404)
         st = self.state
         return {"id": item_id, "text": st.text[r],
                 "modalities": [m for m in self.modalities if st.present[m][r]],
@@ -124,49 +129,70 @@ class Catalogue:
     # ------------------------------------------------------------------ changes
 
     def put(self, items: list[NewItem]) -> tuple[dict, dict[str, Any]]:
+        """Validate, embed and apply a put; (its log entry, its report)."""
+        change = self.prepare_put(items)
+        self.commit(change)
+        return change.op, change.report
+
+    def delete(self, ids: list[str]) -> tuple[dict, dict[str, Any]]:
+        change = self.prepare_delete(ids)
+        self.commit(change)
+        return change.op, change.report
+
+    def apply(self, op: dict) -> tuple[int, int]:
+        """Apply a (validated or logged) change; returns (added, replaced)."""
+        change = self.prepare(op)
+        self.commit(change)
+        return change.report.get("added", 0), change.report.get("replaced", 0)
+
+    def prepare_put(self, items: list[NewItem]) -> "Change":
+        """The validated put of ``items`` (new content embedded, the next state built),
+        not applied yet. Raises :class:`RequestError` naming the first bad field."""
         self._check_can_add()
         if not items:
             raise RequestError("items", "needs at least one item")
         seen: set[str] = set()
-        entries, warnings = [], []
         for i, it in enumerate(items):
             if it.id in seen:
-                raise RequestError(f"items[{i}].id", f"{_show(it.id)} appears twice in this request")
+                raise RequestError(f"items[{i}].id", f"{show(it.id)} appears twice in this request")
             seen.add(it.id)
-            feats = self._features_of(it, f"items[{i}]", warnings)
-            if not any(v is not None for v in feats.values()):
-                raise RequestError(f"items[{i}]", "has no modality: give 'features' for at least one "
-                                                  f"of {list(self.modalities)} or a text or image an "
-                                                  "installed encoder can embed")
-            entries.append({"id": it.id, "text": it.text or "",
-                            "features": {m: v.tolist() for m, v in feats.items() if v is not None}})
-        op = {"op": "put", "items": entries}
-        added, replaced = self.apply(op)
-        report = {"added": added, "replaced": replaced, "catalogue_size": self.size}
+        warnings: list[str] = []
+        feats = gather_features(items, self.modalities, self.encoder, warnings)
+        entries = [{"id": it.id, "text": it.text or "",
+                    "features": {m: v.tolist() for m, v in f.items() if v is not None}}
+                   for it, f in zip(items, feats)]
+        change = self.prepare({"op": "put", "items": entries})
         if warnings:
-            report["warnings"] = warnings
-        return op, report
+            change.report["warnings"] = warnings
+        return change
 
-    def delete(self, ids: list[str]) -> tuple[dict, dict[str, Any]]:
+    def prepare_delete(self, ids: list[str]) -> "Change":
         for item_id in ids:
             self.describe(item_id)  # 404 for an unknown id
-        op = {"op": "delete", "ids": list(ids)}
-        self.apply(op)
-        return op, {"removed": len(ids), "catalogue_size": self.size}
+        change = self.prepare({"op": "delete", "ids": list(ids)})
+        change.report = {"removed": len(ids), "catalogue_size": change.report["catalogue_size"]}
+        return change
 
-    def apply(self, op: dict) -> tuple[int, int]:
-        """Apply a (validated or logged) change; returns (added, replaced)."""
+    def prepare(self, op: dict) -> "Change":
+        """The change ``op`` (a log entry) built against the current state, not applied."""
         if op["op"] == "delete":
             alive = self.state.alive.copy()
-            for item_id in op["ids"]:
-                if item_id in self.index:
-                    alive[self.index[item_id]] = False
-                    self.changes.append(self.index[item_id])
-            self.state = dataclasses.replace(self.state, alive=alive)
-            return 0, 0
+            rows = [self.index[i] for i in op["ids"] if i in self.index]
+            alive[rows] = False
+            state = dataclasses.replace(self.state, alive=alive)
+            return Change(op, {"catalogue_size": int(alive.sum())}, self.state, state, {}, rows)
         if op["op"] != "put":
             raise MissrecError(f"unknown catalogue operation {op['op']!r}")
-        return self._apply_put(op["items"])
+        return self._prepare_put(op)
+
+    def commit(self, change: "Change") -> None:
+        """Swap a prepared change in. It must have been built against the current state
+        (changes are serialised by the caller); readers must not run meanwhile."""
+        if change.base is not self.state:
+            raise MissrecError("a catalogue change was prepared against an older catalogue")
+        self.state = change.state
+        self.index.update(change.index)
+        self.changes.extend(change.rows)
 
     def drop_removed(self) -> None:
         """Forget the rows of removed items that were added after training (trained rows keep
@@ -183,20 +209,21 @@ class Catalogue:
         self.index = {e: i for i, e in enumerate(self.state.ids) if i > 0}
         self.changes, self.layout = [], self.layout + 1
 
-    def _apply_put(self, entries: list[dict]) -> tuple[int, int]:
-        st = self.state
+    def _prepare_put(self, op: dict) -> "Change":
+        st, entries = self.state, op["items"]
         n = len(st.ids)
-        ids, text, rows = list(st.ids), list(st.text), []
+        ids, text, rows, where = list(st.ids), list(st.text), [], {}
         replaced = 0
         for e in entries:
-            r = self.index.get(e["id"])
+            r = where.get(e["id"], self.index.get(e["id"]))
             if r is None:
                 r = len(ids)
                 ids.append(e["id"])
                 text.append(e["text"])
             else:
-                replaced += int(st.alive[r])
+                replaced += int(r < n and st.alive[r])  # an id put twice counts once
                 text[r] = e["text"]
+            where[e["id"]] = r
             rows.append(r)
         grow = len(ids) - n
         raw, present = {}, {}
@@ -211,12 +238,9 @@ class Catalogue:
         alive = np.concatenate([st.alive, np.zeros(grow, bool)])
         alive[rows] = True
         rows_t = torch.tensor(rows, dtype=torch.long)
-        cache = self.state.cache.put(rows_t, self._embed(rows_t, raw, present))
-        self.state = ItemState(ids, text, alive, raw, present, cache)
-        for r, e in zip(rows, entries):
-            self.index[e["id"]] = r
-        self.changes.extend(rows)
-        return len(entries) - replaced, replaced
+        state = ItemState(ids, text, alive, raw, present, st.cache.put(rows_t, self._embed(rows_t, raw, present)))
+        report = {"added": len(entries) - replaced, "replaced": replaced, "catalogue_size": int(alive.sum())}
+        return Change(op, report, st, state, where, rows)
 
     def _embed(self, rows: torch.Tensor, raw: dict[str, np.ndarray], present: dict[str, np.ndarray]) -> ItemCache:
         """Cache rows of ``rows`` through the model's own item encoding; a trained item keeps
@@ -231,37 +255,6 @@ class Catalogue:
             raise RequestError("items", f"model {self.manifest['model']!r} scores item ids only: it cannot "
                                         "rank unseen items, so items cannot be added", 400)
 
-    def _features_of(self, it: NewItem, where: str, warnings: list[str]) -> dict[str, np.ndarray | None]:
-        unknown = sorted(set(it.features) - set(self.modalities))
-        if unknown:
-            raise RequestError(f"{where}.features.{unknown[0]}",
-                               f"unknown modality; this model reads {list(self.modalities)}")
-        out: dict[str, np.ndarray | None] = {}
-        for m, info in self.modalities.items():
-            v = it.features.get(m)
-            out[m] = None if v is None else _vector(v, info["dim"], f"{where}.features.{m}")
-        if it.image is not None and "image" not in self.modalities:
-            raise RequestError(f"{where}.image", f"this model reads no image; it reads {list(self.modalities)}")
-        raw = {"text": it.text or None,
-               "image": None if it.image is None else _image_bytes(it.image, f"{where}.image")}
-        for m, content in raw.items():
-            if out.get(m) is None and m in self.modalities and content is not None:
-                out[m] = self._encode(m, content, it.id, f"{where}.{m}", warnings)
-        return out
-
-    def _encode(self, modality: str, content: Any, item_id: str, where: str,
-                warnings: list[str]) -> np.ndarray | None:
-        """Embed raw content by the encoder that made the bundle's ``modality`` features, or
-        warn and leave the modality missing when that encoder cannot be rebuilt here."""
-        enc, why = modality_encoder(modality, self.modalities[modality].get("source", ""), self._encoders)
-        if enc is None:
-            warnings.append(f"{item_id}: {modality} not embedded ({why}); its {modality} modality is missing")
-            return None
-        try:
-            return enc.encode([content])[0].astype(np.float32)
-        except EncodeError as e:
-            raise RequestError(where, f"cannot be embedded: {e}") from None
-
     # ------------------------------------------------------------------ scoring
 
     def score_all(self, batch: SequenceBatch) -> torch.Tensor:
@@ -272,12 +265,3 @@ class Catalogue:
 
     def user_vectors(self, batch: SequenceBatch) -> torch.Tensor:
         return self.model.user_vectors(batch, self.state.cache)
-
-
-def _vector(value: Any, dim: int, where: str) -> np.ndarray:
-    if (not isinstance(value, list) or len(value) != dim
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-        raise RequestError(where, f"expected a list of {dim} numbers")
-    if not all(math.isfinite(x) for x in value):
-        raise RequestError(where, "values must be finite numbers")
-    return np.asarray(value, dtype=np.float32)

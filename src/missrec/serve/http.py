@@ -7,7 +7,10 @@ Routes (OpenAPI docs at ``/docs``): ``POST /recommend``, ``POST /embed``, ``PUT 
 disabled (403) when none is configured.
 """
 
+import asyncio
+import gc
 import hmac
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -24,6 +27,7 @@ except ImportError as e:  # the `serve` extra
     raise MissrecError(f"the HTTP service needs the serve extra (pip install 'missrec[serve]'): {e}") from None
 
 from .batching import Batcher
+from .encode_process import EncoderProcess
 from .errors import RequestError
 from .limits import BodyLimit
 from .metrics import CONTENT_TYPE, Metrics, Observed
@@ -40,6 +44,9 @@ class ServiceOptions:
     """Largest request body accepted (413 above)."""
     max_histories: int = 1024
     """Most histories in one /recommend or /embed request."""
+    max_items_per_request: int = 1000
+    """Most items in one PUT /items (413 above): a request's items are embedded in one go,
+    so this bounds a write's length (catalogue loads: ``missrec items add``)."""
     approximate: bool = False
     """Rank with the FAISS candidate path (:mod:`.ann`) instead of exact scoring."""
 
@@ -98,7 +105,7 @@ def create_app(rec: Recommender, options: ServiceOptions = ServiceOptions()) -> 
     reader, writer = _access(options)
     _install_handlers(app)
     _read_routes(app, rec, options, reader)
-    _write_routes(app, rec, writer)
+    _write_routes(app, rec, options, writer)
 
     @app.get("/metrics", dependencies=[Depends(reader)], response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:
@@ -164,15 +171,26 @@ def _read_routes(app: Any, rec: Recommender, options: ServiceOptions, reader: An
         return {"status": "ready", "catalogue_size": rec.n_items}
 
 
-def _write_routes(app: Any, rec: Recommender, writer: Any) -> None:
+def _write_routes(app: Any, rec: Recommender, options: ServiceOptions, writer: Any) -> None:
+    # Writes run one at a time anyway (the recommender's write lock): in one thread of
+    # their own, waiting writes queue on the event loop instead of each holding a thread of
+    # the pool that /embed and GET /items run in.
+    writes = ThreadPoolExecutor(1, thread_name_prefix="missrec-write")
+
     @app.put("/items", dependencies=[Depends(writer)])
-    def put_items(body: ItemsRequest) -> dict:
-        """Add or replace items; immediately rankable, persisted in the bundle."""
-        return rec.add_items([item.model_dump() for item in body.items])
+    async def put_items(body: ItemsRequest) -> dict:
+        """Add or replace items; immediately rankable, persisted in the bundle. Ranking goes
+        on while they are embedded."""
+        if len(body.items) > options.max_items_per_request:
+            raise RequestError("items", f"at most {options.max_items_per_request} items per request "
+                                        f"(got {len(body.items)}); send them in several requests, or "
+                                        "load a file with `missrec items add`", 413)
+        items = [item.model_dump() for item in body.items]
+        return await asyncio.get_running_loop().run_in_executor(writes, rec.add_items, items)
 
     @app.delete("/items/{item_id}", dependencies=[Depends(writer)])
-    def delete_item(item_id: str) -> dict:
-        return rec.remove_items([item_id])
+    async def delete_item(item_id: str) -> dict:
+        return await asyncio.get_running_loop().run_in_executor(writes, rec.remove_items, [item_id])
 
 
 def _histories(history: Optional[list[str]], histories: Optional[list[list[str]]],
@@ -203,12 +221,21 @@ def _install_handlers(app: Any) -> None:
         return _error(exc.status_code, field, str(exc.detail), getattr(exc, "headers", None))
 
 
-def run_server(bundle: Path, options: ServiceOptions, host: str, port: int) -> None:
-    """Load ``bundle`` and serve it until interrupted."""
+def run_server(bundle: Path, options: ServiceOptions, host: str, port: int,
+               encode_in_process: bool = True) -> None:
+    """Load ``bundle`` and serve it until interrupted. New items' content is embedded in a
+    child process of lower priority (:mod:`.encode_process`) unless ``encode_in_process``
+    is False."""
     import uvicorn  # the serve extra
 
-    rec = Recommender(bundle)
+    rec = Recommender(bundle, encoder=EncoderProcess() if encode_in_process else None)
     try:
-        uvicorn.run(create_app(rec, options), host=host, port=port, log_level="warning")
+        app = create_app(rec, options)
+        # A full collection walks every object the process holds (torch's and FastAPI's
+        # modules, the model): some 100 ms during which no request moves, the p99 of a
+        # loaded server. What is loaded by now lives as long as the server: leave it out.
+        gc.collect()
+        gc.freeze()
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         rec.close()

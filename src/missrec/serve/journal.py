@@ -25,6 +25,10 @@ from ..errors import MissrecError
 from .bundle import POINTER, ItemState, write_json, write_generation
 
 
+class BundleBusy(MissrecError):
+    """Another process holds the bundle's write lock (a server, or a bulk load)."""
+
+
 class Journal:
     """The change log of one bundle's current generation."""
 
@@ -36,8 +40,8 @@ class Journal:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._lock_file.close()
-            raise MissrecError(f"{self.bundle}: another process is serving this bundle "
-                               "(open it read-only instead)") from None
+            raise BundleBusy(f"{self.bundle}: another process is serving this bundle "
+                             "(open it read-only instead)") from None
         self.entries = 0
 
     @property
@@ -54,7 +58,7 @@ class Journal:
         return ops
 
     def append(self, op: dict[str, Any]) -> None:
-        line = json.dumps(op, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = log_line(op)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
@@ -75,6 +79,19 @@ class Journal:
         if not self._lock_file.closed:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
+
+
+def log_line(op: dict[str, Any]) -> str:
+    """``op`` as one JSON line. A put is serialised item by item: one ``json.dumps`` over
+    thousands of items (megabytes of floats) would hold the interpreter lock, and so every
+    thread that ranks, for its whole length."""
+    if op.get("op") == "put" and set(op) == {"op", "items"}:
+        return '{"op":"put","items":[' + ",".join(_dumps(e) for e in op["items"]) + "]}\n"
+    return _dumps(op) + "\n"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def read_log(path: Path) -> tuple[list[dict[str, Any]], int]:

@@ -20,9 +20,11 @@ import torch
 from ..data.batching import SequenceBatch
 from .ann import ApproximateIndex, ApproximateOptions
 from .bundle import ItemState, from_checkpoint, is_bundle, load_bundle
-from .catalogue import Catalogue, NewItem
+from .catalogue import Catalogue, Change, NewItem
+from .content import ContentEncoder
 from .errors import RequestError
 from .journal import Journal, read_log
+from .queueing import n_histories, take_batch
 
 UNKNOWN_POLICIES = ("error", "skip")
 
@@ -79,13 +81,15 @@ class _Job:
 class Recommender:
     """Loads a bundle (or a run) once; ranks, embeds, adds and removes items.
 
-    Thread-safe: one lock serialises model calls and catalogue changes (a change builds a
-    new catalogue state and swaps it in). ``writable=False`` opens a bundle without taking
-    its write lock; changes are then refused.
+    Thread-safe. Two locks: ``_lock`` serialises model calls and the swap of a catalogue
+    change; ``_write_lock`` serialises changes (embedding new items, building the next
+    catalogue state, logging it, compacting the log), so a write never holds ranking up for
+    longer than the swap. ``writable=False`` opens a bundle without taking its write lock;
+    changes are then refused.
     """
 
     def __init__(self, source: str | Path, device: str = "cpu", writable: bool = True,
-                 compact_every: int = 1000):
+                 compact_every: int = 1000, encoder: ContentEncoder | None = None):
         source = Path(source)
         self.device = device
         self.journal: Journal | None = None
@@ -106,9 +110,14 @@ class Recommender:
         self.writable = writable
         self.max_len = int(getattr(self.config, "max_len", 50))
         self._lock = threading.RLock()
+        """Held by ranking and by the swap of a catalogue change (never by an encode)."""
+        self._write_lock = threading.Lock()
+        """Serialises catalogue changes and compaction; ranking never takes it."""
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []
         self.catalogue = Catalogue(self.model, self.manifest, items, device)
+        if encoder is not None:  # embeds new items' texts and images (default: in this process)
+            self.catalogue.encoder = encoder
         self.compact_every = compact_every
         self.ann: ApproximateIndex | None = None
         if self.journal is not None:
@@ -139,39 +148,55 @@ class Recommender:
 
     def add_items(self, items: list[NewItem | dict]) -> dict[str, Any]:
         """Add or replace items (raw features and/or text); returns the counts added and
-        replaced and the catalogue size. Immediately rankable; persisted in a bundle."""
-        with self._lock:
-            self._check_writable()
-            op, report = self.catalogue.put([NewItem.parse(x, f"items[{i}]") for i, x in enumerate(items)])
-            self._log(op)
-            return report
+        replaced and the catalogue size. Immediately rankable; persisted in a bundle.
+
+        Ranking goes on meanwhile: the items are embedded, and the next catalogue built,
+        outside the lock that ranking takes; only the swap holds it."""
+        self._check_writable()
+        parsed = [NewItem.parse(x, f"items[{i}]") for i, x in enumerate(items)]
+        with self._write_lock:
+            return self._change(self.catalogue.prepare_put(parsed))
 
     def remove_items(self, item_ids: list[str]) -> dict[str, Any]:
-        with self._lock:
-            self._check_writable()
-            op, report = self.catalogue.delete(list(item_ids))
-            self._log(op)
-            return report
+        self._check_writable()
+        with self._write_lock:
+            return self._change(self.catalogue.prepare_delete(list(item_ids)))
 
     def _check_writable(self) -> None:
         if is_bundle(self.source) and self.journal is None:
             raise RequestError("items", "this bundle is open read-only", 403)
 
-    def _log(self, op: dict[str, Any]) -> None:
-        if self.journal is None:
-            return
-        self.journal.append(op)
-        if self.journal.entries >= self.compact_every:
+    def _change(self, change: Change) -> dict[str, Any]:
+        """Log a prepared change, then swap it in (the caller holds the write lock, so the
+        log's order is the order changes are applied, and the change was built against
+        the catalogue it replaces)."""
+        if self.journal is not None:  # logged before any reader can see it
+            self.journal.append(change.op)
+        with self._lock:
+            self.catalogue.commit(change)
+        if self.journal is not None and self.journal.entries >= self.compact_every:
             self._compact()
+        return change.report
+
+    def compact(self) -> None:
+        """Fold the logged changes into a new generation now (a bundle with changes)."""
+        with self._write_lock:
+            if self.journal is not None and self.journal.entries:
+                self._compact()
 
     def _compact(self) -> None:
-        """Fold the log into a new generation, without the rows of removed added items."""
-        self.catalogue.drop_removed()
-        self.journal.compact(self.catalogue.state)
+        """Fold the log into a new generation, without the rows of removed added items.
+        Readers wait only for the renumbering; the files are written while they rank
+        (the state written is a snapshot: changes replace states, never edit them)."""
+        with self._lock:
+            self.catalogue.drop_removed()
+            state = self.catalogue.state
+        self.journal.compact(state)
 
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+        self.catalogue.encoder.close()
 
     # ------------------------------------------------------------------ ranking
 
@@ -181,16 +206,17 @@ class Recommender:
         (:mod:`.ann`) after :meth:`enable_approximate`, exact otherwise.
 
         Concurrent calls are batched: a call queues its histories, and whichever call holds
-        the model next ranks everything queued in one pass (flat combining: no timer, so a
-        lone request never waits, and under load the model sees larger batches).
+        the model next ranks the queued calls, oldest first, in passes of up to
+        :data:`~.queueing.MAX_BATCH` histories, until its own is done (flat combining: no
+        timer, so a lone request never waits, and under load the model sees larger batches).
         """
         job = _Job(histories, unknown, field_name, k, exclude_seen)
         with self._queue_lock:
             self._queue.append(job)
         with self._lock:
-            if not job.done:
+            while not job.done:  # the oldest calls first, a bounded pass at a time
                 with self._queue_lock:
-                    jobs, self._queue = self._queue, []
+                    jobs, self._queue = take_batch(self._queue, lambda j: n_histories(j.histories))
                 self._rank(jobs)
         if job.error is not None:
             raise job.error
