@@ -30,7 +30,12 @@ from .train import bench, config_option, overwrite_option, preset_option, resume
 def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_domain: int,
                  config_file: Path | None, sets: tuple[str, ...], preset: str | None, resume: bool,
                  overwrite: bool, quiet: bool) -> None:
-    """Pre-train one model on several domains; writes OUT/model.pt for `train --from`."""
+    """Pre-train one model on several domains; writes OUT/model.pt for `train --from`.
+
+    A seeded share of each domain's users is held out (--set heldout_share=S, default 0.05;
+    0: none, the last epoch is kept): after every epoch the pre-training loss of their
+    sequences is computed, the epoch with the lowest is kept, and --set patience=N epochs
+    without a lower one end the run."""
     train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, pretraining=True)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     res = pretrain(list(stores), out_dir, train_cfg, model_cfg, model_name=model,
@@ -38,8 +43,8 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
                    resume=resume, overwrite=overwrite)
     if not res:  # a data-parallel process other than rank 0
         return
-    click.echo(json.dumps({k: res[k] for k in ("model", "epochs", "train_seconds", "sequences_per_second")}
-                          | {"checkpoint": str(out_dir / "model.pt")}, indent=2))
+    shown = ("model", "epochs", "best_epoch", "train_seconds", "sequences_per_second")
+    click.echo(json.dumps({k: res[k] for k in shown} | {"checkpoint": str(out_dir / "model.pt")}, indent=2))
 
 
 @bench.command("pretrain")

@@ -13,6 +13,7 @@ from ..config import TrainConfig, to_dict
 from ..data.store import read_schema
 from ..errors import MissrecError
 from ..model.registry import config_defaults, get_model_spec
+from ..train.pretrain import domain_train_examples
 from ..train.resolve import resolve_configs
 from .catalog import get_experiment
 from .estimate import measured_costs, run_estimate, store_estimate
@@ -20,7 +21,7 @@ from .options import ExperimentOptions
 from .overrides import cell_overrides, check_user_sets, effective
 from .reuse import comparable_config, find_pretraining_run, find_training_run, store_features
 from .spec import CellSpec, Experiment
-from .stores import RECIPES, default_data_root, recipe_problems, store_ready, train_rows_of
+from .stores import RECIPES, default_data_root, recipe_problems, store_ready
 
 BASE_SEED = 2023
 """Seeds are BASE_SEED, BASE_SEED + 1, ... (TrainConfig's default seed first)."""
@@ -242,9 +243,8 @@ def find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
             path = plan.stores[s]
             if not (path / "schema.json").exists():
                 return None
-            rows = train_rows_of(path, RECIPES.get(s))
-            domains.append((read_schema(path).get("fingerprint", ""),
-                            min(rows, cell.max_per_domain) if cell.max_per_domain else rows, store_features(path)))
+            rows = domain_train_examples(path, cell.max_per_domain, job.train_cfg.heldout_share, job.train_cfg.seed)
+            domains.append((read_schema(path).get("fingerprint", ""), rows, store_features(path)))
         model_cfg = job.model_cfg
         if hasattr(model_cfg, "modalities"):  # pre-training keeps the modalities some domain has
             have = {m for _, _, feats in domains for m in feats}
