@@ -103,6 +103,15 @@ def test_one_toy_target_end_to_end(tmp_path):
     assert evaluated.exit_code == 0, evaluated.output
     zero = json.loads(evaluated.output)
     assert {k: zero[k] for k in results["toy-text-zero-shot"]["test"]} == results["toy-text-zero-shot"]["test"]
+    # the report: regime x fraction, fine-tune against scratch user by user, recall@10 against the fraction
+    md = (out / "report.md").read_text()
+    table = md[md.index("## Transfer to toy text-only"):md.index("fine-tune − scratch, paired")]
+    assert "| fraction | regime | seeds | R@10 | R@50 | N@10 | N@50 | valid N@10 |" in table
+    rows = [line.split(" | ")[:2] for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[1:] == [["| 0 (zero-shot)", "zero-shot"]] + [
+        [f"| {f}", r] for f in ("0.5", "1") for r in ("fine-tune", "scratch", "UniSRec", "popularity")]
+    assert "fine-tune − scratch, paired over test users" in md and "| 0.5 | recall@10 |" in md
+    assert (out / "fractions-toy-text.png").exists() and "fractions-toy-text.png" in md
     # a second invocation skips every finished cell
     again = CliRunner().invoke(main, args, catch_exceptions=False)
     assert again.exit_code == 0 and again.output.count("done, skipped") == 10 and "running" not in again.output

@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import MissrecError
+from ..report.transfer import REGIMES
 from .spec import BASE_SEED, CellSpec, Experiment, TableSpec
 from .stores import RECIPES
 
@@ -75,11 +76,6 @@ PRETRAIN_SETS = ("modalities=text,image", "n_clusters=0.02", "item_drop=0.2")
 """Pre-training over the default preset: every modality a domain has (pre-training keeps
 those some domain has), and the official pre-training settings' cluster ratio and item
 dropping (what ``released-pretrain`` changes from ``released``)."""
-
-REGIMES = {"zero-shot": "zero-shot", "fine-tune": "fine-tune", "scratch": "scratch", "unisrec": "UniSRec",
-           "popularity": "popularity"}
-"""Regime id (the ``regime`` facet) -> row label, in the report's order."""
-
 
 def pretrain_domains(target: Domain) -> list[Domain]:
     return [d for d in DOMAINS.values() if d.group == target.group and d.name != target.name]
