@@ -60,6 +60,8 @@ def test_targets_and_fractions_choose_the_cells(tmp_path):
         planned(tmp_path, targets=["books"])
     with pytest.raises(MissrecError, match="--fractions"):
         planned(tmp_path, fractions=[1.5])
+    with pytest.raises(MissrecError, match="share one architecture"):
+        planned(tmp_path, preset="released")
     with pytest.raises(MissrecError, match="belong to experiment transfer"):
         plan_experiment(ExperimentOptions("table3", tmp_path, targets=["office"]))
     res = CliRunner().invoke(main, ["experiment", "transfer", "--out", str(tmp_path / "o"), "--dry-run",

@@ -72,10 +72,12 @@ DEFAULT_FRACTIONS = (0.05, 0.2, 1.0)
 PRETRAIN_SEED = BASE_SEED
 """The one seed each target's pre-training runs with."""
 
-PRETRAIN_SETS = ("modalities=text,image", "n_clusters=0.02", "item_drop=0.2")
+PRETRAIN_SETS = ("modalities=text,image", "n_clusters=0.02", "item_drop=0.2", "patience=3", "epochs=50")
 """Pre-training over the default preset: every modality a domain has (pre-training keeps
-those some domain has), and the official pre-training settings' cluster ratio and item
-dropping (what ``released-pretrain`` changes from ``released``)."""
+those some domain has), the official pre-training settings' cluster ratio and item dropping
+(what ``released-pretrain`` changes from ``released``), and a CPU budget: an epoch over every
+sequence of two domains takes some 10-20 minutes on one core (docs/experiments.md), so 3
+epochs without a lower held-out loss end it (``--set pretrain.patience=N`` changes it)."""
 
 def pretrain_domains(target: Domain) -> list[Domain]:
     return [d for d in DOMAINS.values() if d.group == target.group and d.name != target.name]
@@ -137,7 +139,10 @@ def transfer_experiment(targets: tuple[str, ...] = DEFAULT_TARGETS,
     cells = tuple(c for t in chosen for c in _target_cells(t, fractions))
     return Experiment(NAME, "Leave-one-domain-out transfer: zero-shot, fine-tuned and from-scratch MISSRec, UniSRec "
                       "and popularity at several shares of the target's training users.", cells,
-                      {f"transfer-{t.name}": _table(t) for t in chosen})
+                      {f"transfer-{t.name}": _table(t) for t in chosen},
+                      fixed_preset="experiment transfer pre-trains, fine-tunes and trains MISSRec from scratch with "
+                                   "one preset (default), so that the regimes share one architecture; change a "
+                                   "setting of all of them with --set")
 
 
 TRANSFER_EXP = transfer_experiment()
