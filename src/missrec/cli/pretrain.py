@@ -58,7 +58,8 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
 def bench_pretrain(stores: tuple[Path, ...], max_per_domain: int, epochs: int, config_file: Path | None,
                    sets: tuple[str, ...], as_json: bool) -> None:
     """Pre-training throughput: sequences/s over the pooled domains."""
-    train_cfg, model_cfg = resolve_configs("missrec", config_file, sets + (f"epochs={epochs}",),
+    # training throughput over every sequence: no held-out users unless --set asks for them
+    train_cfg, model_cfg = resolve_configs("missrec", config_file, ("heldout_share=0",) + sets + (f"epochs={epochs}",),
                                            pretraining=True)
     res = pretrain(list(stores), None, train_cfg, model_cfg, max_examples_per_domain=max_per_domain,
                    log=lambda s: None)

@@ -46,8 +46,6 @@ class Pretrained:
     """Weights and extra states, as ``model.state_dict()`` gives them."""
     train_config: dict[str, Any] | None = None
     """The training configuration (checkpoints only)."""
-    item_ids: list[str] | None = None
-    """The vocabulary the model was trained on, row 0 padding (checkpoints only)."""
 
     @property
     def modalities(self) -> list[str]:
@@ -57,7 +55,7 @@ class Pretrained:
     def of_checkpoint(cls, path: Path, payload: dict[str, Any]) -> "Pretrained":
         """From a payload :func:`~missrec.train.checkpoint.read_checkpoint` has read."""
         return cls(Path(path), "checkpoint", payload["model"], dict(payload["model_config"]), payload["state_dict"],
-                   dict(payload["train_config"]), list(payload["item_ids"]))
+                   dict(payload["train_config"]))
 
 
 def is_bundle_dir(path: str | Path) -> bool:
