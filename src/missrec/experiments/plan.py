@@ -197,8 +197,8 @@ def _store_path(name: str, out: Path, reuse: list[Path]) -> Path:
 
 def _jobs(exp: Experiment, options: ExperimentOptions, stores: dict[str, Path]) -> list[Job]:
     """One job per (cell, seed), pre-training cells first (fine-tuning cells need their checkpoints)."""
-    if options.preset and exp.fixed_preset:
-        raise MissrecError(f"--preset {options.preset}: {exp.fixed_preset}")
+    if options.preset and exp.preset_refused:
+        raise MissrecError(f"--preset {options.preset}: {exp.preset_refused}")
     jobs = []
     for cell in sorted(exp.cells, key=lambda c: c.kind != "pretrain"):
         preset = options.preset if options.preset and _takes_preset(cell) else cell.preset

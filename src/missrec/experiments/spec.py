@@ -76,7 +76,7 @@ class Experiment:
     hidden: bool = False
     """Left out of the command's help list (e.g. the smoke test)."""
     runs_of: str | None = None
-    fixed_preset: str = ""
+    preset_refused: str = ""
     """Why ``--preset`` is refused (empty: it is taken), e.g. an analysis whose cells must share
     one architecture."""
     """Another experiment whose cells (and runs, in a shared folder) this one reuses."""

@@ -79,6 +79,10 @@ those some domain has), the official pre-training settings' cluster ratio and it
 sequence of two domains takes some 10-20 minutes on one core (docs/experiments.md), so 3
 epochs without a lower held-out loss end it (``--set pretrain.patience=N`` changes it)."""
 
+PRESET_REFUSED = ("experiment transfer pre-trains, fine-tunes and trains MISSRec from scratch with one preset "
+                  "(default), so that the regimes share one architecture; change a setting of all of them with --set")
+
+
 def pretrain_domains(target: Domain) -> list[Domain]:
     return [d for d in DOMAINS.values() if d.group == target.group and d.name != target.name]
 
@@ -140,9 +144,7 @@ def transfer_experiment(targets: tuple[str, ...] = DEFAULT_TARGETS,
     return Experiment(NAME, "Leave-one-domain-out transfer: zero-shot, fine-tuned and from-scratch MISSRec, UniSRec "
                       "and popularity at several shares of the target's training users.", cells,
                       {f"transfer-{t.name}": _table(t) for t in chosen},
-                      fixed_preset="experiment transfer pre-trains, fine-tunes and trains MISSRec from scratch with "
-                                   "one preset (default), so that the regimes share one architecture; change a "
-                                   "setting of all of them with --set")
+                      preset_refused=PRESET_REFUSED)
 
 
 TRANSFER_EXP = transfer_experiment()
