@@ -9,7 +9,7 @@ MISSREC := $(VENV)/bin/missrec
 DATASETS ?= $(or $(MISSREC_DATASETS),../shared/datasets)
 DATA   ?= $(DATASETS)/amazon-scientific-mm
 WORK   ?= runs/demo
-EXTRAS ?= dev,text,image,clip,report,serve,faiss
+EXTRAS ?= dev,text,image,clip,report,serve,faiss,tune
 
 .PHONY: setup demo test bench clean
 
@@ -28,7 +28,7 @@ demo: setup
 	@test -d "$(DATA)" || { echo "error: dataset folder $(DATA) not found; set DATA=path/to/unisrec-layout-folder" >&2; exit 1; }
 	$(MISSREC) data import --format unisrec "$(DATA)" $(WORK)/store
 	$(MISSREC) train --model missrec --data $(WORK)/store --out $(WORK)/missrec --overwrite $(DEMO_SET)
-	$(MISSREC) recommend $(WORK)/missrec --data $(WORK)/store --users 3 --k 5
+	$(MISSREC) recommend $(WORK)/missrec --data $(WORK)/store --users 3 --k 5 --exclude-seen
 
 test: setup
 	$(PY) -m pytest -q

@@ -15,6 +15,8 @@ import torch.multiprocessing as mp
 
 from missrec.data.store import Dataset
 from missrec.data.synthetic import synthetic_dataset
+from missrec.model.base import SequentialRecommender
+from missrec.model.cache import ItemVectors
 
 DATASETS = Path(os.environ.get("MISSREC_DATASETS", Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"))
 
@@ -69,3 +71,35 @@ def spawn_ranks(worker: Callable, *args: Any, world: int = 2, before_retry: Call
                 raise
         if before_retry is not None:
             before_retry()
+
+
+class RowScorer(SequentialRecommender):
+    """A test stand-in that scores whole rows: subclasses define ``score_all(batch)``; the
+    contract's user side passes the batch through and blocks are slices of those rows."""
+
+    cache_type = ItemVectors
+
+    def __init__(self, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+
+    def training_loss(self, batch):
+        raise NotImplementedError("a scoring stand-in does not train")
+
+    def item_cache(self) -> ItemVectors:
+        return ItemVectors(torch.zeros(self.n_items + 1, 1))
+
+    def encode_items(self, features, present, ids) -> ItemVectors:
+        return ItemVectors(torch.zeros(len(ids), 1))
+
+    def user_vectors(self, batch, cache=None):
+        return batch
+
+    def score_block(self, users, cache, items):
+        return self.score_all(users, cache)[:, items]
+
+    def score_rows(self, users, cache, items):
+        return self.score_all(users, cache).gather(1, items)
+
+    def retrieval_tables(self, cache):
+        return []

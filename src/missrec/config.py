@@ -18,10 +18,15 @@ import torch
 import yaml
 
 from .errors import ConfigError
-from .eval.metrics import METRICS, TIE_POLICIES
 
 
 Precision = Literal["fp32", "bf16"]
+MetricName = Literal["recall", "ndcg", "mrr"]
+TiePolicy = Literal["pessimistic", "optimistic", "random"]
+METRICS: tuple[str, ...] = typing.get_args(MetricName)
+"""Top-K metrics of one held-out item per user (:mod:`missrec.eval.metrics`)."""
+TIE_POLICIES: tuple[str, ...] = typing.get_args(TiePolicy)
+"""Where a target tied with other items ranks (:class:`TrainConfig` ``ties``)."""
 
 
 @dataclass
@@ -62,7 +67,7 @@ class TrainConfig:
     """Cut-offs for recall@K, ndcg@K, mrr@K."""
     mask_history: bool = False
     """Exclude items already in the history from the ranking (off in the paper's protocol)."""
-    ties: str = "pessimistic"
+    ties: TiePolicy = "pessimistic"
     """How tied scores rank: 'pessimistic' (target after every tie), 'optimistic' (before
     them) or 'random' (a fixed pseudo-random place among them per user, which matches on
     average an evaluator that sorts with an arbitrary tie order, such as RecBole's topk)."""
@@ -258,25 +263,28 @@ def load_sections(sections: dict[str, type], yaml_path: str | Path | None = None
     if yaml_path is not None:
         for k, v in read_yaml_sections(yaml_path, sections).items():
             raw[k].update(v)
-    field_owner: dict[str, list[str]] = {}
-    for sec, cls in sections.items():
-        for f in dataclasses.fields(cls):
-            field_owner.setdefault(f.name, []).append(sec)
     for key, value in parse_overrides(overrides or []).items():
-        if "." in key:
-            sec, name = key.split(".", 1)
-            if sec not in sections:
-                raise ConfigError(f"--set {key}: unknown section {sec!r}; expected {sorted(sections)}")
-        else:
-            owners = field_owner.get(key, [])
-            if not owners:
-                known = sorted(field_owner)
-                raise ConfigError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
-            if len(owners) > 1:
-                raise ConfigError(f"--set {key}: ambiguous, use one of {[f'{o}.{key}' for o in owners]}")
-            sec, name = owners[0], key
+        sec, name = override_target(key, sections)
         raw[sec][name] = value
     return {sec: from_dict(cls, raw[sec], sec) for sec, cls in sections.items()}
+
+
+def override_target(key: str, sections: dict[str, type]) -> tuple[str, str]:
+    """The (section, field) an override key names: dotted (``train.lr``) or bare (``lr``,
+    when exactly one section has that field). A dotted key's field is checked where the
+    section is built (:func:`from_dict`)."""
+    if "." in key:
+        sec, name = key.split(".", 1)
+        if sec not in sections:
+            raise ConfigError(f"--set {key}: unknown section {sec!r}; expected {sorted(sections)}")
+        return sec, name
+    owners = [sec for sec, cls in sections.items() if key in {f.name for f in dataclasses.fields(cls)}]
+    if not owners:
+        known = sorted({f.name for cls in sections.values() for f in dataclasses.fields(cls)})
+        raise ConfigError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
+    if len(owners) > 1:
+        raise ConfigError(f"--set {key}: ambiguous, use one of {[f'{o}.{key}' for o in owners]}")
+    return owners[0], key
 
 
 def save_yaml(path: str | Path, sections: dict[str, Any]) -> None:

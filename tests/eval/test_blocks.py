@@ -23,7 +23,7 @@ from missrec.seed import seed_everything
 from missrec.train.checkpoint import load_model, read_checkpoint
 from missrec.train.resolve import resolve_configs
 
-from support import make_dataset, shared_dataset
+from support import RowScorer, make_dataset, shared_dataset
 
 _BASELINE = ("model.hidden=16", "model.n_layers=1", "model.inner=32", "model.max_len=12")
 _TEXT = _BASELINE + ("model.modalities=[text, image]",)
@@ -106,13 +106,12 @@ def test_block_scores_are_the_columns_of_score_all(toy) -> None:
                                        rtol=1e-6, atol=1e-6, msg=name)
 
 
-class Coarse(SequentialRecommender):
+class Coarse(RowScorer):
     """Scores rounded to a few levels (many ties), items without a score (-inf), and only
-    ``score_all``: the default ``score_block`` slices it."""
+    ``score_all``: blocks are slices of it."""
 
     def __init__(self, n_items: int, bad: tuple[int, int] | None = None):
-        super().__init__()
-        self.n_items = n_items
+        super().__init__(n_items)
         self.bad = bad
 
     def score_all(self, batch, cache=None) -> torch.Tensor:

@@ -12,7 +12,8 @@ from sklearn.metrics import ndcg_score, top_k_accuracy_score
 from missrec.data.batching import build_examples
 from missrec.eval.evaluator import EvalProtocol, evaluate
 from missrec.eval.metrics import metrics_from_ranks, target_ranks, tie_fractions
-from missrec.model.base import SequentialRecommender
+
+from support import RowScorer
 
 
 def test_closed_forms():
@@ -84,12 +85,8 @@ def test_random_ties_place_the_target_uniformly_among_its_ties():
                                target_ranks(distinct, t, "pessimistic"))
 
 
-class _FixedScores(SequentialRecommender):
+class _FixedScores(RowScorer):
     """Scores item i as -i (item 1 best) for every user, or history-boosted when asked."""
-
-    def __init__(self, n_items: int):
-        super().__init__()
-        self.n_items = n_items
 
     def score_all(self, batch, cache=None):
         base = -torch.arange(self.n_items + 1, dtype=torch.float32)

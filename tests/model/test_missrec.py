@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from missrec.data.batching import SequenceBatch
 from missrec.model.fusion import fuse_representations
 from missrec.model.missrec import MISSRec, MISSRecConfig, keep_last, preset
+from missrec.model.missrec.losses import item_drop_mask, modality_drop_mask
 
 N_ITEMS = 30
 DIMS = {"text": 12, "image": 10}
@@ -274,7 +275,7 @@ def test_regulariser_is_mean_pairwise_inner_product() -> None:
     g = torch.Generator().manual_seed(2)
     xi = torch.randn(3, 4, 16, generator=g)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
-    got = model._regulariser(xi, mask)
+    got = model.regulariser(xi, mask)
     for b in range(3):
         rows = xi[b][mask[b]]
         m = rows.shape[0]
@@ -292,7 +293,7 @@ def test_released_regulariser_is_the_official_formula() -> None:
     for _ in range(2):
         xi = torch.randn(3, 5, 16, generator=g)  # column 4: the padding query's output
         mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-        views.append(model._regulariser(xi, mask))
+        views.append(model.regulariser(xi, mask))
         width = 5
         memory = torch.stack([torch.cat([xi[b][mask[b]], xi[b, 4].expand(width - int(mask[b].sum()), 16)])
                               for b in range(3)])  # [B, P, d] as the official code holds it
@@ -300,10 +301,10 @@ def test_released_regulariser_is_the_official_formula() -> None:
         weight = (~padding).unsqueeze(-1).float().mean(1, keepdim=True)
         pooled = (memory * weight).sum(1)
         literal += float((pooled * pooled).sum() / 16)
-    assert abs(float(model._reduce_regulariser(*views)) - literal) < 1e-3 * literal
+    assert abs(float(model.reduce_regulariser(*views)) - literal) < 1e-3 * literal
     paper = build()
     r = torch.rand(2, 3, generator=g)
-    torch.testing.assert_close(paper._reduce_regulariser(r[0], r[1]), r.mean())
+    torch.testing.assert_close(paper.reduce_regulariser(r[0], r[1]), r.mean())
     with pytest.raises(ValueError, match="reg_form"):
         tiny_config(reg_form="released").validate()
 
@@ -356,9 +357,9 @@ def test_item_drop_removes_every_modality_of_an_item() -> None:
     model = build(item_drop=0.5)
     batch = make_batch(b=10)
     items = keep_last(batch.items, model.config.max_len)
-    keep = model._item_drop_mask(items)
+    keep = item_drop_mask(items, model.config.item_drop)
     assert keep.any(1).all() and not (keep & (items == 0)).any()
-    tables = model._item_tables()
+    tables = model.item_tables()
     slots = model._token_slots(items, tables, keep)
     used = slots.valid & (slots.item > 0)
     dropped_pos = ~keep.gather(1, slots.item_pos)
@@ -480,7 +481,7 @@ def test_missing_modalities_are_not_tokens(tokens: str) -> None:
     """A missing modality is left out of attention, not fed as a zero token."""
     model = build(tokens=tokens)
     batch = make_batch(b=10)
-    tables = model._item_tables()
+    tables = model.item_tables()
     slots = model._token_slots(batch.items, tables, None)
     pres = tables.present[:, batch.items]  # [M, B, L]
     real = batch.items > 0
@@ -526,3 +527,32 @@ def test_recent_tokens_are_those_of_the_last_item_that_has_a_token(separate) -> 
     # separate tokens: one per present modality of that item; added: one per item
     assert mask.sum(1).tolist() == ([1, 2, 1] if separate else [1, 1, 1])
 
+
+
+def test_modality_dropout_keeps_one_modality_per_item_and_drops_at_its_rate() -> None:
+    torch.manual_seed(0)
+    present = torch.rand(2, 20000) < 0.8
+    present[:, 0] = False
+    kept = modality_drop_mask(present, 0.3)
+    assert not (kept & ~present).any()  # never adds a modality
+    assert torch.equal(kept.any(0), present.any(0))  # every item keeps one; padding keeps none
+    both = present.all(0)
+    lost = (present & ~kept)[:, both].float().mean()
+    assert 0.245 < float(lost) < 0.265  # 0.3 per modality, less the restored ones: 0.3 - 0.3² / 2
+    alone = present.sum(0) == 1
+    assert torch.equal(kept[:, alone], present[:, alone])
+    assert torch.equal(modality_drop_mask(present[:1], 0.9), present[:1])  # one modality: nothing to drop
+
+
+def test_modality_dropout_changes_training_only() -> None:
+    model = build(modality_dropout=0.5)
+    batch = make_batch()
+    model.eval()
+    ref = model.training_loss(batch)[0]
+    torch.manual_seed(1)
+    assert torch.equal(model.training_loss(batch)[0], ref)  # no draw outside training
+    model.train()
+    torch.manual_seed(1)
+    a = model.training_loss(batch)[0]
+    torch.manual_seed(2)
+    assert not torch.equal(a, model.training_loss(batch)[0])

@@ -9,9 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from missrec.cli import main
-from missrec.data.store import write_store
-
-from support import make_dataset
 
 
 def cli(*args) -> str:
@@ -28,11 +25,6 @@ def train_run(store: Path, out: Path, model: str = "missrec", *sets: str) -> Pat
         args += ["--set", s]
     cli(*args)
     return out
-
-
-@pytest.fixture(scope="session")
-def toy_store(tmp_path_factory) -> Path:
-    return write_store(make_dataset(n_users=60, n_items=50), tmp_path_factory.mktemp("serve") / "toy")
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ def test_added_items_match_the_cache_of_a_larger_catalogue(toy_run, toy_bundle):
     got = rec.catalogue.state.cache
     assert torch.allclose(got.candidates, expected.candidates, atol=1e-6)
     assert torch.equal(got.present, expected.present)
-    assert int(rec.catalogue.state.interests[-1].min()) >= 0  # joined a trained interest
+    assert int(rec.catalogue.state.cache.interests[-1].min()) >= 0  # joined a trained interest
 
 
 def test_recommend_validates_k_unknown_ids_and_truncates(toy_bundle):

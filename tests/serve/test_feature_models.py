@@ -49,7 +49,7 @@ def test_new_items_are_ranked_by_features_and_compacted_away(toy_store, tmp_path
     rec.add_items([{**twin, "id": "twin"}])
     scores = dict(zip(*(lambda r: (r.items, r.scores))(rec.recommend([HISTORY], 51)[0])))
     if model == "unisrec":  # transductive: the twin has the features of i5 but no id embedding
-        table, _ = rec.catalogue.state.cache
+        table = rec.catalogue.state.cache.vectors
         assert torch.count_nonzero(table[-1] - table[rec.catalogue.index["i5"]]) > 0
         rows = rec.catalogue.model.feature_vectors(
             {m: torch.tensor([twin["features"][m]]) for m in twin["features"]},

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from support import make_dataset
+from support import RowScorer, make_dataset
 
 from missrec.cli import main
 from missrec.config import TrainConfig
@@ -54,15 +54,12 @@ def test_a_nan_loss_stops_the_run_naming_epoch_and_step(store, tmp_path, monkeyp
     assert len((run / "history.jsonl").read_text().splitlines()) == 1
 
 
-class Scores(torch.nn.Module):
+class Scores(RowScorer):
     """A stand-in model whose every score is ``value`` at item 3 and finite elsewhere."""
 
     def __init__(self, value: float, n_items: int):
-        super().__init__()
-        self.value, self.n_items = value, n_items
-
-    def item_cache(self):
-        return None
+        super().__init__(n_items)
+        self.value = value
 
     def score_all(self, batch, cache=None):
         scores = torch.arange(self.n_items + 1, dtype=torch.float32).repeat(len(batch), 1)

@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click  # noqa: E402
 
 from ..errors import MissrecError  # noqa: E402
-from . import bench_cluster, data, experiment, features, pretrain, report, serve, train  # noqa: E402
+from . import bench_cluster, data, experiment, features, pretrain, report, serve, train, tune  # noqa: E402
 from .common import quiet_option  # noqa: E402,F401  (re-exported for subcommand modules)
 
 
@@ -52,6 +52,6 @@ def main() -> None:
 
 
 main.add_command(data.data)
-for _module in (train, bench_cluster, features, pretrain, report, experiment, serve):
+for _module in (train, bench_cluster, features, pretrain, report, experiment, serve, tune):
     for _command in _module.COMMANDS:
         main.add_command(_command)

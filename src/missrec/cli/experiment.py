@@ -8,8 +8,8 @@ import click
 
 from ..experiments import ExperimentOptions, run_experiment
 from ..experiments.catalog import PRETRAIN_PER_DOMAIN
+from ..experiments.coldstart import ColdStartOptions, coldstart_experiment
 from ..experiments.transfer import DEFAULT_FRACTIONS, DEFAULT_TARGETS
-from ..serve.coldstart import coldstart_experiment
 from .common import quiet_option, show_progress
 
 
@@ -34,8 +34,9 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.argument("name")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for stores/, pretrain/, runs/ and the report.")
-@click.option("--seeds", default=ExperimentOptions.seeds, show_default=True, type=click.IntRange(min=1),
-              help="Seeds per cell (2023, 2024, ...); the report shows mean ± std.")
+@click.option("--seeds", default=None, type=click.IntRange(min=1),
+              help=f"Seeds per cell (2023, 2024, ...); the report shows mean ± std [default: {ExperimentOptions.seeds}; "
+                   f"coldstart: {ColdStartOptions.seeds} for the content models].")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Raw datasets folder (default: $MISSREC_DATASETS or ../shared/datasets).")
 @click.option("--dry-run", is_flag=True, help="Print the planned cells and an estimated time; run nothing.")
@@ -68,26 +69,30 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--fractions", default=None, metavar="F,G", callback=_fractions,
               help="transfer: comma-separated shares of the target's training users, each in (0, 1] (default: "
                    f"{','.join(f'{f:g}' for f in DEFAULT_FRACTIONS)}).")
+@click.option("--text-only", is_flag=True,
+              help="coldstart: add the held-out items with their text only (else with all their modalities).")
 @quiet_option
-def experiment_cmd(name: str, out_dir: Path, seeds: int, data_root: Path | None, dry_run: bool,
+def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
                    only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
-                   processes: int, targets: str | None, fractions: list[float], quiet: bool) -> None:
+                   processes: int, targets: str | None, fractions: list[float], text_only: bool,
+                   quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5 (or
     baselines: the baselines' validation search; transfer: leave-one-domain-out transfer at
-    several training fractions; or coldstart: issue 17's held-out items added after training;
-    --data, --set and --out only).
+    several training fractions, with --targets and --fractions; or coldstart: held-out items
+    added after training to convergence, with --data, --set, --seeds, --jobs and --text-only).
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
     turn (or --jobs N at once), skipping those whose results.json exists (or adopting a
     finished run it would repeat exactly, from OUT or a --reuse folder), then writes
     OUT/report.md and OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
     log = lambda s: click.echo(s, err=True)  # noqa: E731
-    if name == "coldstart":  # issue 17's protocol, not a table of cells
-        coldstart_experiment(out_dir, data_root, data_store, list(sets), log)
+    if name == "coldstart":  # its own protocol, not a table of cells
+        coldstart_experiment(out_dir, data_root, data_store, ColdStartOptions(
+            seeds=seeds or ColdStartOptions.seeds, text_only=text_only, sets=list(sets), jobs=processes), log)
         return
     options = ExperimentOptions(
-        name, out_dir, seeds=seeds, data_root=data_root, sets=list(sets), data=data_store,
+        name, out_dir, seeds=seeds or ExperimentOptions.seeds, data_root=data_root, sets=list(sets), data=data_store,
         max_per_domain=max_per_domain, only=[c for c in only.split(",") if c] if only else [],
         reuse=list(reuse_dirs), preset=preset, processes=processes, dry_run=dry_run, plots=not no_plots,
         progress=show_progress(quiet), targets=_names(targets), fractions=fractions)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..eval.modalities import Drop
 from ..model.registry import MODELS
 from ..train.bench import bench_training
 from ..train.loop import evaluate_checkpoint, train
@@ -70,10 +71,17 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True,
               help="Cutoff K of recall@K / ndcg@K / mrr@K (repeatable; default: the run's). "
                    "The official MISSRec code prints metric@K+1 under the name @K (README).")
+@click.option("--drop", "drops", multiple=True, metavar="MODALITY:WHICH",
+              help="Remove a modality from chosen items before ranking (repeatable): WHICH is 'targets' "
+                   "(the split's targets), 'all', or a fraction of the items (seeded), e.g. image:targets.")
+@click.option("--twins", "twins", multiple=True, metavar="MODALITY",
+              help="Also rank, for every target, a twin without MODALITY; prints the median of "
+                   "(twin rank + 1) / (target rank + 1) (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @quiet_option
 def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, ties: str | None,
-                 ks: tuple[int, ...], as_json: bool, quiet: bool) -> None:
+                 ks: tuple[int, ...], drops: tuple[str, ...], twins: tuple[str, ...], as_json: bool,
+                 quiet: bool) -> None:
     """Re-evaluate a saved model (a run directory, its model.pt, or a bundle) on a store.
 
     On the store it was trained on it scores as trained. On any other store (zero-shot) an
@@ -82,7 +90,8 @@ def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, 
     transductive mode) is refused."""
     overrides = {k: v for k, v in (("mask_history", mask_history), ("ties", ties),
                                    ("ks", sorted(set(ks)) or None)) if v is not None}
-    res = evaluate_checkpoint(run, store, split, overrides, progress=show_progress(quiet))
+    res = evaluate_checkpoint(run, store, split, overrides, progress=show_progress(quiet),
+                              drops=[Drop.parse(d) for d in drops], twins=list(twins))
     if as_json:
         echo_json(res)
     else:
@@ -93,6 +102,11 @@ def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, 
         for k, v in res.items():
             if "@" in k:
                 click.echo(f"  {k:<10} {v:.4f}")
+        for what, n in res.get("dropped", {}).items():
+            click.echo(f"  dropped {what}: {n:,} items")
+        for m, t in res.get("twins", {}).items():
+            click.echo(f"  twins without {m}: median rank ratio {t['median_ratio']:.3f}, twin above target "
+                       f"for {t['twin_above_original']:.1%} of {t['users']:,} users")
 
 
 @click.group("bench")

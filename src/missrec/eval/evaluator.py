@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from ..config import TrainConfig
 from ..data.batching import Examples, SequenceBatch, iterate_batches
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
+from ..model.cache import ItemCache
 from .metrics import metrics_from_ranks, ranks_from_counts, tie_fractions
 
 
@@ -58,15 +58,17 @@ class EvalResult:
 @torch.no_grad()
 def evaluate(model: SequentialRecommender, examples: Examples, protocol: EvalProtocol,
              device: str | torch.device = "cpu", progress: bool = False, desc: str = "eval",
-             name: str | None = None) -> EvalResult:
+             name: str | None = None, cache: ItemCache | None = None) -> EvalResult:
     """Rank every item for every example's user and return the mean metrics and the ranks.
 
-    ``name`` (the run or checkpoint) is what an error about non-finite scores names.
+    ``name`` (the run or checkpoint) is what an error about non-finite scores names;
+    ``cache`` ranks another catalogue than the model's own :meth:`item_cache` (e.g. with
+    modalities removed, :mod:`.modalities`).
     """
     was_training = model.training
     model.eval()
     start = time.perf_counter()
-    cache = model.item_cache()
+    cache = model.item_cache() if cache is None else cache.to(device)
     ranks = []
     # Score users in order of history length so each batch pads little; ranks are put back
     # in example order afterwards.
@@ -93,11 +95,11 @@ def batch_ranks(model: SequentialRecommender, batch: SequenceBatch, cache, proto
     catalogue block (kernels of other shapes may round differently) is counted again
     against the in-block score, so ranks never depend on the block size.
     """
-    n = model.n_items + 1
+    n = cache.n_rows
     size = protocol.block_size
     blocks = [slice(start, min(start + size, n)) for start in range(0, n, size)]
-    user_vectors, score = _block_api(model)
-    users = user_vectors(batch, cache)
+    score = model.score_block
+    users = model.user_vectors(batch, cache)
     hist = None
     if protocol.mask_history:
         hist = batch.items.clone()
@@ -111,15 +113,6 @@ def batch_ranks(model: SequentialRecommender, batch: SequenceBatch, cache, proto
         higher, equal, _ = _count(score, users, cache, batch, blocks, hist, in_block, name, desc)
     fractions = tie_fractions(batch.users, batch.targets) if protocol.ties == "random" else None
     return ranks_from_counts(higher, equal, protocol.ties, fractions)
-
-
-def _block_api(model: SequentialRecommender) -> tuple[Callable, Callable]:
-    """``user_vectors`` and ``score_block`` of ``model``; a stand-in module with only
-    ``score_all`` gets the defaults of :class:`SequentialRecommender` (slices of its rows)."""
-    if isinstance(model, SequentialRecommender):
-        return model.user_vectors, model.score_block
-    return (partial(SequentialRecommender.user_vectors, model),
-            partial(SequentialRecommender.score_block, model))
 
 
 def _count(score: Callable, users, cache, batch: SequenceBatch, blocks: list[slice],

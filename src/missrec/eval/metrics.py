@@ -21,8 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-METRICS = ("recall", "ndcg", "mrr")
-TIE_POLICIES = ("pessimistic", "optimistic", "random")
+from ..config import METRICS, TIE_POLICIES  # noqa: F401 - the metric and tie names, defined with the config
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "pessimistic",

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissrecError
-from ..model.registry import required_modalities
 from ..train.evalrun import popularity_run, zero_shot_run
-from ..train.loop import RunData, max_len_of, train
+from ..train.loop import RunData, train
 from ..train.pretrain import pretrain
 from .plan import Job, Plan, find_reusable, resolve_job
 from .reuse import adopt_run
@@ -55,12 +54,9 @@ def run_job(exp: Experiment, plan: Plan, job: Job, cache: dict[tuple, Any], log:
         return zero_shot_run(init, job.store.resolve(), job.run_dir, job.train_cfg, log=log)
     if cell.kind == "popularity":
         return popularity_run(job.store.resolve(), job.run_dir, job.train_cfg, log=log)
-    key = (str(job.store), tuple(sorted(required_modalities(job.model_cfg))), max_len_of(job.model_cfg))
-    if key not in cache:
-        cache.clear()  # keep one store in memory at a time
-        cache[key] = RunData.load(job.store.resolve(), list(key[1]), key[2])
     result = train(cell.model, job.store.resolve(), job.run_dir, job.train_cfg, job.model_cfg,
-                   init_from=init, data=cache[key], progress=progress, log=log, resume=True)
+                   init_from=init, data=RunData.cached(cache, job.store.resolve(), job.model_cfg), progress=progress,
+                   log=log, resume=True)
     return result.results
 
 

@@ -16,7 +16,8 @@ from torch import nn
 from ..config import check_ranges
 from ..data.batching import SequenceBatch
 from ..errors import ModelConfigError
-from .base import SequentialRecommender
+from .base import VectorRecommender, cannot_encode_new
+from .cache import ItemVectors
 
 
 @dataclass
@@ -74,7 +75,7 @@ class CausalTransformer(nn.Module):
         return h[torch.arange(B, device=tokens.device), lengths - 1]
 
 
-class SASRec(SequentialRecommender):
+class SASRec(VectorRecommender):
     def __init__(self, config: SASRecConfig, n_items: int):
         super().__init__()
         self.config = config
@@ -84,33 +85,25 @@ class SASRec(SequentialRecommender):
                                          config.dropout, config.attn_dropout, config.max_len)
         self.apply(_init_weights)
 
-    def user_embedding(self, batch: SequenceBatch) -> torch.Tensor:
-        return self.encoder(self.item_emb(batch.items), batch.lengths)
-
     def training_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = self.user_embedding(batch) @ self.item_emb.weight.T
+        logits = self.encoder(self.item_emb(batch.items), batch.lengths) @ self.item_emb.weight.T
         logits[:, 0] = float("-inf")
         loss = F.cross_entropy(logits, batch.targets)
         return loss, {"loss": float(loss.detach())}
 
-    def item_cache(self) -> torch.Tensor:
-        return self.item_emb.weight
+    def encode_items(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                     ids: torch.Tensor) -> ItemVectors:
+        """The id embeddings of trained items (an item without one cannot be encoded)."""
+        if bool((ids <= 0).any()):
+            raise cannot_encode_new("sasrec")
+        with torch.no_grad():
+            return ItemVectors(self.item_emb.weight[ids.to(self.item_emb.weight.device)].detach())
 
-    def user_vectors(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
-        return self.user_embedding(batch)
+    def item_cache(self) -> ItemVectors:
+        return ItemVectors(self.item_emb.weight.detach())
 
-    def score_block(self, users: torch.Tensor, cache, items: slice | torch.Tensor) -> torch.Tensor:
-        table = self.item_emb.weight if cache is None else cache
-        return users @ table[items].T
-
-    def score_all(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
-        items = self.item_emb.weight if cache is None else cache
-        return self.score_block(self.user_vectors(batch, items), items, slice(None))
-
-    def score_items(self, batch: SequenceBatch, items: torch.Tensor, cache=None) -> torch.Tensor:
-        """Scores of chosen items ``items`` [B, C] (per row) -> [B, C]."""
-        table = self.item_emb.weight if cache is None else cache
-        return torch.einsum("bd,bcd->bc", self.user_embedding(batch), table[items])
+    def user_vectors(self, batch: SequenceBatch, cache: ItemVectors | None = None) -> torch.Tensor:
+        return self.encoder(self.own(cache).vectors[batch.items], batch.lengths)
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -20,7 +20,8 @@ from torch import nn
 
 from ..data.batching import SequenceBatch
 from ..errors import ModelConfigError
-from .base import SequentialRecommender, check_feature_dims
+from .base import VectorRecommender, check_feature_dims, present_rows
+from .cache import ItemVectors
 from .sasrec import CausalTransformer, SASRecConfig, _init_weights
 
 
@@ -84,7 +85,7 @@ class FeatureProjection(nn.Module):
         return out
 
 
-class SASRecText(SequentialRecommender):
+class SASRecText(VectorRecommender):
     """SASRec whose item embeddings are projections of frozen features (see module doc)."""
 
     def __init__(self, config: SASRecTextConfig, n_items: int, feature_dims: dict[str, int]):
@@ -93,57 +94,39 @@ class SASRecText(SequentialRecommender):
         check_feature_dims("sasrec-text", config.modalities, feature_dims)
         self.config = config
         self.n_items = int(n_items)
+        self.modalities = list(config.modalities)
         self.items = FeatureProjection({m: int(feature_dims[m]) for m in config.modalities}, config.hidden)
         self.encoder = CausalTransformer(config.hidden, config.n_layers, config.n_heads, config.inner,
                                          config.dropout, config.attn_dropout, config.max_len)
         self.apply(_init_weights)
 
+    def _device(self) -> torch.device:
+        return self.encoder.pos.weight.device
+
     def attach_catalogue(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> None:
         self.items.attach(features, present)
 
-    def user_embedding(self, batch: SequenceBatch, table: torch.Tensor | None = None) -> torch.Tensor:
-        tokens = self.items(batch.items) if table is None else table[batch.items]
-        return self.encoder(tokens, batch.lengths)
-
     def training_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
         table = self.items()
-        logits = self.user_embedding(batch, table) @ table.T
+        logits = self.encoder(table[batch.items], batch.lengths) @ table.T
         logits[:, 0] = float("-inf")
         loss = F.cross_entropy(logits, batch.targets)
         return loss, {"loss": float(loss.detach())}
 
-    def item_cache(self) -> torch.Tensor:
+    def item_cache(self) -> ItemVectors:
         with torch.no_grad():
-            return self.cache_rows(self.items())
+            return ItemVectors(self.items())
 
-    def feature_vectors(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Item embeddings [k, hidden] of rows of features [k, d_m] and presence masks [k]."""
-        return self.items.embed(features, present)
+    @torch.no_grad()
+    def encode_items(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                     ids: torch.Tensor) -> ItemVectors:
+        """Item embeddings from features alone (the model has no ids)."""
+        return ItemVectors(self.items.embed(*present_rows(self.items.modalities, features, present, self._device())))
 
-    @staticmethod
-    def cache_rows(vectors: torch.Tensor) -> torch.Tensor:
-        """The item-cache layout of item embeddings: the embeddings themselves."""
-        return vectors
-
-    def user_vectors(self, batch: SequenceBatch, cache: torch.Tensor | None = None) -> torch.Tensor:
-        return self.user_embedding(batch, self.items() if cache is None else cache)
-
-    def score_block(self, users: torch.Tensor, cache: torch.Tensor | None,
-                    items: slice | torch.Tensor) -> torch.Tensor:
-        table = self.items() if cache is None else cache
-        return users @ table[items].T
-
-    def score_all(self, batch: SequenceBatch, cache: torch.Tensor | None = None) -> torch.Tensor:
-        table = self.items() if cache is None else cache
-        return self.score_block(self.user_vectors(batch, table), table, slice(None))
-
-    def score_items(self, batch: SequenceBatch, items: torch.Tensor,
-                    cache: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of chosen items ``items`` [B, C] (per row) -> [B, C]."""
-        table = self.items() if cache is None else cache
-        u = self.user_embedding(batch, table)
-        return torch.einsum("bd,bcd->bc", u, table[items])
+    def user_vectors(self, batch: SequenceBatch, cache: ItemVectors | None = None) -> torch.Tensor:
+        return self.encoder(self.own(cache).vectors[batch.items], batch.lengths)
 
     def transfer_parameters(self, mode: str) -> list[str]:
         """Parameter-efficient transfer tunes the feature projections only."""
         return [n for n, _ in self.named_parameters() if n.startswith("items.")]
+

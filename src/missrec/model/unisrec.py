@@ -27,7 +27,8 @@ from ..config import check_ranges
 from ..data.batching import SequenceBatch
 from ..errors import ModelConfigError
 from .adapters import MoEAdapter, make_adapter
-from .base import SequentialRecommender, check_feature_dims
+from .base import VectorRecommender, check_feature_dims, present_rows
+from .cache import ItemVectors
 from .sasrec import CausalTransformer, SASRecConfig, _init_weights
 
 
@@ -62,7 +63,7 @@ class UniSRecConfig(SASRecConfig):
                      ModelConfigError)
 
 
-class UniSRec(SequentialRecommender):
+class UniSRec(VectorRecommender):
     """UniSRec-style recommender over a catalogue of ``n_items`` items (see module doc)."""
 
     def __init__(self, config: UniSRecConfig, n_items: int, feature_dims: dict[str, int]):
@@ -125,12 +126,6 @@ class UniSRec(SequentialRecommender):
             out = x if out is None else out + x
         return out
 
-    @staticmethod
-    def cache_rows(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The item-cache layout of item vectors: (raw for the sequence side, normalised for
-        candidates)."""
-        return vectors, F.normalize(vectors, dim=-1)
-
     def _user(self, batch: SequenceBatch, table: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.encoder(table[batch.items], batch.lengths), dim=-1)
 
@@ -141,30 +136,27 @@ class UniSRec(SequentialRecommender):
         loss = F.cross_entropy(logits, batch.targets)
         return loss, {"loss": float(loss.detach())}
 
-    def item_cache(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(raw item vectors for the sequence side, normalised ones for candidates)."""
+    def item_cache(self) -> ItemVectors:
+        """Raw item vectors for the sequence side, normalised ones for candidates."""
         with torch.no_grad():
-            return self.cache_rows(self.item_vectors())
+            vectors = self.item_vectors()
+            return ItemVectors(vectors, F.normalize(vectors, dim=-1))
 
-    def user_vectors(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
+    @torch.no_grad()
+    def encode_items(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                     ids: torch.Tensor) -> ItemVectors:
+        """Item vectors from features, plus the id embedding of a trained item (transductive;
+        an item the model was not trained with has none)."""
+        dev = self.encoder.pos.weight.device
+        vectors = self.feature_vectors(*present_rows(self.modalities, features, present, dev))
+        if self.item_id is not None:
+            ids = ids.to(dev)
+            vectors = vectors + self.item_id(ids.clamp_min(0)) * (ids > 0)[:, None].to(vectors.dtype)
+        return ItemVectors(vectors, F.normalize(vectors, dim=-1))
+
+    def user_vectors(self, batch: SequenceBatch, cache: ItemVectors | None = None) -> torch.Tensor:
         """Normalised sequence representations [B, hidden]."""
-        table, _ = self.item_cache() if cache is None else cache
-        return self._user(batch, table)
-
-    def score_block(self, users: torch.Tensor, cache, items: slice | torch.Tensor) -> torch.Tensor:
-        """Cosine similarity of each user to the items ``items`` (not divided by τ)."""
-        _, cand = self.item_cache() if cache is None else cache
-        return users @ cand[items].T
-
-    def score_all(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
-        """Cosine similarity of the sequence to every item [B, n_items + 1] (not divided by τ)."""
-        cache = self.item_cache() if cache is None else cache
-        return self.score_block(self.user_vectors(batch, cache), cache, slice(None))
-
-    def score_items(self, batch: SequenceBatch, items: torch.Tensor, cache=None) -> torch.Tensor:
-        """Scores of chosen items ``items`` [B, C] (per row) -> [B, C]."""
-        table, cand = self.item_cache() if cache is None else cache
-        return torch.einsum("bd,bcd->bc", self._user(batch, table), cand[items])
+        return self._user(batch, self.own(cache).vectors)
 
     def transfer_parameters(self, mode: str) -> list[str]:
         """UniSRec's parameter-efficient fine-tuning: the MoE adapters (plus the id table in

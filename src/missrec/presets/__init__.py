@@ -8,6 +8,8 @@
   uses when no preset is named.
 * ``defaults/<model>.yaml``: training settings that suit a model better than
   :class:`missrec.config.TrainConfig`'s defaults (the base every model starts from).
+* ``search/<model>.yaml``: the hyper-parameters ``missrec tune`` searches for a model, and
+  their ranges (read by :mod:`missrec.tune.space`).
 """
 
 from __future__ import annotations
@@ -78,3 +80,12 @@ def train_defaults(model: str) -> dict[str, Any]:
     """``model``'s own training defaults (``defaults/<model>.yaml``; empty when it has none)."""
     path = ROOT / "defaults" / f"{model}.yaml"
     return read_sections(path)["train"] if path.exists() else {}
+
+
+def search_space_path(model: str) -> Path:
+    """``model``'s declared search space (``search/<model>.yaml``); a ConfigError when it has none."""
+    path = ROOT / "search" / f"{model}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (ROOT / "search").glob("*.yaml"))
+        raise ConfigError(f"model {model!r} has no search space; models with one: {', '.join(known)}")
+    return path

@@ -1,15 +1,13 @@
-"""Approximate top-K on FAISS: per-modality inner-product candidates, re-scored exactly.
+"""Approximate top-K on FAISS: inner-product candidates, re-scored exactly.
 
-Eq. 2's fused score is a convex combination of the modality scores ``s^m = <u, x^m>``
-(the weights are a softmax): it lies between the item's worst and best modality score,
-and at α = 0 it is the mean, ``<u, mean_m x^m>``. So the candidates come from one index
-over each item's mean modality embedding (the fused score's α = 0 value, exact for an item
-with one modality) and one index per modality (items whose best modality dominates when α
-is large), plus the id embeddings with 'late' id scoring. Each index is an inner-product
-index (exact ``IndexFlatIP`` for small catalogues, ``IndexIVFFlat`` from ``ivf_from``
-items); the union of every index's ``n_candidates`` best items is re-scored exactly by the
-model's ``score_items`` (dynamic fusion, eq. 2) and the top-K taken. Catalogue changes are applied to the
-indexes incrementally (removed rows leave, changed rows are re-added).
+The model names the tables whose inner products with its user vectors find the items it
+ranks high (:meth:`~missrec.model.base.SequentialRecommender.retrieval_tables`: for
+MISSRec, each item's mean modality embedding, each modality, and the 'late' id
+embeddings). Each table gets an inner-product index (exact ``IndexFlatIP`` for small
+catalogues, ``IndexIVFFlat`` from ``ivf_from`` items); the union of every index's
+``n_candidates`` best items is re-scored exactly by the model's ``score_items`` and the
+top-K taken. Catalogue changes are applied to the indexes incrementally (removed rows
+leave, changed rows are re-added).
 """
 
 from __future__ import annotations
@@ -43,8 +41,6 @@ class ApproximateIndex:
             import faiss  # the optional faiss extra
         except ImportError:
             raise MissrecError("approximate retrieval needs faiss (pip install faiss-cpu)") from None
-        if catalogue.kind != "missrec":
-            raise MissrecError("approximate retrieval is implemented for MISSRec bundles")
         self.faiss = faiss
         self.catalogue = catalogue
         self.options = options
@@ -55,18 +51,10 @@ class ApproximateIndex:
         self.seen, self.layout = len(self.catalogue.changes), self.catalogue.layout
 
     def _tables(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(vectors [N, d], usable [N]) per index: the modality mean, each modality, then
-        the ids ('late')."""
+        """(vectors [N, d], usable [N]) per index: the model's retrieval tables, live rows only."""
         st = self.catalogue.state
-        present = st.cache.present
-        alive = torch.from_numpy(st.alive).to(present.device)
-        weights = present.to(st.cache.candidates.dtype)[..., None]
-        mean = (st.cache.candidates * weights).sum(0) / weights.sum(0).clamp_min(1.0)
-        out = [(mean, present.any(0) & alive)]
-        out += [(st.cache.candidates[m], present[m] & alive) for m in range(present.shape[0])]
-        if st.cache.id_candidates is not None:
-            out.append((st.cache.id_candidates, alive))
-        return out
+        tables = self.catalogue.model.retrieval_tables(st.cache)
+        return [(vectors, usable & torch.from_numpy(st.alive).to(usable.device)) for vectors, usable in tables]
 
     def _build(self, table: tuple[torch.Tensor, torch.Tensor]):
         vectors, usable = table

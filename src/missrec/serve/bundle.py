@@ -10,7 +10,8 @@ A bundle is a directory::
     catalogue.json                {"generation": g}: which catalogue files are current
     items-<g>.json                item ids (row 0 = padding), texts, which rows are alive
     items-<g>.safetensors         raw features ``raw.<m>`` / ``present.<m>`` and the item side
-                                  ready for scoring (``cache.*``: candidate embeddings, ...)
+                                  ready for scoring (``cache.<field>``: the model's item cache,
+                                  :mod:`missrec.model.cache`)
     items-<g>.log.jsonl           item changes since generation g (see :mod:`.journal`)
 
 Everything is written to a temporary name and moved into place with ``os.replace``: export
@@ -25,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,15 @@ from ..config import from_dict
 from ..data.store import ModalityFeatures
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
-from ..model.missrec import ItemCache
+from ..model.cache import ItemCache
 from ..model.registry import Catalogue, get_model_spec
 from ..train.checkpoint import catalogue_of, load_model, read_checkpoint
 
 FORMAT = "missrec-bundle"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+"""1: vector caches as ``cache.tensor`` / ``cache.0``/``cache.1`` and MISSRec's interests as
+``interests``; 2: every cache as its fields (``cache.<field>``)."""
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 POINTER = "catalogue.json"
@@ -61,10 +65,9 @@ class ItemState:
     """Per modality [n+1, d_in] float32 raw features (zero where absent)."""
     present: dict[str, np.ndarray]
     """Per modality [n+1] bool."""
-    cache: Any
-    """The model's item cache (``ItemCache`` for MISSRec, a tensor or tuple otherwise)."""
-    interests: torch.Tensor | None = None
-    """MISSRec: [n+1, M] interest id of every item's modality tokens (-1 = none)."""
+    cache: ItemCache
+    """The model's item cache (:meth:`~missrec.model.base.SequentialRecommender.item_cache`
+    of the trained catalogue, then edited row by row)."""
 
 
 @dataclass
@@ -123,14 +126,14 @@ def from_model(name: str, model: SequentialRecommender, config: Any, ids: list[s
     manifest = {
         "format": FORMAT, "version": VERSION, "model": name, "model_config": asdict(config),
         "modalities": {m: {"dim": f.dim, "source": f.source} for m, f in feats.items()},
-        "n_trained_items": len(ids) - 1, "cache_kind": cache_kind(cache),
+        "n_trained_items": len(ids) - 1, "cache_kind": type(cache).__name__,
     }
     weights, manifest["extra_state"] = _split_state(model.state_dict())
     for m, f in feats.items():
         weights[f"trained.{m}"] = torch.from_numpy(f.matrix)
         weights[f"trained_present.{m}"] = torch.from_numpy(f.present.astype(np.uint8))
     items = ItemState(ids, text, alive, {m: f.matrix for m, f in feats.items()},
-                      {m: f.present for m, f in feats.items()}, cache, trained_interests(model))
+                      {m: f.present for m, f in feats.items()}, cache)
     return BundleParts(manifest, weights, items, model, config)
 
 
@@ -168,9 +171,7 @@ def write_generation(bundle: Path, generation: int, items: ItemState) -> None:
     for m, x in items.raw.items():
         tensors[f"raw.{m}"] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         tensors[f"present.{m}"] = torch.from_numpy(items.present[m].astype(np.uint8))
-    tensors.update({f"cache.{k}": v for k, v in flatten_cache(items.cache).items()})
-    if items.interests is not None:
-        tensors["interests"] = items.interests
+    tensors.update({f"cache.{k}": v for k, v in items.cache.tensors().items()})
     meta = {"ids": items.ids, "text": items.text, "alive": items.alive.astype(bool).tolist()}
     target = bundle / f"items-{generation}.safetensors"
     tmp = target.with_name(target.name + ".tmp")
@@ -212,47 +213,6 @@ def _split_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[s
     return tensors, extra
 
 
-def trained_interests(model: SequentialRecommender) -> torch.Tensor | None:
-    """MISSRec's interest table over its trained catalogue (computed by ``item_cache``)."""
-    table = getattr(model, "_interest_of", None)
-    return None if table is None else table.detach().cpu().clone()
-
-
-# ----------------------------------------------------------------------------- cache layout
-
-def cache_kind(cache: Any) -> str:
-    if isinstance(cache, ItemCache):
-        return "missrec"
-    if torch.is_tensor(cache):
-        return "tensor"
-    if isinstance(cache, tuple) and all(torch.is_tensor(t) for t in cache):
-        return f"tuple{len(cache)}"
-    raise MissrecError(f"cannot export an item cache of type {type(cache).__name__}")
-
-
-def flatten_cache(cache: Any) -> dict[str, torch.Tensor]:
-    kind = cache_kind(cache)
-    if kind == "missrec":
-        out = {f.name: getattr(cache, f.name) for f in fields(cache)}
-        return {k: (v.to(torch.uint8) if v.dtype == torch.bool else v)
-                for k, v in out.items() if v is not None}
-    if kind == "tensor":
-        return {"tensor": cache}
-    return {str(i): t for i, t in enumerate(cache)}
-
-
-def unflatten_cache(kind: str, tensors: dict[str, torch.Tensor]) -> Any:
-    if kind == "missrec":
-        kw = {f.name: tensors.get(f.name) for f in fields(ItemCache)}
-        kw["present"] = kw["present"].bool()
-        return ItemCache(**kw)
-    if kind == "tensor":
-        return tensors["tensor"]
-    if kind.startswith("tuple"):
-        return tuple(tensors[str(i)] for i in range(int(kind[len("tuple"):])))
-    raise MissrecError(f"unknown item cache layout {kind!r}")
-
-
 # ----------------------------------------------------------------------------- reading
 
 def read_manifest(bundle: Path) -> dict:
@@ -262,9 +222,9 @@ def read_manifest(bundle: Path) -> dict:
         raise MissrecError(f"{bundle / MANIFEST}: unreadable bundle manifest ({e})") from None
     if manifest.get("format") != FORMAT:
         raise MissrecError(f"{bundle / MANIFEST}: not a missrec bundle")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READS:
         raise MissrecError(f"{bundle / MANIFEST}: bundle version {manifest.get('version')}; "
-                           f"this missrec reads version {VERSION}")
+                           f"this missrec reads versions {', '.join(map(str, READS))}")
     return manifest
 
 
@@ -275,7 +235,7 @@ def load_bundle(bundle: str | Path) -> LoadedBundle:
     weights = load_file(str(bundle / WEIGHTS))
     model, config = _build_model(manifest, weights)
     generation = int(json.loads((bundle / POINTER).read_text())["generation"])
-    items = read_generation(bundle, generation, manifest)
+    items = read_generation(bundle, generation, manifest, model)
     return LoadedBundle(bundle, manifest, model, config, items, generation)
 
 
@@ -302,13 +262,15 @@ def _build_model(manifest: dict, weights: dict[str, torch.Tensor]) -> tuple[Sequ
     return model, config
 
 
-def read_generation(bundle: Path, generation: int, manifest: dict) -> ItemState:
+def read_generation(bundle: Path, generation: int, manifest: dict, model: SequentialRecommender) -> ItemState:
     meta = json.loads((bundle / f"items-{generation}.json").read_text(encoding="utf-8"))
     tensors = load_file(str(bundle / f"items-{generation}.safetensors"))
     modalities = list(manifest["modalities"])
     raw = {m: tensors[f"raw.{m}"].numpy() for m in modalities}
     present = {m: tensors[f"present.{m}"].numpy().astype(bool) for m in modalities}
-    cache = unflatten_cache(manifest["cache_kind"],
-                            {k[len("cache."):]: v for k, v in tensors.items() if k.startswith("cache.")})
+    stored = {k[len("cache."):]: v for k, v in tensors.items() if k.startswith("cache.")}
+    if "interests" in tensors:  # version 1 kept MISSRec's interests beside its cache
+        stored["interests"] = tensors["interests"]
+    cache = model.cache_type.from_tensors(stored)
     return ItemState(list(meta["ids"]), list(meta["text"]), np.asarray(meta["alive"], dtype=bool),
-                     raw, present, cache, tensors.get("interests"))
+                     raw, present, cache)

@@ -1,5 +1,9 @@
 """The served catalogue: item ids, texts, raw features and the model's item cache, changed
-by validated puts and deletes (each also the log entry that replays it)."""
+by validated puts and deletes (each also the log entry that replays it).
+
+The catalogue owns no model maths: an item is encoded by the model's own
+:meth:`~missrec.model.base.SequentialRecommender.encode_items` (the code its offline
+evaluation runs), and a change edits the cache's rows."""
 
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.batching import SequenceBatch
 from ..errors import MissrecError
 from ..features.base import EncodeError
+from ..model.base import SequentialRecommender
+from ..model.cache import ItemCache
 from .bundle import ItemState
 from .encoders import modality_encoder
 from .errors import RequestError
-from .items import embed_feature_rows, embed_items, set_rows, take_rows
 
 MAX_ID_CHARS = 256
 ITEM_KEYS = ("id", "text", "image", "features")
@@ -73,34 +79,20 @@ def _show(value: Any) -> str:
 
 
 class Catalogue:
-    """Ids <-> rows, and the model-specific scoring of the current :class:`ItemState`."""
+    """Ids <-> rows of the current :class:`ItemState`, and its changes."""
 
-    def __init__(self, model, manifest: dict, state: ItemState, device: str):
+    def __init__(self, model: SequentialRecommender, manifest: dict, state: ItemState, device: str):
         self.model = model
         self.manifest = manifest
-        self.kind = manifest["cache_kind"]
         self.modalities: dict[str, dict] = dict(manifest["modalities"])
         self.device = device
-        self.state = self._on_device(state)
+        self.state = dataclasses.replace(state, cache=state.cache.to(device))
         self.index = {e: i for i, e in enumerate(state.ids) if i > 0}
         self._encoders: dict[str, Any] = {}
         self.changes: list[int] = []
         """Rows touched by every change, in order (indexes built on the catalogue follow it)."""
         self.layout = 0
         """Incremented when rows are renumbered (:meth:`drop_removed`)."""
-
-    def _on_device(self, state: ItemState) -> ItemState:
-        cache = state.cache
-        if self.kind == "missrec":
-            cache = dataclasses.replace(cache, **{f.name: getattr(cache, f.name).to(self.device)
-                                                 for f in dataclasses.fields(cache)
-                                                 if getattr(cache, f.name) is not None})
-        elif torch.is_tensor(cache):
-            cache = cache.to(self.device)
-        else:
-            cache = tuple(t.to(self.device) for t in cache)
-        interests = None if state.interests is None else state.interests.to(self.device)
-        return dataclasses.replace(state, cache=cache, interests=interests)
 
     @property
     def size(self) -> int:
@@ -185,10 +177,9 @@ class Catalogue:
         if keep.all():
             return
         rows = np.nonzero(keep)[0]
-        cache, interests = take_rows(st.cache, st.interests, torch.from_numpy(rows))
         self.state = ItemState([st.ids[r] for r in rows], [st.text[r] for r in rows], st.alive[rows],
                                {m: x[rows] for m, x in st.raw.items()},
-                               {m: p[rows] for m, p in st.present.items()}, cache, interests)
+                               {m: p[rows] for m, p in st.present.items()}, st.cache.take(torch.from_numpy(rows)))
         self.index = {e: i for i, e in enumerate(self.state.ids) if i > 0}
         self.changes, self.layout = [], self.layout + 1
 
@@ -220,51 +211,25 @@ class Catalogue:
         alive = np.concatenate([st.alive, np.zeros(grow, bool)])
         alive[rows] = True
         rows_t = torch.tensor(rows, dtype=torch.long)
-        cache, interests = self._embed(rows_t, raw, present, n)
-        self.state = ItemState(ids, text, alive, raw, present, cache, interests)
+        cache = self.state.cache.put(rows_t, self._embed(rows_t, raw, present))
+        self.state = ItemState(ids, text, alive, raw, present, cache)
         for r, e in zip(rows, entries):
             self.index[e["id"]] = r
         self.changes.extend(rows)
         return len(entries) - replaced, replaced
 
-    def _embed(self, rows: torch.Tensor, raw: dict[str, np.ndarray], present: dict[str, np.ndarray],
-               n: int) -> tuple[Any, torch.Tensor]:
-        cache = self.state.cache
+    def _embed(self, rows: torch.Tensor, raw: dict[str, np.ndarray], present: dict[str, np.ndarray]) -> ItemCache:
+        """Cache rows of ``rows`` through the model's own item encoding; a trained item keeps
+        its id (its id embedding, for a model that has them), an added one has none."""
         sel = rows.numpy()
-        raw_t = {m: torch.from_numpy(raw[m][sel]) for m in self.modalities}
-        present_t = {m: torch.from_numpy(present[m][sel]) for m in self.modalities}
-        if self.kind != "missrec":
-            new_rows = embed_feature_rows(self.model, raw_t, present_t, self._trained_ids(rows))
-            return set_rows(cache, self.state.interests, rows, new_rows)
-        ids = None
-        if cache.ids is not None:  # transductive: existing rows keep their id embedding
-            ids = torch.zeros(len(rows), cache.ids.shape[1], device=cache.ids.device)
-            old = rows < n
-            ids[old] = cache.ids[rows[old].to(cache.ids.device)]
-        new = embed_items(self.model, raw_t, present_t, ids)
-        return set_rows(cache, self.state.interests, rows, new)
-
-    def _trained_ids(self, rows: torch.Tensor) -> torch.Tensor | None:
-        """Id embeddings of ``rows`` for a model with an id table (transductive UniSRec): a
-        trained item keeps its own, an added one has none (zero)."""
-        table = getattr(self.model, "item_id", None)
-        if table is None:
-            return None
-        weight = table.weight.detach()
-        trained = rows <= int(self.manifest["n_trained_items"])
-        ids = torch.zeros(len(rows), weight.shape[1], dtype=weight.dtype, device=weight.device)
-        ids[trained] = weight[rows[trained].to(weight.device)]
-        return ids
+        trained = torch.where(rows <= int(self.manifest["n_trained_items"]), rows, torch.zeros_like(rows))
+        return self.model.encode_items({m: torch.from_numpy(raw[m][sel]) for m in self.modalities},
+                                       {m: torch.from_numpy(present[m][sel]) for m in self.modalities}, trained)
 
     def _check_can_add(self) -> None:
-        if self.kind == "missrec" or (self.modalities and hasattr(self.model, "feature_vectors")):
-            return
-        name = self.manifest["model"]
-        if not self.modalities:
-            raise RequestError("items", f"model {name!r} scores item ids only: it cannot rank "
-                                        "unseen items, so items cannot be added", 400)
-        raise RequestError("items", f"adding items is implemented for MISSRec bundles; this is "
-                                    f"a {name!r} bundle", 400)
+        if not self.model.modalities:
+            raise RequestError("items", f"model {self.manifest['model']!r} scores item ids only: it cannot "
+                                        "rank unseen items, so items cannot be added", 400)
 
     def _features_of(self, it: NewItem, where: str, warnings: list[str]) -> dict[str, np.ndarray | None]:
         unknown = sorted(set(it.features) - set(self.modalities))
@@ -299,28 +264,14 @@ class Catalogue:
 
     # ------------------------------------------------------------------ scoring
 
-    def _select_interests(self) -> None:
-        # the decoder reads each history item's interest from the model's table; the served
-        # table extends the trained one with the rows of added items (see .items)
-        if self.kind == "missrec" and self.model._interest_of is not self.state.interests:
-            self.model._interest_of = self.state.interests
-
-    def score_all(self, batch) -> torch.Tensor:
-        self._select_interests()
+    def score_all(self, batch: SequenceBatch) -> torch.Tensor:
         return self.model.score_all(batch, self.state.cache)
 
-    def score_items(self, batch, items: torch.Tensor) -> torch.Tensor:
-        self._select_interests()
+    def score_items(self, batch: SequenceBatch, items: torch.Tensor) -> torch.Tensor:
         return self.model.score_items(batch, items, self.state.cache)
 
-    def user_vectors(self, batch) -> torch.Tensor:
-        self._select_interests()
-        if self.kind == "missrec":
-            return self.model.user_vectors(batch, self.state.cache)
-        if hasattr(self.model, "user_embedding"):
-            return self.model.user_embedding(batch)
-        raise RequestError("histories", f"model {self.manifest['model']!r} does not expose "
-                                        "sequence vectors", 400)
+    def user_vectors(self, batch: SequenceBatch) -> torch.Tensor:
+        return self.model.user_vectors(batch, self.state.cache)
 
 
 def _vector(value: Any, dim: int, where: str) -> np.ndarray:

@@ -14,27 +14,37 @@ import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..config import TrainConfig, from_dict, to_dict
 from ..data.batching import build_examples
-from ..data.users import keep_user_fraction
 from ..data.store import read_store
+from ..data.users import keep_user_fraction
 from ..eval.evaluator import evaluate
+from ..eval.modalities import Drop
 from ..model.base import SequentialRecommender
 from ..model.registry import get_model_spec, required_modalities
-from .checkpoint import load_model, read_checkpoint, save_checkpoint
+from .checkpoint import catalogue_of, load_model, read_checkpoint, save_checkpoint
 from .distributed import broadcast_flags
 from .epoch import run_epoch
-from .meta import Log, code_version, eval_device, max_len_of, peak_memory_mb, protocol_of, validation_protocol_of
+from .evaluation import evaluate_loaded
+from .meta import Log, code_version, max_len_of, peak_memory_mb, protocol_of, validation_protocol_of
 from .pretrained import Pretrained, is_bundle_dir, read_pretrained
 from .rundata import RunData
 from .trainer import Trainer
 from .transfer import transfer_from
 from .zeroshot import evaluate_zero_shot
+
+
+ValidateHook = Callable[[int, dict[str, float]], None]
+"""Called as ``hook(epoch, metrics)`` after each validation, with that epoch's validation
+metrics (``metrics[train_cfg.valid_metric]`` is the score early stopping reads). Whatever it
+raises ends the run there, before the epoch is recorded: no ``results.json`` is written, and
+the run directory keeps the training state of the epoch before (a hyper-parameter search
+stops a poor trial this way)."""
 
 
 @dataclass
@@ -58,15 +68,20 @@ class EarlyStopping:
 
 class StoreTrainer(Trainer):
     """Trains on one store's training split, validates every ``eval_every`` epochs, stops
-    after ``patience`` epochs without a better ``valid_metric``, and tests the best epoch."""
+    after ``patience`` epochs without a better ``valid_metric``, and tests the best epoch
+    (unless ``test`` is False: then the test split is never scored).
+
+    ``on_validate`` (a :data:`ValidateHook`) sees every validation's metrics; it runs on the
+    process that evaluates (rank 0 under ``torchrun``)."""
 
     def __init__(self, model_name: str, store: str | Path, out_dir: str | Path | None, train_cfg: TrainConfig,
                  model_cfg: Any, *, init_from: str | Path | None = None, data: RunData | None = None,
                  test: bool = True, progress: bool = False, log: Log = print, resume: bool = False,
-                 overwrite: bool = False):
+                 overwrite: bool = False, on_validate: ValidateHook | None = None):
         super().__init__(model_name, out_dir, train_cfg, model_cfg, progress=progress, log=log, resume=resume,
                          overwrite=overwrite)
         self.store, self.init_from, self.data, self.test = store, init_from, data, test
+        self.on_validate = on_validate
         self.stopping = EarlyStopping()
         self.protocol, self.valid_protocol = protocol_of(train_cfg), validation_protocol_of(train_cfg)
 
@@ -122,6 +137,8 @@ class StoreTrainer(Trainer):
                 comps = " ".join(f"{k} {row[k]:.4f}" for k in self.means)
                 self.log(f"epoch {self.epoch:3d}  {comps}  valid {cfg.valid_metric} {score:.4f}"
                          f"{' *' if improved else '  '}  ({self.epoch_seconds:.1f}s train, {res.seconds:.1f}s eval)")
+                if self.on_validate is not None:
+                    self.on_validate(self.epoch, dict(res.metrics))
         if best.bad_epochs >= cfg.patience:
             self.log(f"early stop: no better valid {cfg.valid_metric} for {cfg.patience} epochs")
             self.stopped = True
@@ -183,7 +200,7 @@ class StoreTrainer(Trainer):
 def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_cfg: TrainConfig,
           model_cfg: Any, *, init_from: str | Path | None = None, data: RunData | None = None,
           progress: bool = False, log: Log = print, test: bool = True, resume: bool = False,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, on_validate: ValidateHook | None = None) -> TrainResult:
     """Train ``model_name`` on ``store``; early-stop on validation; evaluate the best on test.
 
     ``init_from`` transfers a pre-trained model (a checkpoint, a run directory or a bundle):
@@ -197,35 +214,41 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
     ``resume`` continues the interrupted run in ``out_dir`` from its last complete epoch (or
     starts one if there is none); ``overwrite`` replaces a run there. Without either, an
     ``out_dir`` holding a run is an error.
+
+    ``test=False`` never scores the test split (no test metrics or ranks). ``on_validate``
+    is called after every validation (:data:`ValidateHook`); an exception it raises ends
+    training and propagates, with no results written.
     """
     return StoreTrainer(model_name, store, out_dir, train_cfg, model_cfg, init_from=init_from, data=data,
-                        test=test, progress=progress, log=log, resume=resume, overwrite=overwrite).run()
+                        test=test, progress=progress, log=log, resume=resume, overwrite=overwrite,
+                        on_validate=on_validate).run()
 
 
 @torch.no_grad()
 def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test",
-                        overrides: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+                        overrides: dict[str, Any] | None = None, progress: bool = False,
+                        drops: list[Drop] = (), twins: list[str] = ()) -> dict[str, Any]:
     """Re-evaluate a saved model (a run directory, its model.pt, or a bundle) on a store's split.
 
     On the store it was trained on (the same item vocabulary) the checkpoint scores as
     trained. A bundle, or a store with another vocabulary, is evaluated zero-shot: the model
     is rebuilt on the store's catalogue (:func:`missrec.train.zeroshot.evaluate_zero_shot`).
-    """
+    ``drops`` remove modalities from chosen items before ranking; ``twins`` (modalities)
+    add, for each, the ranks of every target's twin without that modality
+    (:mod:`missrec.eval.modalities`)."""
     if is_bundle_dir(path):
-        return evaluate_zero_shot(read_pretrained(path), store, split, overrides, progress)
+        return evaluate_zero_shot(read_pretrained(path), store, split, overrides, progress, drops, twins)
     payload = read_checkpoint(path)
     ds = read_store(store, modalities=[])
     if ds.items.ids != payload["item_ids"]:
-        return evaluate_zero_shot(Pretrained.of_checkpoint(path, payload), store, split, overrides, progress)
+        return evaluate_zero_shot(Pretrained.of_checkpoint(path, payload), store, split, overrides, progress, drops,
+                                  twins)
     model, model_cfg = load_model(payload)
     train_cfg = from_dict(TrainConfig, {**payload["train_config"], **(overrides or {})}, "train")
     examples = build_examples(ds, split, max_len_of(model_cfg))
-    device = eval_device(train_cfg.device)
-    model.to(device)
-    res = evaluate(model, examples, protocol_of(train_cfg), device, progress, desc=split, name=str(path))
-    return {"model": payload["model"], "split": split, "users": len(examples), **res.metrics,
-            "protocol": protocol_of(train_cfg).describe(), "users_per_second": round(res.users_per_second, 1)}
+    return evaluate_loaded(model, payload["model"], examples, catalogue_of(payload).features, train_cfg, split,
+                           str(path), progress, drops, twins)
 
 
-__all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "code_version", "evaluate_checkpoint",
-           "max_len_of", "peak_memory_mb", "protocol_of", "run_epoch", "train", "transfer_from"]
+__all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "ValidateHook", "code_version",
+           "evaluate_checkpoint", "max_len_of", "peak_memory_mb", "protocol_of", "run_epoch", "train", "transfer_from"]

@@ -9,7 +9,9 @@ import torch
 
 from ..data.batching import SequenceBatch
 from ..data.store import SPLIT_TRAIN, Dataset
-from ..model.base import SequentialRecommender
+from ..errors import MissrecError
+from ..model.base import VectorRecommender
+from ..model.cache import ItemVectors
 
 
 def train_counts(ds: Dataset, users: np.ndarray) -> np.ndarray:
@@ -19,9 +21,10 @@ def train_counts(ds: Dataset, users: np.ndarray) -> np.ndarray:
     return np.bincount(it.item[keep], minlength=ds.n_items + 1)
 
 
-class Popularity(SequentialRecommender):
+class Popularity(VectorRecommender):
     """Scores every item by its rank in a fixed popularity order: most interactions first,
-    ties broken by item index (so no two items tie, as a sorted list would present them)."""
+    ties broken by item index (so no two items tie, as a sorted list would present them).
+    An item is a one-number vector (its score) and every user the vector 1."""
 
     def __init__(self, counts: np.ndarray):
         super().__init__()
@@ -32,18 +35,20 @@ class Popularity(SequentialRecommender):
         score[order] = np.arange(n + 1, 0, -1, dtype=np.float32)  # exact integers up to 2**24 items
         self.register_buffer("score", torch.from_numpy(score))
 
-    def item_cache(self) -> torch.Tensor:
-        return self.score
+    def training_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise MissrecError("the popularity reference is counted, not trained")
 
-    def user_vectors(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
-        return torch.zeros(len(batch), 1, device=self.score.device)
+    def encode_items(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                     ids: torch.Tensor) -> ItemVectors:
+        """An item's score is its place in the order it was counted in (0 for an item it was not)."""
+        known = (ids >= 0) & (ids <= self.n_items)
+        return ItemVectors(torch.where(known, self.score[ids.clamp(0, self.n_items)], 0.0)[:, None])
 
-    def score_block(self, users: torch.Tensor, cache, items: slice | torch.Tensor) -> torch.Tensor:
-        # a copy per row, not an expanded view: the evaluator writes into the scores it gets
-        return self.score[items].repeat(users.shape[0], 1)
+    def item_cache(self) -> ItemVectors:
+        return ItemVectors(self.score[:, None])
 
-    def score_all(self, batch: SequenceBatch, cache=None) -> torch.Tensor:
-        return self.score.repeat(len(batch), 1)
+    def user_vectors(self, batch: SequenceBatch, cache: ItemVectors | None = None) -> torch.Tensor:
+        return torch.ones(len(batch), 1, device=self.score.device)
 
 
 __all__ = ["Popularity", "train_counts"]

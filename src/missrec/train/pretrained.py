@@ -25,7 +25,8 @@ from ..errors import MissrecError
 from .checkpoint import read_checkpoint
 
 BUNDLE_FORMAT = "missrec-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSIONS = (1, 2)
+"""Bundle layouts whose weights this reads (they differ only in how the item cache is stored)."""
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 CATALOGUE_TENSORS = ("trained.", "trained_present.")
@@ -100,9 +101,9 @@ def _manifest(bundle: Path) -> dict[str, Any]:
         raise MissrecError(f"{file}: unreadable bundle manifest ({e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise MissrecError(f"{file}: not a missrec bundle manifest")
-    if manifest.get("version") != BUNDLE_VERSION:
-        raise MissrecError(f"{file}: bundle version {manifest.get('version')}; this missrec reads version "
-                           f"{BUNDLE_VERSION}")
+    if manifest.get("version") not in BUNDLE_VERSIONS:
+        raise MissrecError(f"{file}: bundle version {manifest.get('version')}; this missrec reads versions "
+                           f"{', '.join(map(str, BUNDLE_VERSIONS))}")
     missing = [k for k in ("model", "model_config") if k not in manifest]
     if missing:
         raise MissrecError(f"{file}: an incomplete bundle manifest (lacks {', '.join(missing)})")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..data.batching import Examples, build_examples
 from ..data.store import Dataset, read_schema, read_store
-from ..model.registry import Catalogue
+from ..model.registry import Catalogue, required_modalities
+from .meta import max_len_of
 
 
 @dataclass
@@ -31,3 +33,13 @@ class RunData:
     @property
     def catalogue(self) -> Catalogue:
         return Catalogue(self.dataset.n_items, self.dataset.features)
+
+    @classmethod
+    def cached(cls, cache: dict[tuple, "RunData"], store: str | Path, model_cfg: Any) -> "RunData":
+        """The store loaded for ``model_cfg`` (its modalities and history length), from ``cache``
+        when the last run loaded the same; the cache keeps one store at a time."""
+        key = (str(store), tuple(sorted(required_modalities(model_cfg))), max_len_of(model_cfg))
+        if key not in cache:
+            cache.clear()
+            cache[key] = cls.load(store, list(key[1]), key[2])
+        return cache[key]

@@ -19,8 +19,10 @@ from ..config import TrainConfig, from_dict
 from ..data.store import read_schema
 from ..errors import MissrecError
 from ..eval.evaluator import EvalResult, evaluate
+from ..eval.modalities import Drop
 from ..model.base import SequentialRecommender
 from ..model.registry import get_model_spec, required_modalities
+from .evaluation import evaluate_loaded
 from .meta import eval_device, max_len_of, protocol_of
 from .pretrained import Pretrained
 from .rundata import RunData
@@ -88,17 +90,18 @@ def evaluate_split(built: ZeroShotModel, split: str, train_cfg: TrainConfig, pro
 
 
 def evaluate_zero_shot(pre: Pretrained, store: str | Path, split: str = "test",
-                       overrides: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+                       overrides: dict[str, Any] | None = None, progress: bool = False,
+                       drops: list[Drop] = (), twins: list[str] = ()) -> dict[str, Any]:
     """``missrec evaluate`` on a store the model was not trained on: what
     :func:`~missrec.train.loop.evaluate_checkpoint` returns, plus what the model read."""
     built = build_zero_shot(pre, store)
     train_cfg = from_dict(TrainConfig, {**(pre.train_config or {}), **(overrides or {})}, "train")
-    res = evaluate_split(built, split, train_cfg, progress)
-    protocol = protocol_of(train_cfg).describe()
-    return {"model": pre.model, "split": split, "users": len(res.ranks), **res.metrics, "protocol": protocol,
-            "users_per_second": round(res.users_per_second, 1),
-            "zero_shot": {"store": str(store), "items": built.data.dataset.n_items,
-                          "modalities": required_modalities(built.config)}}
+    examples = built.data.valid if split == "valid" else built.data.test
+    out = evaluate_loaded(built.model, pre.model, examples, built.data.catalogue.features, train_cfg, split,
+                          str(pre.path), progress, drops, twins)
+    out["zero_shot"] = {"store": str(store), "items": built.data.dataset.n_items,
+                        "modalities": required_modalities(built.config)}
+    return out
 
 
 __all__ = ["ZeroShotModel", "build_zero_shot", "evaluate_split", "evaluate_zero_shot", "fit_to_store",

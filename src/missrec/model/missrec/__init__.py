@@ -14,9 +14,9 @@ The paper's model, one job per module:
 """
 
 from .config import MISSRecConfig, ModelConfigError, preset
-from .items import ItemCache
+from .items import MISSRecItems
 from .network import MISSRec
 from .tokens import keep_last, unique_per_row
 
-__all__ = ["ItemCache", "MISSRec", "MISSRecConfig", "ModelConfigError", "keep_last", "preset",
+__all__ = ["MISSRec", "MISSRecItems", "MISSRecConfig", "ModelConfigError", "keep_last", "preset",
            "unique_per_row"]

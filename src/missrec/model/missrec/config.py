@@ -56,6 +56,12 @@ class MISSRecConfig:
     independently for the two pre-training views. Off in fine-tuning (§3.6)."""
     adapter_dropout: float = 0.0
     """Dropout inside the adapters (UniSRec style), active whenever training."""
+    modality_dropout: float = 0.0
+    """Training only: each of an item's modalities is dropped with this probability in a
+    step (an item keeps at least one), for the whole catalogue at once, in histories and
+    among candidates alike. A catalogue where every item has every modality never shows the
+    loss an item with one missing; this does, so such an item is scored on the same scale
+    (docs/serving.md, missing modalities)."""
     id_dropout: float = 0.0
     """Transductive mode: dropout on the item-id embeddings z while training (history
     tokens and candidates alike), against an id table that overfits within a few epochs.
@@ -188,7 +194,7 @@ class MISSRecConfig:
         if self.decoder == "interest" and self.n_dec_layers < 1:
             _fail("model.n_dec_layers must be >= 1 (or set model.decoder='none')")
         for name in ("dropout", "attn_dropout", "ffn_dropout", "feature_dropout", "adapter_dropout",
-                     "item_drop", "id_dropout"):
+                     "item_drop", "id_dropout", "modality_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 _fail(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
 

@@ -5,6 +5,16 @@ candidate embeddings for dynamic fusion (eqs. 1-2, 9-10) and the interest cluste
 The catalogue (features and presence masks) is not part of the state dict; the interest
 clustering is (as extra state, tagged with a catalogue fingerprint and recomputed when the
 catalogue differs), so an evaluation run scores with the interests it was trained with.
+
+Items the model was not trained with are encoded by the same code (:meth:`ItemSide.encode_items`):
+their features go through the trained adapters ψ^m, and two things are not redone:
+
+* **Interests** (§3.3): the clustering stays the one the model was trained with (the
+  decoder's queries are its prototypes). A new item's modality tokens join the interest of
+  their nearest prototype, by the distance the clustering itself uses.
+* **Item ids** (transductive mode, eq. 10): a new item has no id embedding; it is embedded
+  and scored by its features alone (with 'added' id scoring its candidates are its
+  normalised modality tokens; with 'late' id scoring its id term is 0).
 """
 
 from __future__ import annotations
@@ -17,42 +27,64 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import SequentialRecommender
-from ..interests import Clustering, cluster_tokens
+from ..adapters import make_adapter
+from ..base import SequentialRecommender, present_rows
+from ..cache import ItemCache, rows
+from ..interests import Clustering, assign_nearest, cluster_tokens
 from . import released
 from .config import MISSRecConfig
 from .tokens import Tables
 
 
-@dataclass
-class ItemCache:
-    """Item-side tensors for evaluation, computed once by :meth:`MISSRec.item_cache`."""
+@dataclass(frozen=True)
+class MISSRecItems(ItemCache):
+    """MISSRec's item cache: what scoring and the user side read of every item."""
 
-    tokens: torch.Tensor
-    """[M, n_items + 1, d] adapted modality tokens (zero where missing)."""
-    ids: torch.Tensor | None
-    """[n_items + 1, d] item-id embeddings (transductive) or None."""
-    candidates: torch.Tensor
-    """[M, n_items + 1, d] candidate modality embeddings (x^m, + z with 'added' id scoring),
-    normalised."""
-    present: torch.Tensor
-    """[M, n_items + 1] bool."""
-    id_candidates: torch.Tensor | None = None
-    """[n_items + 1, d] normalised id embeddings scored apart ('late' id scoring) or None."""
+    tokens: torch.Tensor = rows(axis=1)
+    """[M, n, d] adapted modality tokens (zero where missing)."""
+    candidates: torch.Tensor = rows(axis=1)
+    """[M, n, d] candidate modality embeddings (x^m, + z with 'added' id scoring),
+    normalised, zero where missing."""
+    present: torch.Tensor = rows(axis=1)
+    """[M, n] bool."""
+    ids: torch.Tensor | None = rows(optional=True)
+    """[n, d] item-id embeddings (transductive) or None."""
+    id_candidates: torch.Tensor | None = rows(optional=True)
+    """[n, d] normalised id embeddings scored apart ('late' id scoring) or None."""
+    interests: torch.Tensor | None = rows(optional=True)
+    """[n, M] interest (prototype index) of every item's modality tokens, -1 where missing."""
+
+    def restore_dtypes(self) -> "MISSRecItems":
+        return self if self.present.dtype == torch.bool else \
+            MISSRecItems(self.tokens, self.candidates, self.present.bool(), self.ids, self.id_candidates,
+                         self.interests)
+
+    def tables(self) -> Tables:
+        """The per-item lookups a batch of histories is encoded from."""
+        return Tables(self.tokens, self.ids, self.present, self.interests)
 
 
 class ItemSide(SequentialRecommender):
-    """Catalogue, item tables and interests; :class:`MISSRec` adds the sequence side.
+    """MISSRec's item side: the adapters ψ^m, the item-id table (transductive), the attached
+    catalogue and the interest clustering; :class:`~.network.MISSRec` adds the sequence side.
 
-    Subclasses set ``config``, ``n_items``, ``modalities``, ``feature_dims``, ``adapters``
-    and ``item_id`` (None when inductive), then call :meth:`_register_catalogue`.
+    The id table is created by the sequence side, after its own modules: modules are
+    registered, and so initialised from the RNG, in a fixed order.
     """
 
-    config: MISSRecConfig
-    adapters: nn.ModuleDict
-    item_id: nn.Embedding | None
+    cache_type = MISSRecItems
 
-    def _register_catalogue(self) -> None:
+    def __init__(self, config: MISSRecConfig, n_items: int, feature_dims: dict[str, int]):
+        super().__init__()
+        self.config = config
+        self.n_items = int(n_items)
+        self.modalities = list(config.modalities)
+        self.feature_dims = {m: int(feature_dims[m]) for m in self.modalities}
+        c = config
+        self.adapters = nn.ModuleDict({
+            m: make_adapter(c.adapter, self.feature_dims[m], c.d, c.n_experts, c.adapter_dropout)
+            for m in self.modalities})
+        self.item_id: nn.Embedding | None = None
         for m in self.modalities:
             self.register_buffer(f"_feat_{m}", None, persistent=False)
             self.register_buffer(f"_present_{m}", None, persistent=False)
@@ -62,10 +94,13 @@ class ItemSide(SequentialRecommender):
         self._interest_fp = ""
 
     def _device(self) -> torch.device:
-        raise NotImplementedError
+        return next(self.parameters()).device
 
-    def _new_id_table(self, n_items: int) -> nn.Embedding:
-        raise NotImplementedError
+    def new_id_table(self, n_items: int) -> nn.Embedding:
+        """A freshly initialised item-id table for ``n_items`` items (row 0 padding)."""
+        table = nn.Embedding(n_items + 1, self.config.d, padding_idx=0)
+        init_weights(table, self.config.init_std)
+        return table
 
     def attach_catalogue(self, features: dict[str, torch.Tensor],
                          present: dict[str, torch.Tensor]) -> None:
@@ -111,7 +146,7 @@ class ItemSide(SequentialRecommender):
         """
         self.n_items = int(n_items)
         if self.item_id is not None:
-            self.item_id = self._new_id_table(self.n_items).to(self._device())
+            self.item_id = self.new_id_table(self.n_items).to(self._device())
         for m in self.modalities:
             setattr(self, f"_feat_{m}", None)
             setattr(self, f"_present_{m}", None)
@@ -142,20 +177,15 @@ class ItemSide(SequentialRecommender):
 
     # ------------------------------------------------------------------ item tables
 
-    def _item_tables(self, ids: torch.Tensor | None = None, augment: float = 0.0) -> Tables:
-        """Adapted tokens ψ^m(f) of all items (``ids`` None) or of ``ids``; ``augment`` is
-        the feature dropout of §3.2.2 (training only)."""
-        toks, pres = [], []
+    def item_tables(self, ids: torch.Tensor | None = None, augment: float = 0.0) -> Tables:
+        """Adapted tokens ψ^m(f) of all attached items (``ids`` None) or of ``ids``, their
+        id embeddings and interests; ``augment`` is the feature dropout of §3.2.2 (training
+        only)."""
+        feats, present = {}, {}
         for m in self.modalities:
-            f = getattr(self, f"_feat_{m}")
-            p = getattr(self, f"_present_{m}")
-            if ids is not None:
-                f, p = f[ids], p[ids]
-            if augment > 0 and self.training:
-                f = F.dropout(f, augment, training=True)
-            x = self.adapters[m](f)
-            toks.append(torch.where(p[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device)))
-            pres.append(p)
+            f, p = getattr(self, f"_feat_{m}"), getattr(self, f"_present_{m}")
+            feats[m], present[m] = (f, p) if ids is None else (f[ids], p[ids])
+        tokens, pres = self._modality_tokens(feats, present, augment)
         z = None
         if self.item_id is not None:
             z = self.item_id.weight if ids is None else self.item_id(ids)
@@ -163,37 +193,76 @@ class ItemSide(SequentialRecommender):
         interests = self._interest_of
         if interests is not None and ids is not None:
             interests = interests[ids]
-        return Tables(torch.stack(toks), z, torch.stack(pres), interests)
+        return Tables(tokens, z, pres, interests)
 
-    def _item_vectors(self, tables: Tables) -> torch.Tensor:
+    def _modality_tokens(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                         augment: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """[M, k, d] tokens ψ^m(f) (zero where missing) and [M, k] presence of k items."""
+        toks, pres = [], []
+        for m in self.modalities:
+            f, p = features[m], present[m]
+            if augment > 0 and self.training:
+                f = F.dropout(f, augment, training=True)
+            x = self.adapters[m](f)
+            toks.append(torch.where(p[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device)))
+            pres.append(p)
+        return torch.stack(toks), torch.stack(pres)
+
+    def item_vectors(self, tables: Tables) -> torch.Tensor:
         """Modality tokens x^m [M, n, d], + z with 'added' id scoring (eq. 10): what
         candidates are scored by and what is clustered."""
         if tables.ids is not None and self.config.id_scoring == "added":
             return tables.tokens + tables.ids[None]
         return tables.tokens
 
-    def _candidates(self, tables: Tables) -> torch.Tensor:
+    def candidates(self, tables: Tables) -> torch.Tensor:
         """Candidate modality embeddings x^m (+ z, eq. 10), normalised: [M, n, d]."""
-        x = self._item_vectors(tables)
+        x = self.item_vectors(tables)
         if self.config.normalize:
             x = F.normalize(x, dim=-1)
         # a missing modality's embedding is exactly zero, so its score is a finite 0 that
         # fusion can ignore (its weight is 0) without an extra masking pass
         return torch.where(tables.present[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
 
-    def _id_candidates(self, tables: Tables) -> torch.Tensor | None:
+    def id_candidates(self, tables: Tables) -> torch.Tensor | None:
         """Id embeddings scored apart from the modalities ('late' id scoring), or None."""
         if tables.ids is None or self.config.id_scoring != "late":
             return None
         return released.late_id_candidates(tables.ids)
 
-    def item_cache(self) -> ItemCache:
-        """Adapted tokens and candidate embeddings of every item, computed without grad."""
-        self._ensure_interests()
+    def _cache_of(self, tables: Tables, interests: torch.Tensor | None) -> MISSRecItems:
+        return MISSRecItems(tables.tokens, self.candidates(tables), tables.present, tables.ids,
+                            self.id_candidates(tables), interests)
+
+    def item_cache(self) -> MISSRecItems:
+        """Tokens, candidate embeddings and interests of every attached item, without grad."""
+        self.ensure_interests()
         with torch.no_grad():
-            tables = self._item_tables()
-            return ItemCache(tables.tokens, tables.ids, self._candidates(tables), tables.present,
-                             self._id_candidates(tables))
+            return self._cache_of(self.item_tables(), self._interest_of)
+
+    @torch.no_grad()
+    def encode_items(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                     ids: torch.Tensor) -> MISSRecItems:
+        """Cache rows of items from their raw features (see the module doc): the trained
+        adapters, the id embedding of a trained item (transductive), and the interest of the
+        nearest trained prototype for each modality token."""
+        self.ensure_interests()
+        dev = self._device()
+        tokens, pres = self._modality_tokens(*present_rows(self.modalities, features, present, dev))
+        z = None
+        if self.item_id is not None:
+            ids = ids.to(dev)
+            z = self.item_id(ids.clamp_min(0)) * (ids > 0)[:, None].to(tokens.dtype)
+        tables = Tables(tokens, z, pres, None)
+        return self._cache_of(tables, self.nearest_interests(self.item_vectors(tables), pres))
+
+    def nearest_interests(self, vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """[k, M] index of the nearest trained prototype of every present token (-1 if absent)."""
+        out = torch.full(present.t().shape, -1, dtype=torch.long, device=vectors.device)
+        for j in range(vectors.shape[0]):
+            nearest = assign_nearest(vectors[j], self._prototypes.to(vectors.dtype), self.config.cluster_chunk)
+            out[:, j] = torch.where(present[j], nearest, out[:, j])
+        return out
 
     # ------------------------------------------------------------------ interests
 
@@ -209,8 +278,8 @@ class ItemSide(SequentialRecommender):
         was_training = self.training
         self.eval()
         try:
-            tables = self._item_tables()
-            x = self._item_vectors(tables)
+            tables = self.item_tables()
+            x = self.item_vectors(tables)
             mod, item = torch.nonzero(tables.present, as_tuple=True)
             if mod.shape[0] == 0:
                 raise RuntimeError("MISSRec: the catalogue has no present modality to cluster")
@@ -237,7 +306,25 @@ class ItemSide(SequentialRecommender):
             seed=max(epoch, 0) if c.kmeans_init == "random" else 0,
             kmeans_init=c.kmeans_init)
 
-    def _ensure_interests(self) -> None:
+    def ensure_interests(self) -> None:
+        """Cluster the attached catalogue unless the current clustering is of it."""
         self._require_catalogue()
         if self._interest_of is None or self._interest_fp != self._catalogue_fp:
             self.on_epoch_start(-1)
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """Normal(0, std) linear and embedding weights (zero bias, zero padding row), unit
+    LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -3,7 +3,8 @@ regulariser both share (the 'paper' form; the official code's is in :mod:`.relea
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import dataclasses
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,9 @@ import torch.nn.functional as F
 from ...data.batching import SequenceBatch
 from ..fusion import fuse_scores, modality_scores
 from .tokens import masked_mean
+
+if TYPE_CHECKING:  # the model these functions are steps of
+    from .network import MISSRec
 
 Gather = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
 """Every data-parallel process's rows of a tensor and where this process's rows start
@@ -37,27 +41,29 @@ def mean_regulariser(views: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return torch.stack([r.mean() for r in views]).mean()
 
 
-def finetune_loss(model: Any, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
+def finetune_loss(model: MISSRec, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 8: softmax over the whole catalogue + γ · regulariser.
 
     ``ℓ = CE(<u, v_k>/τ, target) + γ/M² Σ <ξ_m, ξ_m'>``, averaged over the batch, with
     ``<u, v_k>`` the dynamic-fusion score of eq. 2 (eq. 9 / eq. 10 by mode).
     """
-    model._ensure_interests()
+    model.ensure_interests()
     c = model.config
-    tables = model._item_tables()
-    u, reg = model._user_vectors(model._prepare(batch.items), tables)
-    u = model._finish_user(u)
-    scores = model._score(u, model._candidates(tables), tables.present, model._id_candidates(tables))
+    tables = model.item_tables()
+    if c.modality_dropout > 0 and model.training:
+        tables = dataclasses.replace(tables, present=modality_drop_mask(tables.present, c.modality_dropout))
+    u, reg = model.encode_histories(model.prepare_histories(batch.items), tables)
+    u = model.finish_user(u)
+    scores = model.score_candidates(u, model.candidates(tables), tables.present, model.id_candidates(tables))
     targets = batch.targets.to(u.device)
     loss_si = scorable_cross_entropy(scores / c.tau, targets, tables.present.any(0)[targets])
-    loss_reg = model._reduce_regulariser(reg)
+    loss_reg = model.reduce_regulariser(reg)
     loss = loss_si + c.gamma * loss_reg
     return loss, {"loss_si": float(loss_si.detach()), "loss_reg": float(loss_reg.detach()),
                   "alpha": float(model.alpha().detach())}
 
 
-def pretrain_loss(model: Any, batch: SequenceBatch, gather: Gather | None = None
+def pretrain_loss(model: MISSRec, batch: SequenceBatch, gather: Gather | None = None
                   ) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 7 on two augmented views of every history.
 
@@ -71,9 +77,9 @@ def pretrain_loss(model: Any, batch: SequenceBatch, gather: Gather | None = None
 
     With ``gather`` the in-batch negatives of eqs. 5-6 are every process's rows.
     """
-    model._ensure_interests()
+    model.ensure_interests()
     c = model.config
-    items = model._prepare(batch.items)
+    items = model.prepare_histories(batch.items)
     targets = batch.targets.to(items.device)
     bsz, length = items.shape
     # the batch's items (histories and targets) as local rows 1..n, 0 = padding
@@ -82,26 +88,26 @@ def pretrain_loss(model: Any, batch: SequenceBatch, gather: Gather | None = None
     local = inverse[1:1 + bsz * length].view(bsz, length)
     u_views, regs = [], []
     for _ in range(2):
-        tables = model._item_tables(ids, augment=c.feature_dropout)
+        tables = model.item_tables(ids, augment=c.feature_dropout)
         keep = item_drop_mask(items, c.item_drop) if c.item_drop > 0 else None
-        u, reg = model._user_vectors(local, tables, keep)
-        u_views.append(model._finish_user(u))
+        u, reg = model.encode_histories(local, tables, keep)
+        u_views.append(model.finish_user(u))
         regs.append(reg)
     loss_si = _sequence_item(model, u_views[0], ids, inverse[1 + bsz * length:], targets, gather)
     loss_ss = _sequence_sequence(u_views[0], u_views[1], c.tau, gather)
-    loss_reg = model._reduce_regulariser(*regs)
+    loss_reg = model.reduce_regulariser(*regs)
     loss = loss_si + c.lambda_ss * loss_ss + c.gamma * loss_reg
     return loss, {"loss_si": float(loss_si.detach()), "loss_ss": float(loss_ss.detach()),
                   "loss_reg": float(loss_reg.detach()), "alpha": float(model.alpha().detach())}
 
 
-def _sequence_item(model: Any, u: torch.Tensor, ids: torch.Tensor, local_targets: torch.Tensor,
+def _sequence_item(model: MISSRec, u: torch.Tensor, ids: torch.Tensor, local_targets: torch.Tensor,
                    targets: torch.Tensor, gather: Gather | None = None) -> torch.Tensor:
     """Eq. 5 with in-batch negatives, scored by dynamic fusion (eq. 2) of the clean
     (un-augmented) targets. A negative whose item equals the positive's is masked out: it
     is not a negative."""
-    clean = model._item_tables(ids)
-    cand = model._candidates(clean)[:, local_targets]  # [M, B, d]
+    clean = model.item_tables(ids)
+    cand = model.candidates(clean)[:, local_targets]  # [M, B, d]
     present = clean.present[:, local_targets]  # [M, B]
     scorable = present.any(0)
     all_targets, start = targets, 0
@@ -149,6 +155,26 @@ def _sequence_sequence(u1: torch.Tensor, u2: torch.Tensor, tau: float, gather: G
 def _positives(rows: int, columns: int, start: int, device: torch.device) -> torch.Tensor:
     """[rows, columns] True at (i, start + i): each row's own column among all rows'."""
     return torch.arange(columns, device=device)[None, :] == start + torch.arange(rows, device=device)[:, None]
+
+
+def modality_drop_mask(present: torch.Tensor, p: float) -> torch.Tensor:
+    """``present`` [M, n] with each present modality dropped with probability ``p``; an
+    item keeps at least one of its modalities (one drawn at random when all were dropped).
+
+    Applied to the whole catalogue for one training step, it removes a modality from items
+    in the histories and among the candidates alike, so the loss sees items with a modality
+    missing beside items that have all, and has to score both on one scale."""
+    if present.shape[0] < 2:
+        return present
+    kept = present & (torch.rand(present.shape, device=present.device) >= p)
+    lost = present.any(0) & ~kept.any(0)
+    if bool(lost.any()):
+        # one of each such item's present modalities, drawn uniformly: argmax of noise
+        # restricted to the present ones
+        noise = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
+        pick = torch.zeros_like(present).scatter_(0, noise.argmax(0, keepdim=True), True)
+        kept = kept | (pick & lost[None])
+    return kept
 
 
 def item_drop_mask(items: torch.Tensor, p: float) -> torch.Tensor:

@@ -29,13 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.batching import SequenceBatch
-from ..adapters import MoEAdapter, make_adapter
+from ..adapters import MoEAdapter
 from ..base import check_feature_dims
 from ..fusion import Concentration, fuse_scores, modality_scores
 from ..layers import DecoderBlock, EncoderBlock, key_mask
 from . import losses, released
 from .config import MISSRecConfig
-from .items import ItemCache, ItemSide
+from .items import ItemSide, MISSRecItems, init_weights
 from .tokens import (Slots, Tables, buckets, ensure_one, item_positions, keep_last, masked_mean,
                      recent_tokens, token_counts, token_interests, token_slots, unique_per_row)
 
@@ -48,19 +48,12 @@ class MISSRec(ItemSide):
     """
 
     def __init__(self, config: MISSRecConfig, n_items: int, feature_dims: dict[str, int]):
-        super().__init__()
         config.validate()
         check_feature_dims("missrec", config.modalities, feature_dims)
-        self.config = config
-        self.n_items = int(n_items)
-        self.modalities = list(config.modalities)
-        self.feature_dims = {m: int(feature_dims[m]) for m in self.modalities}
+        # modules are created (and so drawn from the RNG) in a fixed order, the adapters
+        # first (the item side), and only when used, so DDP needs no find_unused_parameters
+        super().__init__(config, n_items, feature_dims)
         c, d = config, config.d
-        # modules are created (and so drawn from the RNG) in a fixed order, and only when
-        # used, so DDP needs no find_unused_parameters
-        self.adapters = nn.ModuleDict({
-            m: make_adapter(c.adapter, self.feature_dims[m], d, c.n_experts, c.adapter_dropout)
-            for m in self.modalities})
         self.alpha = Concentration(c.alpha_init, constrained=c.alpha_param == "softplus")
         self.position = nn.Embedding(c.max_len, d)
         self.modality_type = (nn.Embedding(len(self.modalities), d)
@@ -77,44 +70,21 @@ class MISSRec(ItemSide):
         self.encoder_norm = nn.LayerNorm(d, eps=c.layer_norm_eps) if c.stack_norm else None
         self.decoder_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
                              if c.stack_norm and n_dec else None)
-        self.item_id = self._new_id_table(self.n_items) if c.mode == "transductive" else None
-        self.apply(self._init_weights)
+        if c.mode == "transductive":
+            self.item_id = self.new_id_table(self.n_items)
+        self.apply(lambda module: init_weights(module, c.init_std))
         released.official_init(self, c.attn_init, c.adapter_init)
         for a in self.adapters.values():
             if isinstance(a, MoEAdapter):
                 nn.init.zeros_(a.gate.weight)  # uniform routing at start
-        self._register_catalogue()
-
-    def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.init_std
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-
-    def _new_id_table(self, n_items: int) -> nn.Embedding:
-        table = nn.Embedding(n_items + 1, self.config.d, padding_idx=0)
-        self._init_weights(table)
-        return table
-
-    def _device(self) -> torch.device:
-        return self.position.weight.device
 
     # ------------------------------------------------------------------ sequence side
 
     def _token_slots(self, items: torch.Tensor, tables: Tables, keep: torch.Tensor | None) -> Slots:
         return token_slots(items, tables.present, self.config.tokens == "separate", keep)
 
-    def _user_vectors(self, items: torch.Tensor, tables: Tables,
-                      keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_histories(self, items: torch.Tensor, tables: Tables,
+                         keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """User vectors u [B, d] (unnormalised) and regulariser values [B] for histories.
 
         ``items`` [B, L] indexes rows of ``tables`` (0 = padding); ``keep`` [B, L] drops
@@ -149,17 +119,17 @@ class MISSRec(ItemSide):
         if self.config.decoder == "none":
             xi, xi_mask = x, slots.valid
             u = masked_mean(x, recent_tokens(slots)) if recent else masked_mean(xi, xi_mask)
-            return u, self._regulariser(xi, xi_mask)
-        q, q_mask = self._interest_queries(interest_ids)
+            return u, self.regulariser(xi, xi_mask)
+        q, q_mask = self.interest_queries(interest_ids)
         if not recent:
             xi = self.decode(q, q_mask, x, slots.valid)
-            return masked_mean(xi, q_mask), self._regulariser(xi, q_mask)
+            return masked_mean(xi, q_mask), self.regulariser(xi, q_mask)
         # the most recent item's contextual token queries the decoder beside the interests:
         # its output is u, so u has a query for the last item (the mean of ξ has none)
         r = masked_mean(x, recent_tokens(slots))[:, None]
         out = self.decode(torch.cat([r, q], 1), torch.cat([torch.ones_like(q_mask[:, :1]), q_mask], 1),
                           x, slots.valid)
-        return out[:, 0], self._regulariser(out[:, 1:], q_mask)
+        return out[:, 0], self.regulariser(out[:, 1:], q_mask)
 
     def _embed_items(self, slots: Slots, tables: Tables) -> torch.Tensor:
         """Encoder input (§3.4.1): tokens + item-wise position (+ modality type), then
@@ -177,7 +147,7 @@ class MISSRec(ItemSide):
         x = x + self.position(pos.clamp_max(c.max_len - 1))
         return self.input_dropout(self.input_norm(x))
 
-    def _interest_queries(self, interest_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def interest_queries(self, interest_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Interest tokens (§3.3.2): de-duplicated prototypes of a row's tokens, [B, Q, d] + mask."""
         uniq, mask = unique_per_row(interest_ids)
         mask = ensure_one(mask)
@@ -200,38 +170,39 @@ class MISSRec(ItemSide):
         Nothing depends on the order of the queries (no positions, no causal mask), so the
         mean of ξ over the valid queries is permutation-invariant.
         """
-        return self._decoder_stack(queries, key_mask(query_valid), memory, key_mask(memory_valid))
+        return self.decoder_stack(queries, key_mask(query_valid), memory, key_mask(memory_valid))
 
-    def _decoder_stack(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor,
-                       memory_mask: torch.Tensor) -> torch.Tensor:
+    def decoder_stack(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor,
+                      memory_mask: torch.Tensor) -> torch.Tensor:
+        """The decoder blocks with explicit self-attention and memory masks (the 'released'
+        arrangement passes its own self-attention mask)."""
         for blk in self.decoder:
             x = blk(x, memory, self_mask, memory_mask)
         return x if self.decoder_norm is None else self.decoder_norm(x)
 
-    def _regulariser(self, xi: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def regulariser(self, xi: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-row regulariser values of eqs. 7-8 (:func:`.losses.interest_regulariser`), or
         the parts the official form reduces (:func:`.released.regulariser_parts`)."""
         if self.config.reg_form == "released":
             return released.regulariser_parts(xi, mask)
         return losses.interest_regulariser(xi, mask, self.config.reg_normalize)
 
-    def _reduce_regulariser(self, *views: torch.Tensor) -> torch.Tensor:
+    def reduce_regulariser(self, *views: torch.Tensor) -> torch.Tensor:
         """One regulariser value from the per-row values of one or more views."""
         if self.config.reg_form == "released":
             return released.reduce_regulariser(views, self.config.d)
         return losses.mean_regulariser(views)
 
-    def _item_drop_mask(self, items: torch.Tensor) -> torch.Tensor:
-        return losses.item_drop_mask(items, self.config.item_drop)
-
-    def _finish_user(self, u: torch.Tensor) -> torch.Tensor:
+    def finish_user(self, u: torch.Tensor) -> torch.Tensor:
+        """u as it is scored: L2-normalised with ``config.normalize``."""
         return F.normalize(u, dim=-1) if self.config.normalize else u
 
-    def _prepare(self, items: torch.Tensor) -> torch.Tensor:
+    def prepare_histories(self, items: torch.Tensor) -> torch.Tensor:
+        """Histories [B, L] on the model's device, cut to their last ``max_len`` items."""
         return keep_last(items.to(self._device()), self.config.max_len)
 
-    def _score(self, u: torch.Tensor, candidates: torch.Tensor, present: torch.Tensor,
-               id_candidates: torch.Tensor | None) -> torch.Tensor:
+    def score_candidates(self, u: torch.Tensor, candidates: torch.Tensor, present: torch.Tensor,
+                         id_candidates: torch.Tensor | None) -> torch.Tensor:
         """Scores of every candidate: eq. 2's fusion (then the official late id term)."""
         fused = fuse_scores(modality_scores(u, candidates), present, self.alpha())
         return fused if id_candidates is None else released.late_ids(fused, u @ id_candidates.t())
@@ -249,44 +220,46 @@ class MISSRec(ItemSide):
             return self.pretrain_loss(batch)
         raise ValueError(f"objective {objective!r}; expected 'finetune' or 'pretrain'")
 
-    def user_vectors(self, batch: SequenceBatch, cache: ItemCache | None = None) -> torch.Tensor:
-        """Sequence representations u [B, d] (normalised if ``config.normalize``)."""
-        self._ensure_interests()
-        if cache is None:
-            cache = self.item_cache()
-        tables = Tables(cache.tokens, cache.ids, cache.present, self._interest_of)
-        u, _ = self._user_vectors(self._prepare(batch.items), tables)
-        return self._finish_user(u)
+    def user_vectors(self, batch: SequenceBatch, cache: MISSRecItems | None = None) -> torch.Tensor:
+        """Sequence representations u [B, d] (normalised if ``config.normalize``); history
+        items are rows of ``cache``, their interests the cache's."""
+        self.ensure_interests()
+        u, _ = self.encode_histories(self.prepare_histories(batch.items), self.own(cache).tables())
+        return self.finish_user(u)
 
-    def score_all(self, batch: SequenceBatch, cache: ItemCache | None = None) -> torch.Tensor:
-        """Fused scores (eq. 2) of every item: [B, n_items+1]; column 0 and items with no
-        modality are ``-inf``. Not divided by τ (rankings are the same)."""
-        if cache is None:
-            cache = self.item_cache()
-        return self.score_block(self.user_vectors(batch, cache), cache, slice(None))
-
-    def score_block(self, users: torch.Tensor, cache: ItemCache | None,
+    def score_block(self, users: torch.Tensor, cache: MISSRecItems,
                     items: slice | torch.Tensor) -> torch.Tensor:
         """Fused scores (eq. 2) of the items ``items`` (a slice or index tensor) for ``users``
-        from :meth:`user_vectors`: [B, C], those columns of :meth:`score_all`."""
-        if cache is None:
-            cache = self.item_cache()
+        from :meth:`user_vectors`: [B, C]; items with no modality are ``-inf``. Not divided
+        by τ (rankings are the same)."""
         ids = None if cache.id_candidates is None else cache.id_candidates[items]
-        return self._score(users, cache.candidates[:, items], cache.present[:, items], ids)
+        return self.score_candidates(users, cache.candidates[:, items], cache.present[:, items], ids)
 
-    def score_items(self, batch: SequenceBatch, items: torch.Tensor,
-                    cache: ItemCache | None = None) -> torch.Tensor:
+    def score_rows(self, users: torch.Tensor, cache: MISSRecItems, items: torch.Tensor) -> torch.Tensor:
         """Fused scores of chosen items: ``items`` [B, C] (per row) -> [B, C]."""
-        if cache is None:
-            cache = self.item_cache()
-        u = self.user_vectors(batch, cache)
-        items = items.to(u.device)
         cand = cache.candidates[:, items]  # [M, B, C, d]
-        scores = torch.einsum("bd,mbcd->mbc", u, cand)
+        scores = torch.einsum("bd,mbcd->mbc", users, cand)
         fused = fuse_scores(scores, cache.present[:, items], self.alpha())
         if cache.id_candidates is None:
             return fused
-        return released.late_ids(fused, torch.einsum("bd,bcd->bc", u, cache.id_candidates[items]))
+        return released.late_ids(fused, torch.einsum("bd,bcd->bc", users, cache.id_candidates[items]))
+
+    def retrieval_tables(self, cache: MISSRecItems) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Eq. 2's fused score is a convex combination of the modality scores (the weights are
+        a softmax): it lies between an item's worst and best modality score, and at α = 0 it
+        is the mean. So: one table of each item's mean modality embedding (the α = 0 value,
+        exact for an item with one modality), one per modality (items whose best modality
+        dominates when α is large), and the id embeddings with 'late' id scoring."""
+        present = cache.present
+        weights = present.to(cache.candidates.dtype)[..., None]
+        mean = (cache.candidates * weights).sum(0) / weights.sum(0).clamp_min(1.0)
+        tables = [(mean, present.any(0))]
+        tables += [(cache.candidates[m], present[m]) for m in range(present.shape[0])]
+        if cache.id_candidates is not None:
+            rows = torch.ones_like(present[0])
+            rows[0] = False
+            tables.append((cache.id_candidates, rows))
+        return tables
 
     def training_loss(self, batch: SequenceBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Fine-tuning objective, eq. 8 (:func:`.losses.finetune_loss`)."""

@@ -11,7 +11,7 @@ choices live where they apply, as one option each: ``tokens='added'`` and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,9 @@ from torch import nn
 from ..adapters import LinearAdapter
 from ..layers import MultiHeadAttention, key_mask
 from .tokens import Slots, masked_mean
+
+if TYPE_CHECKING:  # the model these functions are steps of
+    from .network import MISSRec
 
 
 def official_init(model: nn.Module, attn_init: str, adapter_init: str) -> None:
@@ -39,13 +42,13 @@ def official_init(model: nn.Module, attn_init: str, adapter_init: str) -> None:
                 adapter.linear.reset_parameters()
 
 
-def released_forward(model: Any, x: torch.Tensor, slots: Slots, interest_ids: torch.Tensor
+def released_forward(model: MISSRec, x: torch.Tensor, slots: Slots, interest_ids: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """``arrangement='released'``: the encoder reads the interest tokens, the decoder's
     queries are the item tokens ``x`` [B, W, d] (self-attention per ``item_attention``),
     and u is the decoder output at the last item. Returns (u, regulariser values)."""
     c = model.config
-    mem, mem_valid = model._interest_queries(interest_ids)
+    mem, mem_valid = model.interest_queries(interest_ids)
     if c.reg_form == "released":
         # a zero query, masked as a key: its output is what the official code's padding
         # slots hold, which its regulariser weighs in (see reduce_regulariser)
@@ -58,11 +61,11 @@ def released_forward(model: Any, x: torch.Tensor, slots: Slots, interest_ids: to
         self_mask = (allowed | eye[None])[:, None]  # never all-masked
     else:
         self_mask = key_mask(valid)
-    x = model._decoder_stack(x, self_mask, mem, key_mask(mem_valid))
+    x = model.decoder_stack(x, self_mask, mem, key_mask(mem_valid))
     # u: the last item that has a token (mean of its modality tokens when separate)
     last = torch.where(valid, pos, -1).max(1).values
     at_last = valid & (pos == last[:, None])
-    return masked_mean(x, at_last), model._regulariser(mem, mem_valid)
+    return masked_mean(x, at_last), model.regulariser(mem, mem_valid)
 
 
 def regulariser_parts(xi: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

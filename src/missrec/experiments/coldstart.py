@@ -1,0 +1,342 @@
+"""Cold start: ranking items no model was trained on, with models trained to convergence.
+
+A seeded fraction of the catalogue is held out of training: those items leave every
+training sequence and the catalogue the models train with. Each model trains with early
+stopping on validation (no fixed budget), for several seeds. After training, the held-out
+items are added through the same :meth:`Recommender.add_items` path the HTTP service uses,
+with all their modalities or with their text only (``text_only``), and every test user of
+the full dataset is ranked over all items. Metrics are reported apart for the users whose
+test target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
+compared with the best content baseline on the held-out targets by a paired bootstrap
+over those users (:mod:`missrec.report.paired`).
+
+MISSRec and UniSRec train in inductive mode (item vectors from features only); SASRec over
+text features is inductive by design. A model that cannot add items (SASRec on ids) ranks a
+held-out target nowhere (a miss); the popularity baseline counts training interactions, so
+a held-out item has none.
+
+Layout under ``OUT/<store>/``::
+
+    stores/train-without-held-out/           the training store
+    runs/<model>/seed-<s>/                   training runs (resumed when interrupted)
+    ranks/<variant>/<targets>/<model>/seed-<s>/   test ranks of the held-out or the other
+                                                  targets (``missrec compare`` reads them)
+    coldstart-<variant>.json
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data.batching import build_examples
+from ..data.store import SPLIT_TRAIN, Dataset, Interactions, ModalityFeatures, read_store, write_store
+from ..data.vocab import Vocab
+from ..errors import MissrecError
+from ..eval.metrics import metrics_from_ranks
+from ..report.paired import paired_comparison
+from ..report.runs import find_runs, group_cells
+from ..serve.recommender import Recommender
+from ..train.loop import train
+from ..train.resolve import resolve_configs
+from .overrides import override_field
+from .stores import default_data_root, ensure_store, get_recipe
+
+MODELS = ("missrec", "unisrec", "sasrec-text", "sasrec", "popularity")
+CONTENT_MODELS = ("missrec", "unisrec", "sasrec-text")
+"""The models that embed the held-out items from their features after training (and that
+are trained over every seed)."""
+MODEL_SETS = {"unisrec": ("model.mode=inductive",)}
+"""Settings a model trains with here, before the user's ``--set`` overrides."""
+STORES = ("amazon-scientific-mm", "scientific-mixed")
+"""The full-modality subset (CLIP text and images) and full Scientific (MiniLM text for
+every item, CLIP images for the 36% that have one)."""
+VARIANTS = {"all": "held-out items added with all their modalities",
+            "text": "held-out items added with their text only"}
+PARTS = {"held-out": "held-out targets", "other": "other targets"}
+MISS = 2**40
+"""The rank of a target a model cannot rank: beyond every cutoff."""
+KS = [10, 50]
+
+
+@dataclass
+class ColdStartOptions:
+    fraction: float = 0.1
+    """Share of the catalogue held out of training."""
+    seed: int = 0
+    """Seed of the held-out draw."""
+    seeds: int = 3
+    """Training seeds (2023, 2024, ...) of the content models; SASRec on ids trains once."""
+    text_only: bool = False
+    """Add the held-out items with their text only (else with all their modalities)."""
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    sets: list[str] = field(default_factory=list)
+    """``--set`` overrides for every trained model."""
+    jobs: int = 1
+    """Training runs at once, one process each."""
+
+    @property
+    def variant(self) -> str:
+        return "text" if self.text_only else "all"
+
+
+def hold_out(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, set[str]]:
+    """``ds`` without a seeded ``fraction`` of its items (interactions, features, texts)."""
+    rng = np.random.default_rng(seed)
+    n = ds.n_items
+    held_idx = rng.choice(np.arange(1, n + 1), size=max(1, int(round(fraction * n))), replace=False)
+    keep = np.ones(n + 1, dtype=bool)
+    keep[held_idx] = False
+    kept = np.nonzero(keep[1:])[0] + 1
+    remap = np.zeros(n + 1, dtype=np.int64)
+    remap[kept] = np.arange(1, len(kept) + 1)
+    it = ds.interactions
+    rows = keep[it.item]
+    inter = Interactions(it.user[rows], remap[it.item[rows]], it.position[rows], it.split[rows],
+                         None if it.timestamp is None else it.timestamp[rows])
+    order = np.r_[0, kept]
+    feats = {m: ModalityFeatures(f.matrix[order], f.present[order], f.source) for m, f in ds.features.items()}
+    reduced = Dataset(f"{ds.name}-coldstart", Vocab(ds.items.ids[i] for i in kept), ds.users, inter,
+                      [ds.item_text[i] for i in order], [ds.item_image[i] for i in order], feats,
+                      {**ds.provenance, "held_out": f"{fraction} of items, seed {seed}"})
+    return reduced, {ds.items.ids[i] for i in held_idx}
+
+
+def target_ranks(rec: Recommender, histories: list[list[str]], targets: list[str]) -> np.ndarray:
+    """0-based rank of every target over the recommender's whole catalogue; :data:`MISS`
+    for a target it does not hold or a history it knows nothing of."""
+    ranks = np.full(len(targets), MISS, dtype=np.int64)
+    known = [[h for h in hist if h in rec.catalogue.index] for hist in histories]
+    todo = [i for i, h in enumerate(known) if h]
+    for start in range(0, len(todo), 256):
+        chunk = todo[start:start + 256]
+        for i, res in zip(chunk, rec.recommend([known[i] for i in chunk], rec.n_items, unknown="skip")):
+            ranks[i] = res.items.index(targets[i]) if targets[i] in res.items else MISS
+    return ranks
+
+
+def popularity_ranks(reduced: Dataset, targets: list[str], n_items: int) -> np.ndarray:
+    """0-based rank by training interactions among ``n_items`` items (held-out ones have
+    none), ties pessimistic (a target ranks after every item as popular as it)."""
+    it = reduced.interactions
+    counts = np.bincount(it.item[it.split == SPLIT_TRAIN], minlength=reduced.n_items + 1)
+    count_of = {e: int(counts[i]) for i, e in enumerate(reduced.items.ids) if i > 0}
+    universe = np.sort(np.r_[counts[1:], np.zeros(n_items - reduced.n_items, dtype=counts.dtype)])
+    c = np.asarray([count_of.get(t, 0) for t in targets])
+    higher = len(universe) - np.searchsorted(universe, c, "right")
+    equal = np.searchsorted(universe, c, "right") - np.searchsorted(universe, c, "left")
+    return (higher + equal - 1).astype(np.int64)
+
+
+def seeds_of(model: str, options: ColdStartOptions) -> list[int]:
+    return [2023 + i for i in range(options.seeds if model in CONTENT_MODELS else 1)]
+
+
+@dataclass
+class Setting:
+    """One store's cold-start set-up: the full dataset, the training store, the test users."""
+
+    name: str
+    out: Path
+    ds: Dataset
+    reduced: Dataset
+    train_store: Path
+    held: set[str]
+    histories: list[list[str]]
+    targets: list[str]
+
+    @classmethod
+    def prepare(cls, name: str, store: Path, out: Path, options: ColdStartOptions) -> "Setting":
+        ds = read_store(store)
+        reduced, held = hold_out(ds, options.fraction, options.seed)
+        train_store = out / "stores" / "train-without-held-out"
+        if not (train_store / "schema.json").exists():
+            write_store(reduced, train_store)
+        test = build_examples(ds, "test")
+        histories = [[ds.items.external(int(i)) for i in test.history(u)] for u in range(len(test))]
+        targets = [ds.items.external(int(t)) for t in test.targets]
+        return cls(name, out, ds, reduced, train_store, held, histories, targets)
+
+    @property
+    def cold(self) -> np.ndarray:
+        return np.asarray([t in self.held for t in self.targets])
+
+
+def _train_one(model: str, store: Path, run: Path, sets: list[str]) -> Path:
+    train_cfg, model_cfg = resolve_configs(model, None, (*MODEL_SETS.get(model, ()), *sets))
+    if not (run / "results.json").exists():
+        train(model, store, run, train_cfg, model_cfg, log=lambda s: None, resume=True, test=False)
+    return run
+
+
+def train_all(settings: list[Setting], options: ColdStartOptions, log: Callable[[str], None]) -> None:
+    """Train every (store, model, seed) run that has not finished, ``options.jobs`` at once."""
+    tasks = []
+    for s in settings:
+        for model in options.models:
+            if model == "popularity":
+                continue
+            for seed in seeds_of(model, options):
+                run = s.out / "runs" / model / f"seed-{seed}"
+                if not (run / "results.json").exists():
+                    tasks.append((model, s.train_store, run, [*options.sets, f"seed={seed}"]))
+    log(f"coldstart: {len(tasks)} training run(s) to do")
+    if options.jobs <= 1:
+        for t in tasks:
+            log(f"coldstart: training {t[2]}")
+            _train_one(*t)
+        return
+    # one thread per process unless the user said otherwise (spawned, not forked: no
+    # half-initialised thread pool of this process is copied into the workers)
+    tasks = [(m, st, r, sets if any(override_field(x) == "threads" for x in sets) else [*sets, "threads=1"])
+             for m, st, r, sets in tasks]
+    with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for run in pool.map(_train_one, *zip(*tasks)) if tasks else []:
+            log(f"coldstart: trained {run}")
+
+
+def _raw_item(ds: Dataset, item_id: str, modalities: list[str], text_only: bool) -> dict | None:
+    """The item's text and its features in the ``modalities`` the model reads (text only:
+    its text features alone); None when it has none of them."""
+    i = ds.items.index(item_id)
+    use = [m for m in modalities if ds.features[m].present[i] and (m == "text" or not text_only)]
+    if not use:
+        return None
+    return {"id": item_id, "text": ds.item_text[i], "features": {m: ds.features[m].matrix[i].tolist() for m in use}}
+
+
+def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> np.ndarray:
+    """Every test user's target rank for one trained run (or popularity)."""
+    if model == "popularity":
+        return popularity_ranks(s.reduced, s.targets, s.ds.n_items)
+    rec = Recommender(s.out / "runs" / model / f"seed-{seed}")
+    if model in CONTENT_MODELS:
+        reads = list(rec.catalogue.modalities)
+        items = [_raw_item(s.ds, e, reads, options.text_only) for e in sorted(s.held)]
+        rec.add_items([it for it in items if it is not None])
+    return target_ranks(rec, s.histories, s.targets)
+
+
+def write_ranks(s: Setting, model: str, seed: int, ranks: np.ndarray, options: ColdStartOptions) -> None:
+    """The ranks of the held-out and of the other targets, each as a run folder that the
+    report and ``missrec compare`` read."""
+    cold = s.cold
+    target_index = np.asarray([s.ds.items.index(t) for t in s.targets])
+    for part, chosen in (("held-out", cold), ("other", ~cold)):
+        folder = s.out / "ranks" / options.variant / part / model / f"seed-{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        r = np.minimum(ranks[chosen], MISS)
+        np.save(folder / "test_ranks.npy", r)
+        np.save(folder / "test_targets.npy", target_index[chosen])
+        results = {"model": model, "seed": seed, "kind": "coldstart", "test": metrics_from_ranks(r, KS),
+                   "dataset": {"name": f"{s.name} ({PARTS[part]}, {VARIANTS[options.variant]})"},
+                   "config": {"model": {"cold_start": f"{options.variant}/{part}"}}}
+        (folder / "results.json").write_text(json.dumps(results, indent=2))
+
+
+def run_coldstart(store: Path, out: Path, options: ColdStartOptions, log: Callable[[str], None] = print,
+                  name: str | None = None) -> dict:
+    """Train each model without the held-out items, add them back, rank every test user."""
+    return run_settings({name or Path(store).name: (store, out)}, options, log)[name or Path(store).name]
+
+
+def run_settings(stores: dict[str, tuple[Path, Path]], options: ColdStartOptions,
+                 log: Callable[[str], None] = print) -> dict[str, dict]:
+    unknown = sorted(set(options.models) - set(MODELS))
+    if unknown:
+        raise MissrecError(f"coldstart: unknown model(s) {unknown}; expected some of {list(MODELS)}")
+    settings = [Setting.prepare(n, store, out, options) for n, (store, out) in stores.items()]
+    train_all(settings, options, log)
+    results = {}
+    for s in settings:
+        for model in options.models:
+            for seed in seeds_of(model, options):
+                write_ranks(s, model, seed, ranks_of(s, model, seed, options), options)
+        results[s.name] = summarise(s, options)
+        (s.out / f"coldstart-{options.variant}.json").write_text(json.dumps(results[s.name], indent=2))
+    return results
+
+
+def summarise(s: Setting, options: ColdStartOptions) -> dict:
+    """Mean ± std per model and part, and MISSRec against the best content baseline on the
+    held-out targets (paired bootstrap over those users)."""
+    root = s.out / "ranks" / options.variant
+    cells = {(c.first.path.parent.parent.name, c.model): c
+             for c in group_cells(find_runs([root]))}
+    table = {}
+    for model in options.models:
+        table[model] = {}
+        for part in PARTS:
+            cell = cells[(part, model)]
+            table[model][PARTS[part]] = {"users": int(len(cell.first.ranks()[0])), "seeds": len(cell.runs),
+                                         **{k: [st.mean, st.std] for k in _metric_names()
+                                            if (st := cell.metric(k)) is not None}}
+    result = {"store": s.name, "held_out_items": len(s.held), "fraction": options.fraction, "seed": options.seed,
+              "variant": options.variant, "sets": options.sets, "results": table}
+    baselines = [m for m in ("unisrec", "sasrec-text") if m in options.models]
+    if "missrec" in options.models and baselines:
+        best = max(baselines, key=lambda m: table[m][PARTS["held-out"]]["recall@10"][0])
+        paired = paired_comparison(cells[("held-out", "missrec")], cells[("held-out", best)],
+                                   ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
+        result["missrec_vs_best_baseline"] = {"baseline": best, "targets": "held-out",
+                                              "compare": [p.as_dict() for p in paired]}
+    return result
+
+
+def _metric_names() -> list[str]:
+    return [f"{m}@{k}" for k in KS for m in ("recall", "ndcg")]
+
+
+def coldstart_experiment(out: Path, data_root: Path | None, store: Path | None, options: ColdStartOptions,
+                         log: Callable[[str], None] = print) -> dict:
+    """``missrec experiment coldstart``: every store of :data:`STORES` (or ``store``), each
+    model of :data:`MODELS`; writes OUT/<store>/coldstart-<variant>.json and OUT/coldstart.md
+    (the tables of every variant run so far)."""
+    if store is not None:
+        stores = {Path(store).name: (Path(store), out / Path(store).name)}
+    else:
+        root = data_root or default_data_root()
+        stores = {name: (ensure_store(get_recipe(name), out / "stores", root, log), out / name) for name in STORES}
+    results = run_settings(stores, options, log)
+    (out / "coldstart.md").write_text(report(out))
+    return results
+
+
+NAMES = {"missrec": "MISSRec", "unisrec": "UniSRec (inductive)", "sasrec-text": "SASRec over text",
+         "sasrec": "SASRec (ids)", "popularity": "popularity"}
+
+
+def report(out: Path) -> str:
+    """The cold-start tables of every ``coldstart-*.json`` under ``out``."""
+    lines = ["# Cold start: items held out of training, added after it", ""]
+    for path in sorted(out.glob("*/coldstart-*.json")):
+        res = json.loads(path.read_text())
+        lines += [f"## {res['store']}: {res['held_out_items']} items held out ({res['fraction']:.0%}, seed "
+                  f"{res['seed']}), {VARIANTS[res['variant']]}; overrides: {' '.join(res['sets']) or 'none'}", "",
+                  "| model | targets | users | seeds | R@10 | N@10 | R@50 | N@50 |", "|---|---|---|---|---|---|---|---|"]
+        for model, parts in res["results"].items():
+            for part, m in parts.items():
+                cells = " | ".join(_pm(m.get(k)) for k in ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
+                lines.append(f"| {NAMES.get(model, model)} | {part} | {m['users']:,} | {m['seeds']} | {cells} |")
+        cmp = res.get("missrec_vs_best_baseline")
+        if cmp:
+            lines += ["", f"MISSRec − {NAMES[cmp['baseline']]} on the held-out targets (paired bootstrap over "
+                          "those users, each averaged over seeds):", "",
+                      "| metric | MISSRec − baseline | 95% interval | p |", "|---|---|---|---|"]
+            lines += [f"| {c['metric']} | {c['diff']:+.4f} | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p']:.4f} |"
+                      for c in cmp["compare"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pm(value: list[float] | None) -> str:
+    if value is None:
+        return "-"
+    mean, std = value
+    return f"{mean:.4f} ± {std:.4f}" if std == std and std > 0 else f"{mean:.4f}"

@@ -1,0 +1,22 @@
+"""Hyper-parameter search on a store's validation split (``missrec tune``), with Optuna.
+
+:func:`tune` runs a study: TPE sampling over a model's declared search space
+(``presets/search/<model>.yaml``), median pruning on the validation score after every
+validated epoch, the study kept in SQLite so that running it again continues it, trials in
+parallel processes with ``jobs``. It writes ``trials.csv`` and ``best.yaml`` (the best
+trial's values, for ``missrec train --config``). The test split is never read.
+
+Optuna is the optional ``tune`` extra, imported only when a study opens.
+
+Modules, in dependency order: ``space`` (search spaces), ``options`` (the command line as
+data), ``study`` (the study on disk), ``records`` (trials as records and the files and lines
+made from them), ``trial`` (one trial), ``runner`` (a whole study).
+"""
+
+from .options import TuneOptions
+from .records import TrialRecord
+from .runner import TuneResult, run_study, tune
+from .space import Param, SearchSpace, check_space, load_space
+
+__all__ = ["Param", "SearchSpace", "TrialRecord", "TuneOptions", "TuneResult", "check_space", "load_space",
+           "run_study", "tune"]

@@ -1,0 +1,58 @@
+"""The cold-start experiment on a small generated store: held-out items leave training,
+come back through add_items, and their targets are ranked (MISSRec, UniSRec, SASRec over
+text features) or missed (SASRec-ID)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from missrec.cli import main
+from missrec.data.store import read_store
+from missrec.experiments.coldstart import ColdStartOptions, hold_out, popularity_ranks, report, run_coldstart
+
+
+def test_hold_out_removes_items_everywhere(toy_store):
+    ds = read_store(toy_store)
+    reduced, held = hold_out(ds, 0.2, 0)
+    assert len(held) == 10 and reduced.n_items == 40
+    assert not held & set(reduced.items.ids)
+    kept = [e for e in ds.items.ids[1:] if e not in held]
+    i, j = ds.items.index(kept[3]), reduced.items.index(kept[3])
+    assert np.array_equal(ds.features["text"].matrix[i], reduced.features["text"].matrix[j])
+    ranks = popularity_ranks(reduced, sorted(held), ds.n_items)
+    assert (ranks == ds.n_items - 1).all()  # never seen: last, after every tie
+
+
+def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_path):
+    opts = ColdStartOptions(fraction=0.2, seeds=2, sets=["epochs=1", "batch_size=64"])
+    res = run_coldstart(toy_store, tmp_path, opts, log=lambda s: None)
+    table = res["results"]
+    assert table["missrec"]["held-out targets"]["users"] > 0
+    assert table["missrec"]["held-out targets"]["seeds"] == 2 and table["sasrec"]["held-out targets"]["seeds"] == 1
+    assert table["sasrec"]["held-out targets"]["recall@50"][0] == 0.0  # it cannot rank them
+    assert table["missrec"]["held-out targets"]["recall@50"][0] > 0.0
+    for model in ("unisrec", "sasrec-text"):  # inductive: they rank the added items too
+        assert table[model]["held-out targets"]["recall@50"][0] > 0.0
+        assert table[model]["other targets"]["users"] == table["missrec"]["other targets"]["users"]
+    saved = json.loads((tmp_path / "coldstart-all.json").read_text())
+    assert saved["held_out_items"] == 10 and saved["missrec_vs_best_baseline"]["targets"] == "held-out"
+    runs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("runs/*/seed-*"))
+    assert runs == ["runs/missrec/seed-2023", "runs/missrec/seed-2024", "runs/sasrec-text/seed-2023",
+                    "runs/sasrec-text/seed-2024", "runs/sasrec/seed-2023", "runs/unisrec/seed-2023",
+                    "runs/unisrec/seed-2024"]
+    # the text-only variant reuses the trained runs and ranks the same users
+    before = {p: p.stat().st_mtime for p in tmp_path.glob("runs/*/seed-*/model.pt")}
+    text = run_coldstart(toy_store, tmp_path, dataclasses.replace(opts, text_only=True), log=lambda s: None)
+    assert {p: p.stat().st_mtime for p in tmp_path.glob("runs/*/seed-*/model.pt")} == before
+    assert text["variant"] == "text"
+    assert text["results"]["missrec"]["held-out targets"]["users"] == table["missrec"]["held-out targets"]["users"]
+    # missrec compare reads the rank folders
+    out = CliRunner().invoke(main, ["compare", str(tmp_path / "ranks/all/held-out/missrec"),
+                                    str(tmp_path / "ranks/all/held-out/unisrec"), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)[0]["users"] == table["missrec"]["held-out targets"]["users"]
+    assert "MISSRec − " in report(tmp_path.parent)

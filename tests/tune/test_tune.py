@@ -1,0 +1,179 @@
+"""``missrec tune`` end to end on a small generated store: the files it writes, best.yaml
+through ``missrec train --config``, resuming, pruning, parallel trials, the test split left
+alone, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from support import make_dataset
+
+from missrec.cli import main
+from missrec.data.store import write_store
+from missrec.train import loop
+from missrec.train.state import STATE_FILE
+from missrec.tune import load_space, tune
+from missrec.tune.study import STUDY_FILE, StudyRef
+
+optuna = pytest.importorskip("optuna")
+
+SMALL = ["epochs=2", "model.hidden=16"]
+"""Trials of a few seconds: two epochs of a narrow SASRec."""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return write_store(make_dataset(n_users=40, n_items=30), tmp_path_factory.mktemp("tune") / "store")
+
+
+def cli(*args):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    return res.exit_code, res.output
+
+
+def rows(out):
+    with open(out / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def quiet(line):
+    pass
+
+
+def test_a_study_writes_its_files_and_best_yaml_trains_as_its_trial_did(store, tmp_path):
+    out = tmp_path / "study"
+    code, output = cli("tune", "--model", "sasrec", "--data", store, "--trials", 3, "--out", out, "-q",
+                       *(w for s in SMALL for w in ("--set", s)))
+    assert code == 0, output
+    assert (out / STUDY_FILE).exists() and "3 trials: 3 complete" in output
+    table = rows(out)
+    keys = load_space("sasrec").keys
+    assert [r["number"] for r in table] == ["0", "1", "2"] and {r["state"] for r in table} == {"COMPLETE"}
+    assert list(table[0]) == ["number", "state", *keys, "valid_ndcg@10", "best_epoch", "epochs", "seconds", "note"]
+    best = max(table, key=lambda r: float(r["valid_ndcg@10"]))
+    assert f"best: trial {best['number']}" in output
+    config = yaml.safe_load((out / "best.yaml").read_text())
+    # only the tuned fields (dropout carries its `also`, attention dropout)
+    assert config == {"train": {"lr": float(best["train.lr"]), "batch_size": int(best["train.batch_size"])},
+                      "model": {"dropout": float(best["model.dropout"]), "attn_dropout": float(best["model.dropout"])}}
+    run = tmp_path / "run"
+    code, output = cli("train", "--model", "sasrec", "--config", out / "best.yaml", "--data", store, "--out", run,
+                       "-q", "--set", "threads=1", *(w for s in SMALL for w in ("--set", s)))
+    assert code == 0, output
+    results = json.loads((run / "results.json").read_text())
+    assert results["valid"]["ndcg@10"] == float(best["valid_ndcg@10"])  # the same seed, the same run
+
+
+def test_rerunning_continues_the_study_and_reruns_an_interrupted_trial(store, tmp_path):
+    out = tmp_path / "study"
+    first = tune("sasrec", store, 2, out, sets=SMALL, log=quiet)
+    finished = {r.number: (out / "trials" / f"{r.number:04d}" / "results.json").stat().st_mtime_ns
+                for r in first.trials}
+    # a trial a killed process left RUNNING: asked, given values, never told
+    study = StudyRef(out / STUDY_FILE, 5, 3).load(0)
+    killed = study.ask()
+    values = load_space("sasrec").suggest(killed)
+    lines = []
+    again = tune("sasrec", store, 3, out, sets=SMALL, log=lines.append)
+    states = {r.number: r.state for r in again.trials}
+    assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "FAIL", 3: "COMPLETE"} and again.ran == 1
+    assert again.trials[2].note.startswith("interrupted") and again.trials[3].params == values
+    assert lines[0] == "trial 2 was interrupted; its values run again"
+    assert {n: (out / "trials" / f"{n:04d}" / "results.json").stat().st_mtime_ns for n in finished} == finished
+    assert len(rows(out)) == 4
+    done = tune("sasrec", store, 3, out, sets=SMALL, log=quiet)
+    assert done.ran == 0 and len(done.trials) == 4
+
+
+def test_a_study_refuses_another_model_store_or_space(store, tmp_path):
+    out = tmp_path / "study"
+    tune("sasrec", store, 1, out, sets=["epochs=1", "model.hidden=16"], log=quiet)
+    other = write_store(make_dataset(n_users=40, n_items=30, seed=5), tmp_path / "other")
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    for args, what in (([], "another model"), (["--data", other], "another store"),
+                       (["--space", space], "another search space"), (["--set", "epochs=2"], "another fixed --set")):
+        model = "sasrec-text" if what == "another model" else "sasrec"
+        data = [] if "--data" in args else ["--data", store]
+        code, output = cli("tune", "--model", model, *data, "--trials", 2, "--out", out, "--set", "model.hidden=16",
+                           *(["--set", "epochs=1"] if "epochs=2" not in args else []), *args)
+        assert code == 1 and output.count("\n") == 1 and what in output, output
+
+
+def test_a_pruned_trial_stops_before_results(store, tmp_path, monkeypatch):
+    real = optuna.trial.Trial.should_prune
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: self.number == 1 or real(self))
+    result = tune("sasrec", store, 3, tmp_path / "study", sets=SMALL, log=quiet)
+    assert [r.state for r in result.trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
+    pruned = tmp_path / "study" / "trials" / "0001"
+    assert not (pruned / "results.json").exists() and not (pruned / "model.pt").exists()
+    assert not (pruned / STATE_FILE).exists() and (pruned / "history.jsonl").read_text() == ""
+    assert result.trials[1].epochs == 1 and result.trials[1].valid is not None
+    assert rows(tmp_path / "study")[1]["state"] == "PRUNED"
+
+
+def test_tuning_never_scores_the_test_split(store, tmp_path, monkeypatch):
+    scored = []
+    evaluate = loop.evaluate
+
+    def watched(model, examples, *args, desc="", **kwargs):
+        scored.append(desc)
+        return evaluate(model, examples, *args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", watched)
+    result = tune("sasrec", store, 2, tmp_path / "study", sets=SMALL, log=quiet)
+    assert len(scored) == 4 and set(scored) == {"valid"}
+    for r in result.trials:
+        run = tmp_path / "study" / "trials" / f"{r.number:04d}"
+        assert "test" not in json.loads((run / "results.json").read_text())
+        assert not (run / "test_ranks.npy").exists()
+
+
+def test_parallel_trials_share_the_study(store, tmp_path):
+    lines = []
+    result = tune("sasrec", store, 2, tmp_path / "study", jobs=2, sets=["epochs=1", "model.hidden=16"],
+                  log=lines.append)
+    assert [r.state for r in result.trials] == ["COMPLETE", "COMPLETE"]
+    assert result.trials[0].params != result.trials[1].params  # each trial samples with its own seed
+    assert sorted(line.split()[1] for line in lines) == ["0", "1"] and (tmp_path / "study" / "best.yaml").exists()
+
+
+def test_a_timeout_stops_new_trials(store, tmp_path):
+    result = tune("sasrec", store, 3, tmp_path / "study", timeout=1e-6, sets=SMALL, log=quiet)
+    assert result.timed_out and result.ran == 0 and result.best is None
+    assert "stopped starting trials after --timeout" in result.summary()
+    code, output = cli("tune", "--model", "sasrec", "--data", store, "--trials", 3, "--out", tmp_path / "cli",
+                       "--timeout", 1e-6, "-q")
+    assert code == 1 and "error: no trial has completed yet" in output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nope"], "Invalid value for '--model'"),
+    (["--trials", "0"], "--trials must be >= 1, got 0"),
+    (["--jobs", "0"], "--jobs must be >= 1, got 0"),
+    (["--timeout", "-1"], "--timeout must be > 0 seconds"),
+    (["--preset", "nope"], "unknown preset 'nope' for model 'missrec'"),
+    (["--set", "nokey=1"], "--set nokey: unknown key"),
+])
+def test_bad_input_is_one_line(store, tmp_path, args, message):
+    flags = {"--model": "missrec", "--trials": "1", "--jobs": "1", **dict(zip(args[::2], args[1::2]))}
+    code, output = cli("tune", *(w for kv in flags.items() for w in kv), "--data", store, "--out", tmp_path / "s")
+    assert code == 1 and output.count("\n") == 1 and message in output, output
+
+
+def test_an_unreadable_store_a_foreign_space_key_and_a_missing_optuna_are_one_line(tmp_path, store, monkeypatch):
+    code, output = cli("tune", "--model", "sasrec", "--data", tmp_path, "--trials", 1, "--out", tmp_path / "s")
+    assert code == 1 and output.count("\n") == 1 and "not a missrec dataset store" in output
+    space = tmp_path / "space.yaml"
+    space.write_text("model.tau: {type: float, low: 0.05, high: 0.2}\n")
+    code, output = cli("tune", "--model", "sasrec", "--data", store, "--trials", 1, "--out", tmp_path / "s",
+                       "--space", space)
+    assert code == 1 and output.count("\n") == 1 and "model 'sasrec' has no config key 'model.tau'" in output
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    code, output = cli("tune", "--model", "sasrec", "--data", store, "--trials", 1, "--out", tmp_path / "s")
+    assert code == 1 and output.count("\n") == 1 and "pip install 'missrec[tune]'" in output
