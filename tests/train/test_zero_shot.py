@@ -57,6 +57,13 @@ def test_a_model_ranks_a_store_it_never_saw(setup):
     assert valid["split"] == "valid" and valid["users"] == res["users"]
 
 
+def test_zero_shot_evaluation_drops_modalities_as_evaluation_on_the_own_store_does(setup):
+    root, _, other, _ = setup
+    res = evaluate(root / "mr", other, "--drop", "image:targets", "--twins", "image")
+    assert res["zero_shot"]["items"] == 45 and res["dropped"]["image:targets"] > 0
+    assert "image" in res["twins"] and res["ndcg@10"] != evaluate(root / "mr", other)["ndcg@10"]
+
+
 def test_the_store_it_was_trained_on_scores_as_trained(setup):
     root, own, _, _ = setup
     trained = json.loads((root / "mr" / "results.json").read_text())["test"]
