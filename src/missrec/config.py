@@ -83,6 +83,15 @@ class TrainConfig:
     precision: Precision = "fp32"
     """Training steps' arithmetic: 'bf16' runs the forward pass under bfloat16 autocast
     (faster on GPUs with bf16 units; weights, optimiser and evaluation stay float32)."""
+    train_fraction: float = 1.0
+    """Train on this share of the training users, drawn from ``seed`` (every training example
+    of a kept user; validation and test users are all kept). The draw depends only on the
+    seed and the store, so a pre-trained and a from-scratch run at the same seed see the same
+    users, and a smaller fraction keeps a subset of a larger one's users. Training runs only."""
+    heldout_share: float = 0.0
+    """Pre-training: hold out this share of each domain's users and early-stop on the eq. 7
+    loss of their sequences, keeping the best epoch (``missrec pretrain`` defaults to 0.05;
+    0: every user trains and the last epoch is kept, as before this option existed)."""
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field outside its range."""
@@ -98,6 +107,8 @@ class TrainConfig:
             ("ties", self.ties in TIE_POLICIES, f"one of {', '.join(TIE_POLICIES)}"),
             ("precision", self.precision in typing.get_args(Precision),
              f"one of {', '.join(typing.get_args(Precision))}"),
+            ("train_fraction", 0 < self.train_fraction <= 1, "in (0, 1]"),
+            ("heldout_share", 0 <= self.heldout_share < 1, "in [0, 1) (0: no held-out users)"),
         )
         check_ranges(self, "train", checks)
         try:

@@ -66,7 +66,8 @@ CASES = {
     "train-config-a-folder": ("train --model sasrec --data {b}/s --config {b}/empty --out {b}/x", ["--config"]),
     "evaluate-no-model-pt": ("evaluate {b}/norun --data {b}/s", ["norun"]),
     "evaluate-not-a-checkpoint": ("evaluate {b}/file --data {b}/s", ["file"]),
-    "evaluate-other-vocabulary": ("evaluate {b}/run --data {b}/bare", ["bare", "vocabulary"]),
+    # another vocabulary is zero-shot evaluation, which an id model (SASRec) cannot do
+    "evaluate-other-vocabulary": ("evaluate {b}/run --data {b}/bare", ["bare", "inductive"]),
     "evaluate-data-not-a-store": ("evaluate {b}/run --data {b}/empty", ["empty"]),
     "evaluate-k-0": ("evaluate {b}/run --data {b}/s --k 0", ["--k"]),
     "recommend-no-model-pt": ("recommend {b}/norun --data {b}/s --users 2 --k 3", ["norun"]),

@@ -9,7 +9,25 @@ import click
 from ..experiments import ExperimentOptions, run_experiment
 from ..experiments.catalog import PRETRAIN_PER_DOMAIN
 from ..experiments.coldstart import ColdStartOptions, coldstart_experiment
+from ..experiments.transfer import DEFAULT_FRACTIONS, DEFAULT_TARGETS
 from .common import quiet_option, show_progress
+
+
+def _names(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) -> list[float]:
+    fractions = []
+    for v in _names(value):
+        try:
+            f = float(v)
+        except ValueError:
+            raise click.BadParameter(f"{v!r} is not a number") from None
+        if not 0 < f <= 1:
+            raise click.BadParameter(f"{v} is not in (0, 1]")
+        fractions.append(f)
+    return fractions
 
 
 @click.command("experiment")
@@ -45,16 +63,24 @@ from .common import quiet_option, show_progress
               help="Train this many runs at once, each in its own process with an equal share of the cores "
                    "(small models use extra threads poorly, so side-by-side runs get through more epochs); "
                    "their per-epoch lines go to RUN_DIR/train.log.")
+@click.option("--targets", default=None, metavar="A,B",
+              help="transfer: comma-separated target domains (default: "
+                   f"{','.join(DEFAULT_TARGETS)}); each is pre-trained on the others.")
+@click.option("--fractions", default=None, metavar="F,G", callback=_fractions,
+              help="transfer: comma-separated shares of the target's training users, each in (0, 1] (default: "
+                   f"{','.join(f'{f:g}' for f in DEFAULT_FRACTIONS)}).")
 @click.option("--text-only", is_flag=True,
               help="coldstart: add the held-out items with their text only (else with all their modalities).")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
                    only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
-                   processes: int, text_only: bool, quiet: bool) -> None:
+                   processes: int, targets: str | None, fractions: list[float], text_only: bool,
+                   quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5 (or
-    baselines: the baselines' validation search; or coldstart: held-out items added after
-    training to convergence, with --data, --set, --seeds, --jobs and --text-only).
+    baselines: the baselines' validation search; transfer: leave-one-domain-out transfer at
+    several training fractions, with --targets and --fractions; or coldstart: held-out items
+    added after training to convergence, with --data, --set, --seeds, --jobs and --text-only).
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
     turn (or --jobs N at once), skipping those whose results.json exists (or adopting a
@@ -69,7 +95,7 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path 
         name, out_dir, seeds=seeds or ExperimentOptions.seeds, data_root=data_root, sets=list(sets), data=data_store,
         max_per_domain=max_per_domain, only=[c for c in only.split(",") if c] if only else [],
         reuse=list(reuse_dirs), preset=preset, processes=processes, dry_run=dry_run, plots=not no_plots,
-        progress=show_progress(quiet))
+        progress=show_progress(quiet), targets=_names(targets), fractions=fractions)
     run_experiment(options, log=log, train_log=(lambda s: None) if quiet else log)
 
 

@@ -30,7 +30,12 @@ from .train import bench, config_option, overwrite_option, preset_option, resume
 def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_domain: int,
                  config_file: Path | None, sets: tuple[str, ...], preset: str | None, resume: bool,
                  overwrite: bool, quiet: bool) -> None:
-    """Pre-train one model on several domains; writes OUT/model.pt for `train --from`."""
+    """Pre-train one model on several domains; writes OUT/model.pt for `train --from`.
+
+    A seeded share of each domain's users is held out (--set heldout_share=S, default 0.05;
+    0: none, the last epoch is kept): after every epoch the pre-training loss of their
+    sequences is computed, the epoch with the lowest is kept, and --set patience=N epochs
+    without a lower one end the run."""
     train_cfg, model_cfg = resolve_configs(model, config_file, sets, preset, pretraining=True)
     log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     res = pretrain(list(stores), out_dir, train_cfg, model_cfg, model_name=model,
@@ -38,8 +43,8 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
                    resume=resume, overwrite=overwrite)
     if not res:  # a data-parallel process other than rank 0
         return
-    click.echo(json.dumps({k: res[k] for k in ("model", "epochs", "train_seconds", "sequences_per_second")}
-                          | {"checkpoint": str(out_dir / "model.pt")}, indent=2))
+    shown = ("model", "epochs", "best_epoch", "train_seconds", "sequences_per_second")
+    click.echo(json.dumps({k: res[k] for k in shown} | {"checkpoint": str(out_dir / "model.pt")}, indent=2))
 
 
 @bench.command("pretrain")
@@ -53,7 +58,8 @@ def pretrain_cmd(stores: tuple[Path, ...], out_dir: Path, model: str, max_per_do
 def bench_pretrain(stores: tuple[Path, ...], max_per_domain: int, epochs: int, config_file: Path | None,
                    sets: tuple[str, ...], as_json: bool) -> None:
     """Pre-training throughput: sequences/s over the pooled domains."""
-    train_cfg, model_cfg = resolve_configs("missrec", config_file, sets + (f"epochs={epochs}",),
+    # training throughput over every sequence: no held-out users unless --set asks for them
+    train_cfg, model_cfg = resolve_configs("missrec", config_file, ("heldout_share=0",) + sets + (f"epochs={epochs}",),
                                            pretraining=True)
     res = pretrain(list(stores), None, train_cfg, model_cfg, max_examples_per_domain=max_per_domain,
                    log=lambda s: None)

@@ -40,7 +40,9 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace the r
 @set_option
 @preset_option
 @click.option("--from", "init_from", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Pre-trained checkpoint: transfer it, tuning only what paper §3.6 says.")
+              help="Pre-trained model (a model.pt, a run directory or a bundle from `missrec export`): transfer it "
+                   "with its architecture, tuning only what paper §3.6 says; on a store without some of its "
+                   "modalities it fine-tunes on those the store has.")
 @resume_option
 @overwrite_option
 @quiet_option
@@ -60,7 +62,7 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
 
 
 @click.command("evaluate")
-@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.argument("run", metavar="RUN_OR_BUNDLE", type=click.Path(exists=True, path_type=Path))
 @data_option
 @click.option("--split", type=click.Choice(["valid", "test"]), default="test", show_default=True)
 @click.option("--mask-history/--no-mask-history", default=None, help="Exclude history items from the ranking.")
@@ -80,7 +82,12 @@ def train_cmd(model: str, store: Path, out_dir: Path, config_file: Path | None, 
 def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, ties: str | None,
                  ks: tuple[int, ...], drops: tuple[str, ...], twins: tuple[str, ...], as_json: bool,
                  quiet: bool) -> None:
-    """Re-evaluate a saved model (RUN_DIR or its model.pt) on a store."""
+    """Re-evaluate a saved model (a run directory, its model.pt, or a bundle) on a store.
+
+    On the store it was trained on it scores as trained. On any other store (zero-shot) an
+    inductive model is rebuilt on that store's catalogue, reading the modalities it has, and
+    MISSRec re-clusters its interests there; a model that needs item ids (SASRec,
+    transductive mode) is refused."""
     overrides = {k: v for k, v in (("mask_history", mask_history), ("ties", ties),
                                    ("ks", sorted(set(ks)) or None)) if v is not None}
     res = evaluate_checkpoint(run, store, split, overrides, progress=show_progress(quiet),
@@ -89,6 +96,9 @@ def evaluate_cmd(run: Path, store: Path, split: str, mask_history: bool | None, 
         echo_json(res)
     else:
         click.echo(f"{res['model']} on {split} ({res['users']:,} users; {res['protocol']})")
+        if "zero_shot" in res:
+            z = res["zero_shot"]
+            click.echo(f"  zero-shot on {z['store']}'s catalogue ({z['items']:,} items; {', '.join(z['modalities'])})")
         for k, v in res.items():
             if "@" in k:
                 click.echo(f"  {k:<10} {v:.4f}")

@@ -10,10 +10,11 @@ from .vocab import Vocab
 
 def synthetic_dataset(seed: int = 0, n_users: int = 80, n_items: int = 60, n_groups: int = 5, dim: int = 16,
                       min_len: int = 5, max_len: int = 12, image_coverage: float = 0.6,
-                      name: str = "synthetic"):
+                      name: str = "synthetic", modalities: tuple[str, ...] = ("text", "image")):
     """A small generated dataset with learnable structure: items belong to ``n_groups``
     groups, their text/image features are noisy group centroids, and each user mostly
-    interacts with one group. Text for every item, images for ``image_coverage`` of them."""
+    interacts with one group. Text for every item, images for ``image_coverage`` of them;
+    only the feature matrices named in ``modalities`` are kept (e.g. a text-only store)."""
     rng = np.random.default_rng(seed)
     group = rng.integers(0, n_groups, size=n_items + 1)
     centres = rng.normal(size=(n_groups, dim))
@@ -34,13 +35,14 @@ def synthetic_dataset(seed: int = 0, n_users: int = 80, n_items: int = 60, n_gro
         items += seq
         pos += list(range(n))
         split += [SPLIT_TRAIN] * (n - 2) + [SPLIT_VALID, SPLIT_TEST]
+    features = {"text": ModalityFeatures(text, np.r_[False, np.ones(n_items, bool)], "synthetic"),
+                "image": ModalityFeatures(image, has_image, "synthetic")}
     return Dataset(
         name=name,
         items=Vocab([f"i{i}" for i in range(1, n_items + 1)]),
         users=Vocab([f"u{u}" for u in range(1, n_users + 1)]),
         interactions=Interactions(np.array(users), np.array(items), np.array(pos), np.array(split, dtype=np.int8)),
         item_text=[""] + [f"item {i} of group {group[i]}" for i in range(1, n_items + 1)],
-        features={"text": ModalityFeatures(text, np.r_[False, np.ones(n_items, bool)], "synthetic"),
-                  "image": ModalityFeatures(image, has_image, "synthetic")},
+        features={m: f for m, f in features.items() if m in modalities},
         provenance={"generator": "missrec.data.synthetic.synthetic_dataset", "seed": seed},
     )

@@ -1,13 +1,14 @@
 """The paper's analyses as runnable experiments (``missrec experiment NAME --out DIR``).
 
-Each experiment (:data:`EXPERIMENTS`: table2, fig4, table3, table4, table5; smoke for tests)
-is a declared list of cells (model, store, overrides). :func:`run_experiment` builds the
+Each experiment (:data:`EXPERIMENTS`: table2, fig4, table3, table4, table5, baselines,
+transfer; smoke for tests) is a declared list of cells (model, store, overrides). :func:`run_experiment` builds the
 stores it needs from the shared raw data, runs every (cell, seed) (one at a time, or several
 at once in worker processes), skipping those already done, and writes the report;
 :func:`plan_experiment` / :func:`describe_plan` give the plan and a time estimate without
 running anything. Both take an :class:`ExperimentOptions` (the command line as data).
 
-Modules, in dependency order: ``spec`` (what a cell is), ``catalog`` (the experiments),
+Modules, in dependency order: ``spec`` (what a cell is), ``transfer`` (the transfer
+analysis's cells, built for its ``--targets`` and ``--fractions``), ``catalog`` (the experiments),
 ``stores`` (building the datasets), ``options``, ``overrides`` (a cell's ``--set`` list),
 ``estimate`` (time estimates), ``reuse`` (finding a finished run to adopt), ``plan`` (jobs
 with their resolved configs), ``progress`` (printed lines), ``jobs`` (running one job),

@@ -12,6 +12,9 @@ table4     pre-training (Office + MovieLens-100K, MiniLM text) then fine-tuning 
 table5     ablations of MISSRec T+V+ID on the subset, plus two released-code choices
 baselines  validation sweeps of the baselines on the subset and on the full set (learning rate,
            dropout, UniSRec's temperature): the report's valid N@10 column picks each setting
+transfer   leave-one-domain-out transfer (Scientific subset, Office, MovieLens-100K): zero-shot,
+           fine-tuned and from-scratch MISSRec, UniSRec and popularity at several training
+           fractions (:mod:`.transfer`)
 smoke      every kind of cell on generated toy stores (seconds; used by the tests)
 =========  ==================================================================================
 
@@ -31,6 +34,8 @@ from __future__ import annotations
 from ..errors import MissrecError
 from ..report.paper import TABLE2, TABLE3, TABLE5
 from .spec import CellSpec, Experiment, TableSpec
+from .transfer import DEFAULT_FRACTIONS, DEFAULT_TARGETS, TRANSFER_EXP, transfer_experiment
+from .transfer import NAME as TRANSFER
 
 TV = ("modalities=text,image",)
 ID = ("mode=transductive",)
@@ -247,11 +252,17 @@ SMOKE_EXP = Experiment(
     defaults=("epochs=2", "batch_size=64", "patience=2"), hidden=True)
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (TABLE2_EXP, FIG4_EXP, TABLE3_EXP, TABLE4_EXP,
-                                                          TABLE5_EXP, BASELINES_EXP, SMOKE_EXP)}
+                                                          TABLE5_EXP, BASELINES_EXP, TRANSFER_EXP, SMOKE_EXP)}
 
 
-def get_experiment(name: str) -> Experiment:
+def get_experiment(name: str, targets: tuple[str, ...] = (), fractions: tuple[float, ...] = ()) -> Experiment:
+    """Experiment ``name``; the transfer analysis for the given ``targets`` and training
+    ``fractions`` (empty: its defaults), which no other experiment takes."""
     if name not in EXPERIMENTS:
         visible = sorted(n for n, e in EXPERIMENTS.items() if not e.hidden)
         raise MissrecError(f"unknown experiment {name!r}; expected one of {', '.join(visible)}")
+    if name == TRANSFER:
+        return transfer_experiment(tuple(targets) or DEFAULT_TARGETS, tuple(fractions) or DEFAULT_FRACTIONS)
+    if targets or fractions:
+        raise MissrecError(f"--targets and --fractions belong to experiment {TRANSFER}, not {name}")
     return EXPERIMENTS[name]

@@ -23,6 +23,8 @@ ENCODE_MS_PER_ITEM = 60.0
 """MiniLM text encoding per item (store building)."""
 TYPICAL_EPOCHS = 25
 """Epochs a run usually lasts with early stopping (patience 10) when its cap is higher."""
+EVAL_MS_PER_SEQUENCE = 0.3
+"""An evaluation-only cell (zero-shot, popularity): loading the store and scoring its users."""
 
 
 def measured_costs(done: Iterable[tuple[CellSpec, Path]],
@@ -36,8 +38,10 @@ def measured_costs(done: Iterable[tuple[CellSpec, Path]],
             continue
         if cell.kind == "pretrain":
             rows = res.get("train_sequences", 0)
+        elif cell.kind == "train":
+            rows = res.get("train_examples") or train_rows_of(stores[cell.store], RECIPES.get(cell.store))
         else:
-            rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store))
+            continue
         spe = res.get("train_seconds", 0) / max(res.get("epochs", 1), 1)
         if rows and spe:
             seen.setdefault((cell.kind, cell.model), []).append(1000 * spe / rows)
@@ -47,6 +51,8 @@ def measured_costs(done: Iterable[tuple[CellSpec, Path]],
 def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
                  measured: dict[tuple[str, str], float] | None = None) -> float:
     """Seconds one (cell, seed) should take."""
+    if cell.kind in ("zero-shot", "popularity"):
+        return train_rows_of(stores[cell.store], RECIPES.get(cell.store)) * EVAL_MS_PER_SEQUENCE / 1000
     measured = measured or {}
     if (cell.kind, cell.model) in measured:
         ms = measured[(cell.kind, cell.model)]
@@ -58,8 +64,9 @@ def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
         rows = sum(train_rows_of(stores[s], RECIPES.get(s)) for s in cell.pretrain_stores)
         if cell.max_per_domain:
             rows = min(rows, cell.max_per_domain * len(cell.pretrain_stores))
-        return cfg.epochs * rows * ms * PRETRAIN_FACTOR / 1000
-    rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store))
+        epochs = min(cfg.epochs, TYPICAL_EPOCHS) if cfg.heldout_share > 0 else cfg.epochs  # held-out loss stops it
+        return epochs * rows * (1 - cfg.heldout_share) * ms * PRETRAIN_FACTOR / 1000
+    rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store)) * cfg.train_fraction
     return min(cfg.epochs, TYPICAL_EPOCHS) * rows * ms / 1000
 
 

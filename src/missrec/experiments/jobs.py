@@ -1,5 +1,5 @@
-"""Run one job: adopt a finished run it repeats, or train (or pre-train) it and record its
-place in the report (``cell.json``)."""
+"""Run one job: adopt a finished run it repeats, or train (pre-train, evaluate) it and record
+its place in the report (``cell.json``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissrecError
+from ..train.evalrun import popularity_run, zero_shot_run
 from ..train.loop import RunData, train
 from ..train.pretrain import pretrain
 from .plan import Job, Plan, find_reusable, resolve_job
@@ -49,6 +50,10 @@ def run_job(exp: Experiment, plan: Plan, job: Job, cache: dict[tuple, Any], log:
         stores = [plan.stores[s] for s in cell.pretrain_stores]
         return pretrain(stores, job.run_dir, job.train_cfg, job.model_cfg, model_name=cell.model,
                         max_examples_per_domain=cell.max_per_domain, progress=progress, log=log, resume=True)
+    if cell.kind == "zero-shot":
+        return zero_shot_run(init, job.store.resolve(), job.run_dir, job.train_cfg, log=log)
+    if cell.kind == "popularity":
+        return popularity_run(job.store.resolve(), job.run_dir, job.train_cfg, log=log)
     result = train(cell.model, job.store.resolve(), job.run_dir, job.train_cfg, job.model_cfg,
                    init_from=init, data=RunData.cached(cache, job.store.resolve(), job.model_cfg), progress=progress,
                    log=log, resume=True)
@@ -56,10 +61,11 @@ def run_job(exp: Experiment, plan: Plan, job: Job, cache: dict[tuple, Any], log:
 
 
 def init_checkpoint(plan: Plan, job: Job) -> Path | None:
-    """The pre-trained checkpoint a fine-tuning job starts from (None: from scratch)."""
-    if not job.cell.init_from:
+    """The pre-trained checkpoint a fine-tuning (or zero-shot) job starts from (None: from scratch)."""
+    source = plan.source_of(job)
+    if source is None:
         return None
-    init = plan.out / "pretrain" / job.cell.init_from / f"seed-{job.seed}" / "model.pt"
+    init = source.run_dir / "model.pt"
     if not init.exists():
         raise MissrecError(f"{job.cell.name}: pre-trained checkpoint {init} is missing (its pre-training cell "
                            "should have run first)")
@@ -69,6 +75,7 @@ def init_checkpoint(plan: Plan, job: Job) -> Path | None:
 def cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
     """What ``cell.json`` records: where the run belongs in the report."""
     cell = job.cell
+    source = plan.source_of(job)
     table = exp.tables.get(cell.table)
     table_id = cell.table or exp.name
     title = table.title if table else table_id
@@ -86,5 +93,6 @@ def cell_meta(exp: Experiment, job: Job, plan: Plan) -> dict[str, Any]:
         "order": cell.order, "note": cell.note,
         "paper": {"table": cell.paper[0], "row": cell.paper[1]} if cell.paper else None,
         "store_recipe": cell.store, "sets": job.sets, "preset": job.preset, "seed": job.seed,
-        "pretrain_cell": cell.init_from,
+        "pretrain_cell": cell.init_from, "pretrain_seed": source.seed if source is not None else None,
+        "kind": cell.kind, "facets": dict(cell.facets),
     }

@@ -21,6 +21,8 @@ def effective(sets: list[str]) -> list[str]:
 
 
 def _sections(cell: CellSpec) -> dict[str, type]:
+    if not cell.has_model:
+        return {"train": TrainConfig}
     return {"train": TrainConfig, "model": get_model_spec(cell.model).config_cls}
 
 

@@ -61,12 +61,8 @@ def _work(exp: Experiment, plan: Plan, job: Job) -> dict:
 
 def _blocked_by(job: Job, plan: Plan) -> Job | None:
     """The unfinished pre-training job ``job`` starts from, if any."""
-    if not job.cell.init_from:
-        return None
-    for other in plan.jobs:
-        if other.cell.name == job.cell.init_from and other.seed == job.seed and not other.done:
-            return other
-    return None
+    source = plan.source_of(job)
+    return source if source is not None and not source.done else None
 
 
 class _Pool:

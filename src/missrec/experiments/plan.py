@@ -9,21 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig, to_dict
+from ..config import TrainConfig, load_sections, to_dict
 from ..data.store import read_schema
 from ..errors import MissrecError
 from ..model.registry import get_model_spec
+from ..train.pretrain import domain_train_examples
 from ..train.resolve import resolve_configs
 from .catalog import get_experiment
 from .estimate import measured_costs, run_estimate, store_estimate
 from .options import ExperimentOptions
 from .overrides import cell_overrides, check_user_sets, effective
 from .reuse import comparable_config, find_pretraining_run, find_training_run, store_features
-from .spec import CellSpec, Experiment
-from .stores import RECIPES, default_data_root, recipe_problems, store_ready, train_rows_of
-
-BASE_SEED = 2023
-"""Seeds are BASE_SEED, BASE_SEED + 1, ... (TrainConfig's default seed first)."""
+from .spec import BASE_SEED, CellSpec, Experiment
+from .stores import RECIPES, default_data_root, recipe_problems, store_ready
 
 
 @dataclass
@@ -108,10 +106,18 @@ class Plan:
     def job_of(self, cell_name: str, seed: int) -> Job:
         return next(j for j in self.jobs if j.cell.name == cell_name and j.seed == seed)
 
+    def source_of(self, job: Job) -> Job | None:
+        """The pre-training job ``job`` starts from: of the same seed, or the one run of a
+        pre-training cell with a fixed seed (None: ``job`` starts from scratch)."""
+        if not job.cell.init_from:
+            return None
+        source = next(c for c in self.experiment.cells if c.name == job.cell.init_from)
+        return self.job_of(source.name, source.seed if source.seed is not None else job.seed)
+
 
 def plan_experiment(options: ExperimentOptions) -> Plan:
     """Resolve every (cell, seed) of the experiment: folders, stores, configs, estimates, reuse."""
-    exp = _chosen_cells(get_experiment(options.name), options)
+    exp = _chosen_cells(get_experiment(options.name, tuple(options.targets), tuple(options.fractions)), options)
     check_user_sets(exp, options.sets)
     for r in options.reuse:
         if not r.is_dir():
@@ -126,7 +132,8 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
                 effective(options.sets))
     for job in plan.jobs:  # pre-training jobs come first, so fine-tuning jobs can see theirs
         if not job.done:
-            init = _checkpoint_of(plan.job_of(job.cell.init_from, job.seed)) if job.cell.init_from else None
+            source = plan.source_of(job)
+            init = _checkpoint_of(source) if source is not None else None
             if job.cell.init_from and init is None:
                 continue
             job.reuse_from = find_reusable(plan, job, init)
@@ -189,14 +196,16 @@ def _store_path(name: str, out: Path, reuse: list[Path]) -> Path:
 
 def _jobs(exp: Experiment, options: ExperimentOptions, stores: dict[str, Path]) -> list[Job]:
     """One job per (cell, seed), pre-training cells first (fine-tuning cells need their checkpoints)."""
+    if options.preset and exp.preset_refused:
+        raise MissrecError(f"--preset {options.preset}: {exp.preset_refused}")
     jobs = []
     for cell in sorted(exp.cells, key=lambda c: c.kind != "pretrain"):
         preset = options.preset if options.preset and _takes_preset(cell) else cell.preset
-        for seed in range(BASE_SEED, BASE_SEED + options.seeds):
+        seeds = [cell.seed] if cell.seed is not None else range(BASE_SEED, BASE_SEED + options.seeds)
+        for seed in seeds:
             sets = cell_overrides(exp, cell, options.sets, seed)
             try:
-                train_cfg, model_cfg = resolve_configs(cell.model, None, tuple(sets), preset,
-                                                       pretraining=cell.kind == "pretrain")
+                train_cfg, model_cfg = _resolve(cell, sets, preset)
             except Exception as e:  # a bad override: name the cell
                 raise MissrecError(f"experiment {exp.name}, cell {cell.name}: {e}") from None
             sub = "pretrain" if cell.kind == "pretrain" else "runs"
@@ -207,6 +216,13 @@ def _jobs(exp: Experiment, options: ExperimentOptions, stores: dict[str, Path]) 
         raise MissrecError(f"--preset {options.preset}: no from-scratch cell of experiment {exp.name!r} has a "
                            "model with presets")
     return jobs
+
+
+def _resolve(cell: CellSpec, sets: list[str], preset: str | None) -> tuple[TrainConfig, Any]:
+    """A job's (train config, model config); a popularity cell has no model (None)."""
+    if not cell.has_model:
+        return load_sections({"train": TrainConfig}, None, sets)["train"], None
+    return resolve_configs(cell.model, None, tuple(sets), preset, pretraining=cell.kind == "pretrain")
 
 
 def _takes_preset(cell: CellSpec) -> bool:
@@ -234,15 +250,16 @@ def _checkpoint_of(pretrain_job: Job) -> Path | None:
 def find_reusable(plan: Plan, job: Job, init: Path | None) -> Path | None:
     """A finished run (in this folder or a reuse folder) that ``job`` would repeat exactly."""
     cell = job.cell
+    if cell.kind not in ("train", "pretrain"):
+        return None  # evaluation-only runs take seconds: they are made, not looked for
     if cell.kind == "pretrain":
         domains = []
         for s in cell.pretrain_stores:
             path = plan.stores[s]
             if not (path / "schema.json").exists():
                 return None
-            rows = train_rows_of(path, RECIPES.get(s))
-            domains.append((read_schema(path).get("fingerprint", ""),
-                            min(rows, cell.max_per_domain) if cell.max_per_domain else rows, store_features(path)))
+            rows = domain_train_examples(path, cell.max_per_domain, job.train_cfg.heldout_share, job.train_cfg.seed)
+            domains.append((read_schema(path).get("fingerprint", ""), rows, store_features(path)))
         model_cfg = job.model_cfg
         if hasattr(model_cfg, "modalities"):  # pre-training keeps the modalities some domain has
             have = {m for _, _, feats in domains for m in feats}

@@ -29,7 +29,9 @@ def finished_line(head: str, results: dict, took_s: float, elapsed_s: float) -> 
 def _job_line(plan: Plan, index: int, job: Job) -> str:
     c = job.cell
     what = (f"pretrain {c.model} on {'+'.join(c.pretrain_stores)}" if c.kind == "pretrain"
-            else f"{c.model} on {c.store}" + (f" from {c.init_from}" if c.init_from else ""))
+            else f"{c.kind} on {c.store}" if c.kind == "popularity"
+            else f"{c.model} on {c.store}" + (f" {c.kind} from {c.init_from}" if c.kind == "zero-shot"
+                                              else f" from {c.init_from}" if c.init_from else ""))
     state = (("done*" if job.stale() else "done") if job.done else "reuse" if job.reuse_from is not None
              else f"~{hms(job.estimate_s)}")
     sets = " ".join(s for s in job.sets if not s.startswith("train.seed="))

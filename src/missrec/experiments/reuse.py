@@ -25,6 +25,7 @@ from typing import Any, Iterable
 
 from ..config import SPEED_ONLY_TRAIN_KEYS
 from ..model.registry import recorded_config
+from ..train.pretrained import weight_files
 
 _COPIED = ("results.json", "history.jsonl", "config.yaml", "test_ranks.npy", "test_targets.npy", "model.pt")
 
@@ -39,10 +40,12 @@ def comparable_config(config: dict[str, Any], model: str) -> str:
 
 
 def file_digest(path: Path) -> str:
+    """SHA-256 of a file, or of the files that hold a model (a run or bundle directory)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for file in weight_files(path) if Path(path).is_dir() else [Path(path)]:
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
 
 
@@ -63,8 +66,10 @@ def _init_checkpoint_of(run_dir: Path, results: dict[str, Any]) -> Path | None:
         return path
     cell = _load(run_dir / "cell.json") or {}
     if cell.get("pretrain_cell"):
-        # experiment layout: OUT/runs/CELL/seed-S -> OUT/pretrain/PRETRAIN_CELL/seed-S/model.pt
-        guess = run_dir.parents[2] / "pretrain" / cell["pretrain_cell"] / run_dir.name / "model.pt"
+        # experiment layout: OUT/runs/CELL/seed-S -> OUT/pretrain/PRETRAIN_CELL/seed-P/model.pt (P = S
+        # unless the pre-training cell runs once, with its own seed)
+        seed = f"seed-{cell['pretrain_seed']}" if cell.get("pretrain_seed") is not None else run_dir.name
+        guess = run_dir.parents[2] / "pretrain" / cell["pretrain_cell"] / seed / "model.pt"
         if guess.exists():
             return guess
     return None
@@ -88,7 +93,7 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
     for run_dir, res in _candidates(folders, pretraining=False):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
-        if not res or res.get("model") != model or "test" not in res:
+        if not res or res.get("model") != model or "test" not in res or res.get("kind", "train") != "train":
             continue
         if (res.get("dataset") or {}).get("fingerprint") != fingerprint:
             continue

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+CellKind = Literal["train", "pretrain", "zero-shot", "popularity"]
+
+BASE_SEED = 2023
+"""Seeds are BASE_SEED, BASE_SEED + 1, ... (TrainConfig's default seed first)."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,10 @@ class CellSpec:
     """(paper table, paper row) to show beside ours (see :mod:`missrec.report.paper`)."""
     note: str = ""
     """Printed after the label (e.g. how a variant maps onto our config)."""
-    kind: str = "train"
-    """'train' (``missrec train``) or 'pretrain' (``missrec pretrain``, folder ``DIR/pretrain/NAME/seed-S``)."""
+    kind: CellKind = "train"
+    """'train' (``missrec train``), 'pretrain' (``missrec pretrain``, folder ``DIR/pretrain/NAME/seed-S``),
+    'zero-shot' (the ``init_from`` cell's model evaluated on ``store`` untuned, ``missrec evaluate``) or
+    'popularity' (items ranked by training interactions; nothing trains)."""
     pretrain_stores: tuple[str, ...] = ()
     """Pre-training cells: the domains' store recipes."""
     max_per_domain: int = 0
@@ -38,6 +46,17 @@ class CellSpec:
     preset: str | None = None
     """The model preset the cell starts from unless ``--preset`` names one (None: the model's
     default; analyses of the paper's own model name 'paper')."""
+    seed: int | None = None
+    """Run once, with this seed, whatever ``--seeds`` (e.g. one pre-training that every seed of
+    its fine-tuning cells starts from); None: once per seed."""
+    facets: tuple[tuple[str, str], ...] = ()
+    """(name, value) pairs the report lays the cell out by (e.g. a transfer cell's target,
+    regime and training fraction), written to ``cell.json``."""
+
+    @property
+    def has_model(self) -> bool:
+        """Whether the cell's runs have a model configuration (all but popularity cells)."""
+        return self.kind != "popularity"
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,9 @@ class Experiment:
     hidden: bool = False
     """Left out of the command's help list (e.g. the smoke test)."""
     runs_of: str | None = None
+    preset_refused: str = ""
+    """Why ``--preset`` is refused (empty: it is taken), e.g. an analysis whose cells must share
+    one architecture."""
     """Another experiment whose cells (and runs, in a shared folder) this one reuses."""
 
     @property

@@ -75,6 +75,9 @@ RECIPES: dict[str, StoreRecipe] = {r.name: r for r in (
                 modalities=("text", "image")),
     StoreRecipe("synthetic-b", "a second generated toy store (smoke pre-training domain)",
                 synthetic={"seed": 1, "name": "synthetic-b"}, train_rows=400, modalities=("text", "image")),
+    StoreRecipe("synthetic-text", "a generated text-only toy store (transfer tests)",
+                synthetic={"seed": 2, "name": "synthetic-text", "modalities": ["text"]}, train_rows=400,
+                modalities=("text",)),
 )}
 
 

@@ -12,62 +12,13 @@ from ..errors import MissrecError
 from .paper import METRICS, PAPER_TABLES, SHORT, reference
 from .popularity import DEFAULT_EDGES, PopularityResult, popularity_analysis, train_popularity
 from .runs import Cell, Placement, Run, Stat, find_runs, group_cells
-
-VALID_COLUMN = "valid N@10"
-"""Validation NDCG@10 at the kept epoch: what settings are chosen on (the test columns never are)."""
+from .transfer import TransferTarget, is_transfer, transfer_targets
+from .views import VALID_COLUMN, Num, TableView, bold_best
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 SUMMARY_START = "<!-- summary:start -->"
 SUMMARY_END = "<!-- summary:end -->"
-
-
-@dataclass
-class Num:
-    """A numeric table entry: mean (± std over ``n`` seeds), bold when best in its column."""
-
-    mean: float
-    std: float = 0.0
-    n: int = 1
-    bold: bool = False
-    digits: int = 4
-
-    @classmethod
-    def of(cls, s: Stat | None, digits: int = 4) -> "Num | None":
-        return None if s is None else cls(s.mean, s.std, s.n, digits=digits)
-
-    def parts(self) -> tuple[str, str]:
-        main = f"{self.mean:.{self.digits}f}"
-        return main, (f" ± {self.std:.{self.digits}f}" if self.n > 1 else "")
-
-
-@dataclass
-class TableView:
-    """One rendered table: header, rows (str | Num | None), bold-able columns, notes."""
-
-    id: str
-    title: str
-    header: list[str]
-    rows: list[list[Any]]
-    best_cols: list[int]
-    notes: list[str] = field(default_factory=list)
-    summary: str = ""
-    cells: list[Cell] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-
-    def mark_best(self) -> None:
-        """Bold the highest mean of every column in ``best_cols`` (ties: all of them)."""
-        for j in self.best_cols:
-            bold_best([r[j] for r in self.rows if isinstance(r[j], Num)])
-
-
-def bold_best(nums: list[Num]) -> None:
-    """Bold the highest mean among ``nums`` (ties: all of them); nothing for fewer than two."""
-    if len(nums) < 2:
-        return
-    best = max(round(n.mean, n.digits) for n in nums)
-    for n in nums:
-        n.bold = round(n.mean, n.digits) == best
 
 
 @dataclass
@@ -82,6 +33,8 @@ class Report:
     """The folders the runs were found under."""
     images: dict[str, Path] = field(default_factory=dict)
     """Figure name -> PNG file (filled by :func:`write_report`)."""
+    transfer: list[TransferTarget] = field(default_factory=list)
+    """The transfer analysis's targets (their tables are among :attr:`tables` too)."""
 
     @property
     def protocols(self) -> list[str]:
@@ -99,9 +52,11 @@ def build_report(paths: list[str | Path], title: str = "missrec results",
     train_runs = [r for r in runs if r.kind != "pretrain"]
     pre_runs = [r for r in runs if r.kind == "pretrain"]
     cells = group_cells(train_runs)
-    tables = _tables(cells)
-    pops, notes = _popularity(cells, edges)
-    return Report(title, tables, train_runs, pre_runs, pops, notes, [Path(p) for p in paths])
+    transfer = transfer_targets(cells)
+    others = [c for c in cells if not is_transfer(c)]  # the transfer analysis lays its cells out itself
+    tables = _tables(others) + [t for target in transfer for t in target.tables]
+    pops, notes = _popularity(others, edges)
+    return Report(title, tables, train_runs, pre_runs, pops, notes, [Path(p) for p in paths], transfer=transfer)
 
 
 def _tables(cells: list[Cell]) -> list[TableView]:

@@ -1,4 +1,5 @@
-"""PNG figures: training curves and the popularity plot (matplotlib, imported lazily)."""
+"""PNG figures: training curves, the popularity plot and the transfer analysis's recall against the
+training fraction (matplotlib, imported lazily)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from ..errors import MissrecError
 from .popularity import PopularityResult
 from .runs import Cell
+from .transfer import CURVE_METRIC, TransferTarget
 
 LOSS_KEYS = ("loss", "loss_si")
 """The per-epoch training loss logged by each model: ``loss`` (SASRec, SASRec_T, UniSRec)
@@ -100,6 +102,36 @@ def popularity_plot(res: PopularityResult, path: Path) -> Path:
     ax2.set_ylabel(f"Recall@{res.k} improvement over {res.baseline} (%)")
     ax2.legend(fontsize=7, loc="best")
     ax.set_title(f"{res.dataset}: performance by target popularity", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def fraction_plot(target: TransferTarget, path: Path) -> Path | None:
+    """Recall@10 against the share of the target's training users, one line per regime (mean
+    over seeds, the seed std as error bars); zero-shot, which trains on none, as a level."""
+    if not target.curves and target.zero_shot is None:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, points in target.curves.items():
+        xs = [f for f, _ in points]
+        ax.errorbar(xs, [s.mean for _, s in points], yerr=[s.std for _, s in points], marker="o", markersize=4,
+                    capsize=3, label=label)
+    if target.zero_shot is not None:
+        ax.axhline(target.zero_shot.mean, color="#444", ls="--", lw=1, label="zero-shot")
+    fractions = sorted({f for points in target.curves.values() for f, _ in points})
+    if len(fractions) > 1 and fractions[-1] / fractions[0] >= 10:
+        ax.set_xscale("log")
+    if fractions:
+        ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+        ax.minorticks_off()
+    ax.set(xlabel="share of the target's training users", ylabel=f"test {CURVE_METRIC.replace('recall', 'Recall')}",
+           title=target.table.title)
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -24,6 +24,16 @@ def _rel(path: Path | str, base: Path | None) -> str:
 
 
 
+FIGURES = (("fractions", "recall@10 against the training fraction"), ("curves", "training curves"))
+"""The figures drawn for a table (image key prefix, caption), in the order they follow it."""
+
+
+def _figures(report: Report, table: TableView) -> list[tuple[str, str]]:
+    """(image key, alt text) of the figures ``report`` has for ``table``."""
+    return [(f"{kind}:{table.id}", f"{table.title}: {what}") for kind, what in FIGURES
+            if f"{kind}:{table.id}" in report.images]
+
+
 # ----------------------------------------------------------------------------- markdown
 
 def _md_cell(v: Any) -> str:
@@ -45,7 +55,7 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> str:
 def _tables_markdown(report: Report, level: str = "##") -> list[str]:
     out = []
     for t in report.tables:
-        out += [f"{level} {t.title}", "", _md_table(t.header, t.rows), "", t.summary, ""]
+        out += [f"{level} {t.title}", "", _md_table(t.header, t.rows), ""] + ([t.summary, ""] if t.summary else [])
         out += [f"- {n}" for n in t.notes]
         if t.notes:
             out.append("")
@@ -66,11 +76,15 @@ def _runs_rows(report: Report, base: Path | None) -> tuple[list[str], list[list[
 
 
 def _pre_rows(report: Report, base: Path | None) -> tuple[list[str], list[list[Any]]]:
-    header = ["run", "model", "domains (fingerprint)", "seed", "epochs", "code version", "train s"]
+    header = ["run", "model", "domains (fingerprint)", "seed", "kept epoch / epochs", "held-out loss", "code version",
+              "train s"]
     rows = []
     for r in report.pretrain_runs:
         doms = ", ".join(f"{d.get('name')} ({d.get('fingerprint', '?')})" for d in r.results.get("domains", []))
-        rows.append([_rel(r.path, base), r.model, doms, r.seed, r.results.get("epochs", "?"),
+        heldout = r.results.get("heldout") or {}
+        rows.append([_rel(r.path, base), r.model, doms, r.seed,
+                     f"{r.results.get('best_epoch', r.results.get('epochs', '?'))} / {r.results.get('epochs', '?')}",
+                     f"{heldout['best_loss']:.4f}" if "best_loss" in heldout else "–",
                      r.results.get("code_version", "?"), r.results.get("train_seconds", "?")])
     return header, rows
 
@@ -96,9 +110,8 @@ def render_markdown(report: Report, base: Path | None = None) -> str:
              "valid N@10 = NDCG@10 on the validation split, the number settings are chosen on.", ""]
     lines += _tables_markdown(report)
     for t in report.tables:
-        key = f"curves:{t.id}"
-        if key in report.images:
-            lines += [f"![{t.title}: training curves]({_rel(report.images[key], base)})", ""]
+        for key, alt in _figures(report, t):
+            lines += [f"![{alt}]({_rel(report.images[key], base)})", ""]
     if report.popularity or report.notes:
         lines += ["## Performance by item popularity (Figure 4)", "",
                   "Test users bucketed by the number of training interactions of their target item "
@@ -154,11 +167,10 @@ def render_html(report: Report, base: Path | None = None) -> str:
              f"<p>{len(report.runs)} training runs; seeds averaged (± sample standard deviation). "
              f"Evaluation protocol: {e('; '.join(report.protocols))}. Best value per column in bold.</p>"]
     for t in report.tables:
-        parts += [f"<h2>{e(t.title)}</h2>", _h_table(t.header, t.rows), f"<p>{e(t.summary)}</p>"]
+        parts += [f"<h2>{e(t.title)}</h2>", _h_table(t.header, t.rows)]
+        parts += [f"<p>{e(t.summary)}</p>"] if t.summary else []
         parts += [f"<p class='note'>{e(n)}</p>" for n in t.notes]
-        key = f"curves:{t.id}"
-        if key in report.images:
-            parts.append(_h_img(report.images[key], f"{t.title}: training curves"))
+        parts += [_h_img(report.images[key], alt) for key, alt in _figures(report, t)]
     if report.popularity or report.notes:
         parts.append("<h2>Performance by item popularity (Figure 4)</h2>")
         for res in report.popularity:

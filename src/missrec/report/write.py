@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import MissrecError
 from .build import README_END, README_START, SUMMARY_END, SUMMARY_START, build_report
-from .plots import popularity_plot, training_curves
+from .plots import fraction_plot, popularity_plot, training_curves
 from .popularity import DEFAULT_EDGES
 from .render import readme_section, render_html, render_markdown, summary_section
 
@@ -34,6 +34,10 @@ def write_report(paths: list[str | Path], out: str | Path, *, title: str = "miss
             png = training_curves(t.cells, t.labels, out / f"curves-{_slug(t.id)}.png", f"{t.title}: training curves")
             if png is not None:
                 report.images[f"curves:{t.id}"] = png
+        for target in report.transfer:
+            png = fraction_plot(target, out / f"fractions-{_slug(target.target)}.png")
+            if png is not None:
+                report.images[f"fractions:{target.table.id}"] = png
         for res in report.popularity:
             report.images[f"popularity:{res.dataset}"] = popularity_plot(
                 res, out / f"popularity-{_slug(res.dataset)}.png")

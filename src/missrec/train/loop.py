@@ -22,18 +22,21 @@ import torch
 from ..config import TrainConfig, from_dict, to_dict
 from ..data.batching import build_examples
 from ..data.store import read_store
-from ..errors import MissrecError
+from ..data.users import keep_user_fraction
 from ..eval.evaluator import evaluate
-from ..eval.modalities import Drop, drop_modalities, twin_ranks
+from ..eval.modalities import Drop
 from ..model.base import SequentialRecommender
 from ..model.registry import get_model_spec, required_modalities
 from .checkpoint import catalogue_of, load_model, read_checkpoint, save_checkpoint
 from .distributed import broadcast_flags
 from .epoch import run_epoch
-from .meta import (Log, code_version, max_len_of, peak_memory_mb, protocol_of, usable_device,
-                   validation_protocol_of)
+from .evaluation import evaluate_loaded
+from .meta import Log, code_version, max_len_of, peak_memory_mb, protocol_of, validation_protocol_of
+from .pretrained import Pretrained, is_bundle_dir, read_pretrained
 from .rundata import RunData
 from .trainer import Trainer
+from .transfer import transfer_from
+from .zeroshot import evaluate_zero_shot
 
 
 ValidateHook = Callable[[int, dict[str, float]], None]
@@ -85,7 +88,16 @@ class StoreTrainer(Trainer):
     def load_data(self) -> None:
         if self.data is None:
             self.data = RunData.load(self.store, required_modalities(self.model_cfg), max_len_of(self.model_cfg))
-        self.examples = self.data.train
+        cfg = self.cfg
+        self.examples = keep_user_fraction(self.data.train, cfg.train_fraction, cfg.seed)
+        if cfg.train_fraction < 1:
+            self.log(f"train_fraction {cfg.train_fraction:g}: training on {self.train_users:,} of "
+                     f"{len(np.unique(self.data.train.users)):,} training users ({len(self.examples):,} of "
+                     f"{len(self.data.train):,} examples), drawn from seed {cfg.seed}")
+
+    @property
+    def train_users(self) -> int:
+        return int(len(np.unique(self.examples.users)))
 
     def build_model(self) -> SequentialRecommender:
         model = get_model_spec(self.model_name).build(self.model_cfg, self.data.catalogue)
@@ -172,6 +184,8 @@ class StoreTrainer(Trainer):
             "train_seconds": round(self.train_seconds, 2),
             "seconds_per_epoch": round(float(np.mean([h["train_seconds"] for h in history])), 3) if history else 0.0,
             "parameters": {"total": self.n_total, "trainable": self.n_train},
+            "train_users": self.train_users,
+            "train_examples": len(self.examples),
             "seed": self.cfg.seed,
             "processes": self.ctx.world,
             "protocol": self.protocol.describe(),
@@ -189,8 +203,10 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
           overwrite: bool = False, on_validate: ValidateHook | None = None) -> TrainResult:
     """Train ``model_name`` on ``store``; early-stop on validation; evaluate the best on test.
 
-    ``init_from`` transfers a pre-trained checkpoint: weights whose shapes match are loaded,
-    and only the model's :meth:`transfer_parameters` train (paper §3.6).
+    ``init_from`` transfers a pre-trained model (a checkpoint, a run directory or a bundle):
+    weights whose shapes match are loaded, and only the model's :meth:`transfer_parameters`
+    train (paper §3.6; :func:`missrec.train.transfer.transfer_from`). ``train_cfg.train_fraction``
+    keeps a seeded share of the training users (:mod:`missrec.data.users`).
 
     Under ``torchrun`` the processes train one model data-parallel
     (:mod:`missrec.train.distributed`); rank 0 evaluates, decides and writes.
@@ -208,61 +224,31 @@ def train(model_name: str, store: str | Path, out_dir: str | Path | None, train_
                         on_validate=on_validate).run()
 
 
-def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any, log: Log) -> list[str]:
-    """Load matching pre-trained weights, then freeze all but the transfer parameters."""
-    payload = read_checkpoint(path)
-    own = model.state_dict()
-    loaded, skipped = {}, []
-    for k, v in payload["state_dict"].items():
-        if k in own and (not torch.is_tensor(v) or own[k].shape == v.shape):
-            loaded[k] = v
-        else:
-            skipped.append(k)
-    model.load_state_dict(loaded, strict=False)
-    mode = getattr(model_cfg, "mode", "inductive")
-    names = set(model.transfer_parameters(mode))
-    for n, p in model.named_parameters():
-        p.requires_grad_(n in names)
-    log(f"transfer from {path}: loaded {len(loaded)} tensors"
-        + (f", skipped {len(skipped)} (shape or name differs: {', '.join(skipped[:4])}"
-           f"{'…' if len(skipped) > 4 else ''})" if skipped else "")
-        + f"; tuning {', '.join(sorted({n.split('.')[0] for n in names}))}")
-    return sorted(names)
-
-
 @torch.no_grad()
 def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test",
                         overrides: dict[str, Any] | None = None, progress: bool = False,
                         drops: list[Drop] = (), twins: list[str] = ()) -> dict[str, Any]:
-    """Re-evaluate a saved model on a store's split (the store must share its item vocabulary).
+    """Re-evaluate a saved model (a run directory, its model.pt, or a bundle) on a store's split.
 
+    On the store it was trained on (the same item vocabulary) the checkpoint scores as
+    trained. A bundle, or a store with another vocabulary, is evaluated zero-shot: the model
+    is rebuilt on the store's catalogue (:func:`missrec.train.zeroshot.evaluate_zero_shot`).
     ``drops`` remove modalities from chosen items before ranking; ``twins`` (modalities)
     add, for each, the ranks of every target's twin without that modality
     (:mod:`missrec.eval.modalities`)."""
+    if is_bundle_dir(path):
+        return evaluate_zero_shot(read_pretrained(path), store, split, overrides, progress, drops, twins)
     payload = read_checkpoint(path)
-    model, model_cfg = load_model(payload)
-    train_cfg = from_dict(TrainConfig, {**payload["train_config"], **(overrides or {})}, "train")
     ds = read_store(store, modalities=[])
     if ds.items.ids != payload["item_ids"]:
-        raise MissrecError(f"{store}: its item vocabulary differs from the checkpoint's "
-                           f"({ds.n_items} vs {len(payload['item_ids']) - 1} items)")
+        return evaluate_zero_shot(Pretrained.of_checkpoint(path, payload), store, split, overrides, progress, drops,
+                                  twins)
+    model, model_cfg = load_model(payload)
+    train_cfg = from_dict(TrainConfig, {**payload["train_config"], **(overrides or {})}, "train")
     examples = build_examples(ds, split, max_len_of(model_cfg))
-    try:
-        device = usable_device(train_cfg.device)
-    except MissrecError:  # a run trained on a GPU evaluates on a machine without one
-        device = torch.device("cpu")
-    model.to(device)
-    features = catalogue_of(payload).features
-    cache, dropped = drop_modalities(model, model.item_cache(), features, list(drops), examples.targets, train_cfg.seed)
-    res = evaluate(model, examples, protocol_of(train_cfg), device, progress, desc=split, name=str(path), cache=cache)
-    out = {"model": payload["model"], "split": split, "users": len(examples), **res.metrics,
-           "protocol": protocol_of(train_cfg).describe(), "users_per_second": round(res.users_per_second, 1)}
-    if drops:
-        out["dropped"] = dropped
-    if twins:
-        out["twins"] = {m: twin_ranks(model, cache, examples, features, m, device=device).summary() for m in twins}
-    return out
+    return evaluate_loaded(model, payload["model"], examples, catalogue_of(payload).features, train_cfg, split,
+                           str(path), progress, drops, twins)
 
 
-__all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "ValidateHook", "code_version", "evaluate_checkpoint",
-           "max_len_of", "peak_memory_mb", "protocol_of", "run_epoch", "train", "transfer_from"]
+__all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "ValidateHook", "code_version",
+           "evaluate_checkpoint", "max_len_of", "peak_memory_mb", "protocol_of", "run_epoch", "train", "transfer_from"]

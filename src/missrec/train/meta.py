@@ -54,6 +54,15 @@ def usable_device(name: str) -> torch.device:
     return device
 
 
+def eval_device(name: str) -> torch.device:
+    """``train.device`` to evaluate on, or the CPU on a machine without it (a run trained on
+    a GPU evaluates anywhere)."""
+    try:
+        return usable_device(name)
+    except MissrecError:
+        return torch.device("cpu")
+
+
 def code_version() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

@@ -12,7 +12,11 @@ from ..data.store import read_schema
 from ..errors import ConfigError
 from ..model.registry import get_model_spec
 from ..presets import default_preset, read_preset
-from .checkpoint import read_checkpoint
+from .pretrained import read_pretrained
+
+PRETRAIN_DEFAULTS = {"heldout_share": 0.05}
+"""Training settings pre-training starts from (over the model's): a held-out share of each
+domain's users early-stops it (:class:`missrec.train.pretrain.PretrainTrainer`)."""
 
 
 def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...], preset: str | None = None,
@@ -26,21 +30,22 @@ def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...],
     has one (MISSRec: the configuration validation picks). Pre-training (``pretraining``)
     does not: a fine-tuning preset's clustering ratio is not one for a pre-training corpus.
 
-    With ``init_from`` the model's architecture comes from the pre-trained checkpoint, so
-    only what the user overrides (mode, modalities, ...) differs. With ``store``, a model
-    whose modalities nobody chose reads those of its default modalities the store has
-    (:func:`fit_modalities`).
+    With ``init_from`` (a checkpoint, run directory or bundle) the model's architecture comes
+    from the pre-trained model, so only what the user overrides (mode, modalities, ...)
+    differs. With ``store``, a model whose modalities nobody chose reads those of its
+    (or the pre-trained model's) modalities the store has (:func:`fit_modalities`): a
+    text-only store fine-tunes a text + image model on text.
     """
     spec = get_model_spec(model)
     if preset is None and init_from is None and not pretraining:
         preset = default_preset(model)
     sections = {"train": TrainConfig, "model": spec.config_cls}
-    base: dict = {"train": spec.train_defaults}
+    base: dict = {"train": {**(PRETRAIN_DEFAULTS if pretraining else {}), **spec.train_defaults}}
     if init_from is not None:
-        payload = read_checkpoint(init_from)
-        if payload["model"] != model:
-            raise ConfigError(f"{init_from} holds a {payload['model']!r} model, not {model!r}")
-        base["model"] = dict(payload["model_config"])
+        pre = read_pretrained(init_from)
+        if pre.model != model:
+            raise ConfigError(f"{init_from} holds a {pre.model!r} model, not {model!r}")
+        base["model"] = dict(pre.model_config)
     preset_chose = False
     if preset:
         # a preset is a config file, read as --config reads one, over the model's training
@@ -52,7 +57,7 @@ def resolve_configs(model: str, config_file: Path | None, sets: tuple[str, ...],
         preset_chose = "modalities" in own["model"]
     resolved = load_sections(sections, config_file, list(sets), base)
     model_cfg = resolved["model"]
-    chosen = init_from is not None or preset_chose or _names_modalities(config_file, sets)
+    chosen = preset_chose or _names_modalities(config_file, sets)
     if store is not None and not chosen:
         model_cfg = fit_modalities(model_cfg, store)
     return resolved["train"], model_cfg
