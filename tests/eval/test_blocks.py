@@ -18,7 +18,7 @@ from missrec.errors import MissrecError
 from missrec.eval.evaluator import EvalProtocol, evaluate
 from missrec.eval.metrics import TIE_POLICIES, metrics_from_ranks, target_ranks, tie_fractions
 from missrec.model.base import SequentialRecommender
-from missrec.model.registry import Catalogue, get_model_spec
+from missrec.model.registry import ItemFeatures, get_model_spec
 from missrec.seed import seed_everything
 from missrec.train.checkpoint import load_model, read_checkpoint
 from missrec.train.resolve import resolve_configs
@@ -74,7 +74,7 @@ def assert_blocks_rank_as_rows(model, examples, protocol: EvalProtocol, blocks=B
 @pytest.fixture(scope="module")
 def toy():
     ds = make_dataset(n_users=40, n_items=N_ITEMS, min_len=3, max_len=10, seed=3)
-    return ds, Catalogue(ds.n_items, ds.features), build_examples(ds, "test", max_len=12)
+    return ds, ItemFeatures(ds.n_items, ds.features), build_examples(ds, "test", max_len=12)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

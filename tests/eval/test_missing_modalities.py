@@ -14,7 +14,7 @@ from missrec.cli import main
 from missrec.data.batching import build_examples, iterate_batches
 from missrec.errors import MissrecError
 from missrec.eval.modalities import Drop, drop_modalities, drop_rows, twin_ranks
-from missrec.model.registry import Catalogue, get_model_spec
+from missrec.model.registry import ItemFeatures, get_model_spec
 from missrec.seed import seed_everything
 from missrec.train.resolve import resolve_configs
 
@@ -37,7 +37,7 @@ def _model(name: str, ds):
     model_name, sets = MODELS[name]
     seed_everything(0)
     _, cfg = resolve_configs(model_name, None, sets)
-    return get_model_spec(model_name).build(cfg, Catalogue(ds.n_items, ds.features)).eval()
+    return get_model_spec(model_name).build(cfg, ItemFeatures(ds.n_items, ds.features)).eval()
 
 
 def test_drop_parses_and_refuses_in_one_line():

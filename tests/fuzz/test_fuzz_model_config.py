@@ -23,7 +23,7 @@ from hypothesis import event, given, strategies as st  # noqa: E402
 from _fuzzkit import assert_clean_failure  # noqa: E402
 from missrec.data.batching import build_examples, collate  # noqa: E402
 from missrec.errors import ConfigError, MissrecError  # noqa: E402
-from missrec.model.registry import Catalogue, get_model_spec  # noqa: E402
+from missrec.model.registry import ItemFeatures, get_model_spec  # noqa: E402
 from missrec.seed import seed_everything  # noqa: E402
 from missrec.train.resolve import resolve_configs  # noqa: E402
 from support import make_dataset  # noqa: E402
@@ -79,7 +79,7 @@ def toy():
     # every item has both modalities: a target with none of the used ones cannot be scored
     # (its score is -inf, so the loss is too), whatever the configuration
     ds = make_dataset(n_users=12, n_items=15, min_len=3, max_len=8, seed=3, dim=8, image_coverage=1.0)
-    return ds, Catalogue(ds.n_items, ds.features)
+    return ds, ItemFeatures(ds.n_items, ds.features)
 
 
 @given(case=model_settings(SMALL_VALUES))

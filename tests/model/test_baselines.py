@@ -10,7 +10,7 @@ import torch
 
 from missrec.data.batching import build_examples, collate
 from missrec.errors import MissrecError
-from missrec.model.registry import Catalogue, get_model_spec
+from missrec.model.registry import ItemFeatures, get_model_spec
 from missrec.model.sasrec_text import SASRecTextConfig
 from missrec.model.unisrec import UniSRecConfig
 
@@ -30,7 +30,7 @@ IDS = ["sasrec-text", "sasrec-text-tv", "unisrec-t", "unisrec-tv-id"]
 @pytest.fixture(scope="module")
 def toy():
     ds = make_dataset(n_users=40, n_items=30, seed=3)
-    return ds, Catalogue(ds.n_items, ds.features)
+    return ds, ItemFeatures(ds.n_items, ds.features)
 
 
 def build(name, cfg, catalogue, seed=0):
@@ -101,7 +101,7 @@ def test_store_without_features_is_a_clear_error(toy):
     ds, _ = toy
     with pytest.raises(MissrecError, match="no image features"):
         get_model_spec("unisrec").build(UniSRecConfig(modalities=["image"]),
-                                        Catalogue(ds.n_items, {"text": ds.features["text"]}))
+                                        ItemFeatures(ds.n_items, {"text": ds.features["text"]}))
 
 
 def test_bad_mode_is_rejected():

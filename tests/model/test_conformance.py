@@ -16,7 +16,7 @@ import torch
 from missrec.data.batching import build_examples, collate
 from missrec.data.store import Dataset
 from missrec.model.base import SequentialRecommender
-from missrec.model.registry import MODELS, Catalogue, get_model_spec
+from missrec.model.registry import MODELS, ItemFeatures, get_model_spec
 from missrec.seed import seed_everything
 from missrec.train.checkpoint import load_model, read_checkpoint, save_checkpoint
 from missrec.train.resolve import resolve_configs
@@ -53,16 +53,16 @@ STEPS = 12
 
 
 @pytest.fixture(scope="module")
-def toy() -> tuple[Dataset, Catalogue]:
+def toy() -> tuple[Dataset, ItemFeatures]:
     ds = make_dataset(n_users=24, n_items=20, min_len=4, max_len=10, seed=7)
-    return ds, Catalogue(ds.n_items, ds.features)
+    return ds, ItemFeatures(ds.n_items, ds.features)
 
 
 def _configs(case: Case):
     return resolve_configs(case.model, None, case.sets, case.preset)
 
 
-def _build(case: Case, catalogue: Catalogue, seed: int) -> SequentialRecommender:
+def _build(case: Case, catalogue: ItemFeatures, seed: int) -> SequentialRecommender:
     seed_everything(seed)
     return get_model_spec(case.model).build(_configs(case)[1], catalogue)
 

@@ -11,7 +11,7 @@ from missrec.config import TrainConfig
 from missrec.data.batching import build_examples, collate
 from missrec.data.store import write_store
 from missrec.model.missrec import MISSRec, MISSRecConfig
-from missrec.model.registry import Catalogue, get_model_spec
+from missrec.model.registry import ItemFeatures, get_model_spec
 from missrec.seed import seed_everything
 from missrec.train.distributed import DistContext
 from missrec.train.gather import RowGather
@@ -26,7 +26,7 @@ def _model_and_batch():
     torch.set_num_threads(1)
     ds = make_dataset(n_users=40)
     seed_everything(0)
-    model = get_model_spec("missrec").build(CFG, Catalogue(ds.n_items, ds.features))
+    model = get_model_spec("missrec").build(CFG, ItemFeatures(ds.n_items, ds.features))
     model.train()
     # repeated targets across the halves: the same-item mask must act across ranks too
     return model, build_examples(ds, "train", 50), np.arange(ROWS)

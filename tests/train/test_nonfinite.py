@@ -22,7 +22,7 @@ from missrec.eval.evaluator import EvalProtocol, evaluate
 from missrec.model.sasrec import SASRec, SASRecConfig
 from missrec.train.checkpoint import read_checkpoint, write_payload
 from missrec.train.loop import train
-from missrec.train.state import STATE_FILE
+from missrec.train.resume import STATE_FILE
 
 CFG = SASRecConfig(hidden=16, inner=32, n_layers=1)
 FAST = TrainConfig(epochs=3, batch_size=16, seed=2, threads=1)

@@ -21,7 +21,7 @@ from support import make_dataset
 from missrec.cli import main
 from missrec.data.store import write_store
 from missrec.train.rundata import RunData
-from missrec.train.state import STATE_FILE
+from missrec.train.resume import STATE_FILE
 
 BATCH = 16
 TINY = ["--set", "d=16", "--set", "n_heads=2", "--set", "ffn_dim=32", "--set", "n_clusters=0.3"]

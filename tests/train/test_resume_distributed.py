@@ -14,7 +14,7 @@ from missrec.config import TrainConfig
 from missrec.data.store import write_store
 from missrec.model.sasrec import SASRecConfig
 from missrec.train.loop import RunData, train
-from missrec.train.state import STATE_FILE
+from missrec.train.resume import STATE_FILE
 from missrec.train.trainer import Trainer
 
 CFG = SASRecConfig(hidden=16, inner=32, n_layers=1)  # dropout on: each process draws its own masks

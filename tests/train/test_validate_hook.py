@@ -12,7 +12,7 @@ from missrec.config import TrainConfig
 from missrec.data.store import write_store
 from missrec.model.sasrec import SASRecConfig
 from missrec.train.loop import train
-from missrec.train.state import STATE_FILE
+from missrec.train.resume import STATE_FILE
 
 
 class Stop(Exception):

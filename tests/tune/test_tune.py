@@ -16,7 +16,7 @@ from support import make_dataset
 from missrec.cli import main
 from missrec.data.store import write_store
 from missrec.train import loop
-from missrec.train.state import STATE_FILE
+from missrec.train.resume import STATE_FILE
 from missrec.tune import load_space, tune
 from missrec.tune.study import STUDY_FILE, StudyRef
 

@@ -19,7 +19,7 @@ from .unisrec import UniSRec, UniSRecConfig
 
 
 @dataclass
-class Catalogue:
+class ItemFeatures:
     """What a model may know about the items: their count and their feature matrices."""
 
     n_items: int
@@ -31,11 +31,13 @@ class ModelSpec:
     name: str
     config_cls: type
     """The model's config dataclass."""
-    builder: Callable[[Any, Catalogue], SequentialRecommender]
+    builder: Callable[[Any, ItemFeatures], SequentialRecommender]
     """Takes (config, catalogue) and returns the model, its catalogue attached."""
     description: str
+    pretrains: bool = False
+    """Whether the model has a multi-domain pre-training objective (``pretrain_loss``, §3.5)."""
 
-    def build(self, config: Any, catalogue: Catalogue) -> SequentialRecommender:
+    def build(self, config: Any, catalogue: ItemFeatures) -> SequentialRecommender:
         return self.builder(config, catalogue)
 
     @property
@@ -89,7 +91,19 @@ def required_modalities(config: Any) -> list[str]:
     return list(getattr(config, "modalities", []) or [])
 
 
-def _features_of(config: Any, catalogue: Catalogue) -> tuple[dict[str, int], dict, dict]:
+def mode_of(config: Any) -> str:
+    """'transductive' for a config that learns item ids beside content, else 'inductive'
+    (a model of ids only has no mode: see :func:`needs_item_ids`)."""
+    return str(getattr(config, "mode", "inductive"))
+
+
+def needs_item_ids(config: Any) -> bool:
+    """Whether a model of ``config`` scores items by learned ids (no features: SASRec; or
+    transductive mode), so that it cannot rank a catalogue it was not trained on."""
+    return not required_modalities(config) or mode_of(config) == "transductive"
+
+
+def _features_of(config: Any, catalogue: ItemFeatures) -> tuple[dict[str, int], dict, dict]:
     """Feature widths, matrices and presence masks of the config's modalities (clear error
     when the store lacks one)."""
     missing = [m for m in config.modalities if m not in catalogue.features]
@@ -102,13 +116,13 @@ def _features_of(config: Any, catalogue: Catalogue) -> tuple[dict[str, int], dic
     return dims, feats, present
 
 
-def _build_sasrec(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+def _build_sasrec(config: Any, catalogue: ItemFeatures) -> SequentialRecommender:
     return SASRec(config, catalogue.n_items)
 
 
-def _multimodal_builder(model_cls: type) -> Callable[[Any, Catalogue], SequentialRecommender]:
+def _multimodal_builder(model_cls: type) -> Callable[[Any, ItemFeatures], SequentialRecommender]:
     """A builder for a model over the catalogue's feature matrices (attached after construction)."""
-    def build(config: Any, catalogue: Catalogue) -> SequentialRecommender:
+    def build(config: Any, catalogue: ItemFeatures) -> SequentialRecommender:
         dims, feats, present = _features_of(config, catalogue)
         model = model_cls(config, catalogue.n_items, dims)
         model.attach_catalogue(feats, present)
@@ -118,7 +132,7 @@ def _multimodal_builder(model_cls: type) -> Callable[[Any, Catalogue], Sequentia
 
 register(ModelSpec("sasrec", SASRecConfig, _build_sasrec, "SASRec on item ids (full-softmax cross-entropy)"))
 register(ModelSpec("missrec", MISSRecConfig, _multimodal_builder(MISSRec),
-                   "MISSRec: multi-modal interest-aware encoder-decoder (the paper)"))
+                   "MISSRec: multi-modal interest-aware encoder-decoder (the paper)", pretrains=True))
 register(ModelSpec("sasrec-text", SASRecTextConfig, _multimodal_builder(SASRecText),
                    "SASRec_T: SASRec over a trainable projection of frozen text features"))
 register(ModelSpec("unisrec", UniSRecConfig, _multimodal_builder(UniSRec),

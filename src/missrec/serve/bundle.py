@@ -39,7 +39,7 @@ from ..data.store import ModalityFeatures
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
 from ..model.cache import ItemCache
-from ..model.registry import Catalogue, get_model_spec
+from ..model.registry import ItemFeatures, get_model_spec
 from ..train.checkpoint import catalogue_of, load_model, read_checkpoint
 
 FORMAT = "missrec-bundle"
@@ -247,7 +247,7 @@ def _build_model(manifest: dict, weights: dict[str, torch.Tensor]) -> tuple[Sequ
         feats[m] = ModalityFeatures(weights.pop(f"trained.{m}").numpy(),
                                     weights.pop(f"trained_present.{m}").numpy().astype(bool),
                                     info.get("source", ""))
-    model = spec.build(config, Catalogue(int(manifest["n_trained_items"]), feats))
+    model = spec.build(config, ItemFeatures(int(manifest["n_trained_items"]), feats))
     state: dict[str, Any] = {}
     for key, extra in manifest.get("extra_state", {}).items():
         state[key] = dict(extra)

@@ -25,7 +25,7 @@ from ..config import from_dict
 from ..data.store import ModalityFeatures
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
-from ..model.registry import Catalogue, get_model_spec
+from ..model.registry import ItemFeatures, get_model_spec
 
 FORMAT = "missrec-checkpoint"
 VERSION = 2
@@ -34,7 +34,7 @@ REQUIRED = ("model", "model_config", "train_config", "state_dict", "item_ids", "
 
 
 def save_checkpoint(path: str | Path, *, model_name: str, model: SequentialRecommender, model_config: Any,
-                    train_config: Any, item_ids: list[str], catalogue: Catalogue, dataset: dict,
+                    train_config: Any, item_ids: list[str], catalogue: ItemFeatures, dataset: dict,
                     item_text: list[str] | None = None,
                     epoch: int, best: dict[str, float], extra: dict | None = None) -> None:
     payload = {
@@ -70,10 +70,10 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def catalogue_of(payload: dict) -> Catalogue:
+def catalogue_of(payload: dict) -> ItemFeatures:
     feats = {m: ModalityFeatures(np.asarray(d["matrix"]), np.asarray(d["present"]), d.get("source", ""))
              for m, d in payload["catalogue"].items()}
-    return Catalogue(n_items=len(payload["item_ids"]) - 1, features=feats)
+    return ItemFeatures(n_items=len(payload["item_ids"]) - 1, features=feats)
 
 
 def load_model(payload: dict) -> tuple[SequentialRecommender, Any]:

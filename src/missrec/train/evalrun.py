@@ -1,6 +1,6 @@
 """Runs that evaluate without training: a pre-trained model on a store it never saw
 (zero-shot, :mod:`missrec.train.zeroshot`) and the popularity reference
-(:mod:`missrec.train.popularity`). Each leaves a run directory as a training run does
+(:mod:`missrec.model.popularity`). Each leaves a run directory as a training run does
 (``results.json`` with valid and test metrics, ``test_ranks.npy``, ``test_targets.npy``), so
 reports and paired comparisons read it the same way; ``results.json``'s ``kind`` says which.
 """
@@ -21,7 +21,7 @@ from ..eval.evaluator import EvalResult, evaluate
 from ..model.registry import required_modalities
 from ..seed import seed_everything
 from .meta import Log, code_version, eval_device, protocol_of
-from .popularity import Popularity, train_counts
+from ..model.popularity import Popularity, train_counts
 from .pretrained import read_pretrained
 from .rundata import RunData
 from .trainer import write_atomically

@@ -3,7 +3,7 @@
 :func:`train` serves every registered model; a run directory receives ``config.yaml``
 (resolved), ``history.jsonl`` (one line per epoch), ``model.pt`` (the best checkpoint),
 ``results.json`` and the test ranks (``test_ranks.npy``, ``test_targets.npy``); while it
-trains, also ``training_state.pt`` (see :mod:`missrec.train.state`).
+trains, also ``training_state.pt`` (see :mod:`missrec.train.resume`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from ..model.base import SequentialRecommender
 from ..model.registry import get_model_spec, required_modalities
 from .checkpoint import catalogue_of, load_model, read_checkpoint, save_checkpoint
 from .distributed import broadcast_flags
-from .epoch import run_epoch
 from .evaluation import evaluate_loaded
 from .meta import Log, code_version, max_len_of, peak_memory_mb, protocol_of, validation_protocol_of
 from .pretrained import Pretrained, is_bundle_dir, read_pretrained
@@ -251,4 +250,4 @@ def evaluate_checkpoint(path: str | Path, store: str | Path, split: str = "test"
 
 
 __all__ = ["EarlyStopping", "Log", "RunData", "StoreTrainer", "TrainResult", "ValidateHook", "code_version",
-           "evaluate_checkpoint", "max_len_of", "peak_memory_mb", "protocol_of", "run_epoch", "train", "transfer_from"]
+           "evaluate_checkpoint", "max_len_of", "peak_memory_mb", "protocol_of", "train", "transfer_from"]

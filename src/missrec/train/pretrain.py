@@ -25,7 +25,7 @@ from ..data.store import Dataset, ModalityFeatures, read_schema, read_store
 from ..data.users import hold_out_users
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
-from ..model.registry import Catalogue, get_model_spec
+from ..model.registry import ItemFeatures, get_model_spec
 from .checkpoint import save_checkpoint
 from .distributed import broadcast_flags
 from .heldout import HeldOutStopping, heldout_loss
@@ -54,7 +54,7 @@ class PretrainData:
     domains: list[Domain]
     item_ids: list[str]
     item_text: list[str]
-    catalogue: Catalogue
+    catalogue: ItemFeatures
     train: CompactExamples
     heldout: CompactExamples | None = None
 
@@ -92,7 +92,7 @@ class PretrainData:
         if heldout_share > 0 and not held_parts:
             raise MissrecError(f"train.heldout_share={heldout_share}: no domain has two users with training "
                                "sequences to split; use heldout_share=0")
-        return cls(domains, item_ids, item_text, Catalogue(offset, feats), concat_compact(parts),
+        return cls(domains, item_ids, item_text, ItemFeatures(offset, feats), concat_compact(parts),
                    concat_compact(held_parts) if held_parts else None)
 
 
@@ -163,7 +163,7 @@ class PretrainTrainer(Trainer):
         self.improved = True
 
     def load_data(self) -> None:
-        if not hasattr(self.model_cfg, "modalities"):  # an id-only model has nothing to transfer
+        if not get_model_spec(self.model_name).pretrains:
             raise MissrecError(f"model {self.model_name!r} has no pre-training objective")
         if self.cfg.train_fraction < 1:
             raise MissrecError(f"train.train_fraction={self.cfg.train_fraction:g} applies to training runs; "
@@ -180,10 +180,7 @@ class PretrainTrainer(Trainer):
             self.log(f"pre-training modalities: {', '.join(have)} "
                      f"(no store has {', '.join(m for m in wanted if m not in have)})")
             self.model_cfg = dataclasses.replace(self.model_cfg, modalities=have)
-        model = get_model_spec(self.model_name).build(self.model_cfg, self.data.catalogue)
-        if not hasattr(model, "pretrain_loss"):
-            raise MissrecError(f"model {self.model_name!r} has no pre-training objective")
-        return model
+        return get_model_spec(self.model_name).build(self.model_cfg, self.data.catalogue)
 
     def describe(self, params: list[torch.nn.Parameter]) -> None:
         self.n_params = sum(p.numel() for p in self.model.parameters())

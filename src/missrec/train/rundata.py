@@ -8,7 +8,7 @@ from typing import Any
 
 from ..data.batching import Examples, build_examples
 from ..data.store import Dataset, read_schema, read_store
-from ..model.registry import Catalogue, required_modalities
+from ..model.registry import ItemFeatures, required_modalities
 from .meta import max_len_of
 
 
@@ -31,8 +31,8 @@ class RunData:
                    build_examples(ds, "test", max_len), read_schema(store).get("fingerprint", ""))
 
     @property
-    def catalogue(self) -> Catalogue:
-        return Catalogue(self.dataset.n_items, self.dataset.features)
+    def catalogue(self) -> ItemFeatures:
+        return ItemFeatures(self.dataset.n_items, self.dataset.features)
 
     @classmethod
     def cached(cls, cache: dict[tuple, "RunData"], store: str | Path, model_cfg: Any) -> "RunData":

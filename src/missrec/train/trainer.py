@@ -8,7 +8,7 @@ Subclasses supply the data and the model and say what validating and finishing m
 :class:`missrec.train.pretrain.PretrainTrainer` (several stores, paper §3.5).
 
 After every epoch the run directory receives the training state
-(:mod:`missrec.train.state`); ``resume`` continues a killed run from its last complete
+(:mod:`missrec.train.resume`); ``resume`` continues a killed run from its last complete
 epoch, exactly as if it had not stopped. Under ``torchrun`` every process runs the same
 trainer (:mod:`missrec.train.distributed`) and resumes from the same state; only rank 0
 logs and writes the run directory.
@@ -17,25 +17,26 @@ logs and writes the run directory.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..config import TrainConfig, save_yaml
-from ..data.batching import Examples
+from ..data.batching import Examples, iterate_batches
 from ..errors import MissrecError
 from ..model.base import SequentialRecommender
 from ..seed import seed_everything
 from .averaging import weight_average
-from .distributed import broadcast_flags, init_from_env, leave, loss_function, start_data_parallel
-from .epoch import NonFiniteLoss, run_epoch
+from .distributed import broadcast_flags, epoch_start, init_from_env, leave, loss_function, start_data_parallel
 from .gather import RowGather
 from .meta import Log, quiet, usable_device
-from .rundir import clear_outputs, state_to_resume
-from .state import STATE_FILE, check_model_config, read_state, restore_rng_states, rng_states, save_state
+from .resume import (STATE_FILE, check_model_config, clear_outputs, read_state, restore_rng_states, rng_states,
+                     save_state, state_to_resume)
 
 
 class Trainer:
@@ -126,19 +127,38 @@ class Trainer:
         self.open_run_dir(resumed=state is not None)
 
     def run_epoch(self) -> dict[str, Any]:
-        """Train one epoch; its history row (timing, mean loss components, the hook's figures).
+        """Train one epoch: the model's per-epoch hook (e.g. interest clustering), then one
+        optimiser step per batch, each process taking its share of every batch under
+        data-parallel training, and the weight average updated after every step. Returns the
+        epoch's history row (timing, mean loss components, the hook's figures).
 
-        A non-finite loss ends the run with an error; the training state of the last
-        complete epoch stays in the run directory."""
+        A non-finite loss ends the run with an error before its step, so the training state
+        of the last complete epoch stays in the run directory."""
         start = time.perf_counter()
-        try:
-            stats, self.means = run_epoch(self.model, self.loss_fn, self.examples, self.cfg, self.optim, self.rng,
-                                          self.device, self.epoch, self.progress, desc=self.desc, ctx=self.ctx,
-                                          after_step=self.average.update if self.average is not None else None)
-        except NonFiniteLoss as e:
-            kept = (f"{self.run_dir / STATE_FILE} keeps epoch {self.epoch - 1}"
-                    if self.run_dir is not None and self.epoch > 1 else "no epoch was complete")
-            raise MissrecError(f"{self.name}: {e}; {kept}") from None
+        model, cfg, ctx = self.model, self.cfg, self.ctx
+        model.train()
+        stats = {f"epoch_{k}": v for k, v in epoch_start(model, self.epoch, ctx).items()}
+        sums: dict[str, float] = {}
+        n_batches = math.ceil(len(self.examples) / cfg.batch_size)
+        batches = iterate_batches(self.examples, cfg.batch_size, shuffle=True, generator=self.rng,
+                                  bucket=cfg.bucket_by_length, shard=ctx.shard())
+        for step, batch in enumerate(tqdm(batches, total=n_batches, desc=f"{self.desc} {self.epoch}",
+                                          disable=not (self.progress and ctx.main), leave=False), start=1):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss, parts = self.loss_fn(batch.to(self.device))
+            if not bool(torch.isfinite(loss)):
+                kept = (f"{self.run_dir / STATE_FILE} keeps epoch {self.epoch - 1}"
+                        if self.run_dir is not None and self.epoch > 1 else "no epoch was complete")
+                raise MissrecError(f"{self.name}: non-finite training loss ({float(loss.detach())}) at epoch "
+                                   f"{self.epoch}, step {step}; {kept}")
+            self.optim.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optim.step()
+            if self.average is not None:
+                self.average.update()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+        self.means = {k: v / max(n_batches, 1) for k, v in sums.items()}
         self.epoch_seconds = time.perf_counter() - start
         return {"epoch": self.epoch, "train_seconds": round(self.epoch_seconds, 3),
                 **self.throughput(self.epoch_seconds), **self.means, **stats}

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ..model.base import SequentialRecommender
+from ..model.registry import mode_of, required_modalities
 from .pretrained import Pretrained, read_pretrained, tensor_state
 
 Log = Callable[[str], None]
@@ -84,13 +85,13 @@ def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any
     """Load matching pre-trained weights from a checkpoint, run directory or bundle, then
     freeze all but the transfer parameters (§3.6); returns the names of those."""
     pre = read_pretrained(path)
-    mode = getattr(model_cfg, "mode", "inductive")
+    mode = mode_of(model_cfg)
     report = load_matching(model, pre, mode)
     names = set(model.transfer_parameters(mode))
     for n, p in model.named_parameters():
         p.requires_grad_(n in names)
     skipped = report.skipped()
-    note = modality_note(pre, list(getattr(model_cfg, "modalities", []) or []))
+    note = modality_note(pre, required_modalities(model_cfg))
     log(f"transfer from {path}: loaded {len(report.loaded)} tensors"
         + (f", skipped {len(skipped)} (shape or name differs: {', '.join(skipped[:4])}"
            f"{'…' if len(skipped) > 4 else ''})" if skipped else "")

@@ -21,7 +21,7 @@ from ..errors import MissrecError
 from ..eval.evaluator import EvalResult, evaluate
 from ..eval.modalities import Drop
 from ..model.base import SequentialRecommender
-from ..model.registry import get_model_spec, required_modalities
+from ..model.registry import get_model_spec, mode_of, needs_item_ids, required_modalities
 from .evaluation import evaluate_loaded
 from .meta import eval_device, max_len_of, protocol_of
 from .pretrained import Pretrained
@@ -40,18 +40,12 @@ class ZeroShotModel:
     data: RunData
 
 
-def needs_item_ids(config: Any) -> bool:
-    """Whether a model of ``config`` scores items by learned ids (no features: SASRec; or
-    transductive mode), so that it cannot rank a catalogue it was not trained on."""
-    return not required_modalities(config) or getattr(config, "mode", "inductive") == "transductive"
-
-
 def fit_to_store(pre: Pretrained, store: Path) -> Any:
     """The pre-trained model's config on ``store``: refused for a model that needs item ids;
     its modalities narrowed to those the store has feature matrices for."""
     config = from_dict(get_model_spec(pre.model).config_cls, pre.model_config, "model")
     if needs_item_ids(config):
-        what = "transductive " if getattr(config, "mode", None) == "transductive" else ""
+        what = "transductive " if mode_of(config) == "transductive" else ""
         raise MissrecError(f"{pre.path}: a {what}{pre.model} model scores items by ids it learned on its own "
                            f"catalogue, so it cannot rank {store}'s items; zero-shot evaluation needs an inductive "
                            "model")
@@ -70,7 +64,7 @@ def build_zero_shot(pre: Pretrained, store: str | Path, data: RunData | None = N
     if data is None:
         data = RunData.load(store, required_modalities(config), max_len_of(config))
     model = get_model_spec(pre.model).build(config, data.catalogue)
-    report = load_matching(model, pre, getattr(config, "mode", "inductive"))
+    report = load_matching(model, pre, mode_of(config))
     untrained = report.mismatched + report.missing
     if untrained:
         raise MissrecError(f"{pre.path}: {len(untrained)} of the model's tensors do not fit {store}'s catalogue "
@@ -104,5 +98,4 @@ def evaluate_zero_shot(pre: Pretrained, store: str | Path, split: str = "test",
     return out
 
 
-__all__ = ["ZeroShotModel", "build_zero_shot", "evaluate_split", "evaluate_zero_shot", "fit_to_store",
-           "needs_item_ids"]
+__all__ = ["ZeroShotModel", "build_zero_shot", "evaluate_split", "evaluate_zero_shot", "fit_to_store"]

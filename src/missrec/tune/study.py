@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from ..errors import MissrecError
-from ..train.state import STATE_FILE
+from ..train.resume import STATE_FILE
 
 if TYPE_CHECKING:
     import optuna

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MissrecError
 from ..train.loop import RunData, TrainResult, train
 from ..train.resolve import resolve_configs
-from ..train.state import STATE_FILE
+from ..train.resume import STATE_FILE
 from .options import TuneOptions
 from .records import TrialRecord, record_of
 from .space import SearchSpace

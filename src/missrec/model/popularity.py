@@ -10,8 +10,8 @@ import torch
 from ..data.batching import SequenceBatch
 from ..data.store import SPLIT_TRAIN, Dataset
 from ..errors import MissrecError
-from ..model.base import VectorRecommender
-from ..model.cache import ItemVectors
+from .base import VectorRecommender
+from .cache import ItemVectors
 
 
 def train_counts(ds: Dataset, users: np.ndarray) -> np.ndarray:
