@@ -50,7 +50,7 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Pre-training cells sample at most this many sequences per domain (default: the "
                    f"experiment's, {PRETRAIN_PER_DOMAIN}; 0: all).")
 @click.option("--only", default=None, help="Comma-separated cell names: run just these (e.g. to split an "
-                                          "analysis over two processes).")
+                                          "analysis over two processes); for coldstart, model names.")
 @click.option("--reuse", "reuse_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Another experiment's --out folder (repeatable): a cell that would repeat one of its finished "
                    "runs exactly (model, config, seed, data, starting checkpoint) adopts it instead of training; "
@@ -88,8 +88,10 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path 
     OUT/report.md and OUT/report.html. Use --dry-run to see the cells and an estimated time first."""
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     if name == "coldstart":  # its own protocol, not a table of cells
+        models = [m for m in only.split(",") if m] if only else ColdStartOptions().models
         coldstart_experiment(out_dir, data_root, data_store, ColdStartOptions(
-            seeds=seeds or ColdStartOptions.seeds, text_only=text_only, sets=list(sets), jobs=processes), log)
+            seeds=seeds or ColdStartOptions.seeds, text_only=text_only, sets=list(sets), jobs=processes,
+            models=models), log)
         return
     options = ExperimentOptions(
         name, out_dir, seeds=seeds or ExperimentOptions.seeds, data_root=data_root, sets=list(sets), data=data_store,

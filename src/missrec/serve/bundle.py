@@ -41,14 +41,9 @@ from ..model.base import SequentialRecommender
 from ..model.cache import ItemCache
 from ..model.registry import ItemFeatures, get_model_spec
 from ..train.checkpoint import catalogue_of, load_model, read_checkpoint
+from ..train.pretrained import (BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST, WEIGHTS, bundle_weights, read_manifest,
+                               is_bundle_dir as is_bundle)
 
-FORMAT = "missrec-bundle"
-VERSION = 2
-READS = (1, 2)
-"""1: vector caches as ``cache.tensor`` / ``cache.0``/``cache.1`` and MISSRec's interests as
-``interests``; 2: every cache as its fields (``cache.<field>``)."""
-MANIFEST = "manifest.json"
-WEIGHTS = "model.safetensors"
 POINTER = "catalogue.json"
 EXTRA_SUFFIX = "_extra_state"
 
@@ -78,10 +73,6 @@ class LoadedBundle:
     config: Any
     items: ItemState
     generation: int
-
-
-def is_bundle(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
 
 
 # ----------------------------------------------------------------------------- writing
@@ -124,7 +115,7 @@ def from_model(name: str, model: SequentialRecommender, config: Any, ids: list[s
     modalities = list(getattr(config, "modalities", []) or [])
     feats = {m: features[m] for m in modalities}
     manifest = {
-        "format": FORMAT, "version": VERSION, "model": name, "model_config": asdict(config),
+        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "model": name, "model_config": asdict(config),
         "modalities": {m: {"dim": f.dim, "source": f.source} for m, f in feats.items()},
         "n_trained_items": len(ids) - 1, "cache_kind": type(cache).__name__,
     }
@@ -215,48 +206,25 @@ def _split_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[s
 
 # ----------------------------------------------------------------------------- reading
 
-def read_manifest(bundle: Path) -> dict:
-    try:
-        manifest = json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise MissrecError(f"{bundle / MANIFEST}: unreadable bundle manifest ({e})") from None
-    if manifest.get("format") != FORMAT:
-        raise MissrecError(f"{bundle / MANIFEST}: not a missrec bundle")
-    if manifest.get("version") not in READS:
-        raise MissrecError(f"{bundle / MANIFEST}: bundle version {manifest.get('version')}; "
-                           f"this missrec reads versions {', '.join(map(str, READS))}")
-    return manifest
-
-
 def load_bundle(bundle: str | Path) -> LoadedBundle:
     """Rebuild the model (attached to its trained catalogue) and read the current items."""
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    weights = load_file(str(bundle / WEIGHTS))
-    model, config = _build_model(manifest, weights)
+    model, config = _build_model(manifest, *bundle_weights(bundle, manifest))
     generation = int(json.loads((bundle / POINTER).read_text())["generation"])
     items = read_generation(bundle, generation, manifest, model)
     return LoadedBundle(bundle, manifest, model, config, items, generation)
 
 
-def _build_model(manifest: dict, weights: dict[str, torch.Tensor]) -> tuple[SequentialRecommender, Any]:
+def _build_model(manifest: dict, state: dict[str, Any], catalogue: dict[str, torch.Tensor]
+                 ) -> tuple[SequentialRecommender, Any]:
+    """The model, attached to the trained catalogue its clustering was computed on."""
     spec = get_model_spec(manifest["model"])
     config = from_dict(spec.config_cls, manifest["model_config"], "model")
-    feats = {}
-    for m, info in manifest["modalities"].items():
-        feats[m] = ModalityFeatures(weights.pop(f"trained.{m}").numpy(),
-                                    weights.pop(f"trained_present.{m}").numpy().astype(bool),
-                                    info.get("source", ""))
+    feats = {m: ModalityFeatures(catalogue[f"trained.{m}"].numpy(), catalogue[f"trained_present.{m}"].numpy().astype(bool),
+                                 info.get("source", ""))
+             for m, info in manifest["modalities"].items()}
     model = spec.build(config, ItemFeatures(int(manifest["n_trained_items"]), feats))
-    state: dict[str, Any] = {}
-    for key, extra in manifest.get("extra_state", {}).items():
-        state[key] = dict(extra)
-    for key, value in weights.items():
-        owner = next((k for k in state if key.startswith(k + ".")), None)
-        if owner is None:
-            state[key] = value
-        else:
-            state[owner][key[len(owner) + 1:]] = value
     model.load_state_dict(state)
     model.eval()
     return model, config

@@ -25,8 +25,12 @@ from ..errors import MissrecError
 from .checkpoint import read_checkpoint
 
 BUNDLE_FORMAT = "missrec-bundle"
+BUNDLE_VERSION = 2
+"""The layout bundles are written in (:mod:`missrec.serve.bundle`)."""
 BUNDLE_VERSIONS = (1, 2)
-"""Bundle layouts whose weights this reads (they differ only in how the item cache is stored)."""
+"""Bundle layouts this reads: 1 stored vector caches as ``cache.tensor`` / ``cache.0`` /
+``cache.1`` and MISSRec's interests beside its cache (``interests``); 2 stores every cache as
+its fields (``cache.<field>``). Their weights are laid out alike."""
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 CATALOGUE_TENSORS = ("trained.", "trained_present.")
@@ -74,26 +78,36 @@ def read_pretrained(path: str | Path) -> Pretrained:
 def read_bundle(bundle: Path) -> Pretrained:
     """A bundle's model: its manifest's name and config, its weights with every extra state
     rebuilt from the manifest's part and its ``<key>.<field>`` tensors."""
-    manifest = _manifest(bundle)
+    manifest = read_manifest(bundle)
+    state, _ = bundle_weights(bundle, manifest)
+    return Pretrained(bundle, "bundle", str(manifest["model"]), dict(manifest["model_config"]), state)
+
+
+def bundle_weights(bundle: Path, manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A bundle's state dict (weights, with every extra state rebuilt from the manifest's part
+    and its ``<key>.<field>`` tensors) and, apart, its trained catalogue's tensors."""
     try:
         tensors = load_file(str(bundle / WEIGHTS))
     except Exception as e:  # noqa: BLE001 - whatever safetensors trips on, the file is unreadable
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise MissrecError(f"{bundle / WEIGHTS}: not readable bundle weights ({first})") from None
-    catalogue = {f"{p}{m}" for p in CATALOGUE_TENSORS for m in manifest.get("modalities", {})}
+    names = {f"{p}{m}" for p in CATALOGUE_TENSORS for m in manifest.get("modalities", {})}
     state: dict[str, Any] = {key: dict(fields) for key, fields in (manifest.get("extra_state") or {}).items()}
+    catalogue = {}
     for name, tensor in tensors.items():
-        if name in catalogue:
+        if name in names:
+            catalogue[name] = tensor
             continue
         owner = next((k for k in state if name.startswith(k + ".")), None)
         if owner is None:
             state[name] = tensor
         else:
             state[owner][name[len(owner) + 1:]] = tensor
-    return Pretrained(bundle, "bundle", str(manifest["model"]), dict(manifest["model_config"]), state)
+    return state, catalogue
 
 
-def _manifest(bundle: Path) -> dict[str, Any]:
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    """A bundle's ``manifest.json``, checked: its format, a version this reads, its model."""
     file = bundle / MANIFEST
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
@@ -123,4 +137,5 @@ def tensor_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if torch.is_tensor(v)}
 
 
-__all__ = ["Pretrained", "is_bundle_dir", "read_bundle", "read_pretrained", "tensor_state", "weight_files"]
+__all__ = ["Pretrained", "bundle_weights", "is_bundle_dir", "read_bundle", "read_manifest", "read_pretrained",
+           "tensor_state", "weight_files"]
