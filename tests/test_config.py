@@ -100,7 +100,7 @@ def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():
     _, released = resolve_configs("missrec", None, (), "released")
     base = dataclasses.asdict(released)
     assert dataclasses.asdict(model) == {**base, "official": {**base["official"], "reg_form": "paper"},
-                                         "adapter_dropout": 0.2}
+                                         "adapter_dropout": 0.2, "modality_dropout": 0.3}
     assert (train.batch_size, train.bucket_by_length, train.ema_decay) == (512, True, 0.99)
     # §4.2.4: batch 2048, K_e = K_d = 1 with 2 heads, lambda = 1, gamma = 0.1, tau = 0.075, 300-d,
     # a learnable concentration alpha; the rest is MISSRecConfig's defaults
