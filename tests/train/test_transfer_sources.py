@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from missrec.cli import main
 from missrec.data.store import write_store
+from missrec.serve import Recommender
 from missrec.train.pretrained import read_pretrained
 from missrec.train.resolve import resolve_configs
 
@@ -84,6 +85,30 @@ def test_a_text_only_store_fine_tunes_a_text_and_image_model_on_text(sources, tm
     line = next(s for s in out.splitlines() if s.startswith("transfer from"))
     assert "not used here, their adapters not loaded: image" in line and "adapters.image" in line
     assert 0 < res["parameters"]["trainable"] < res["parameters"]["total"]
+
+
+@pytest.mark.parametrize("store", ["text", "target"])
+def test_a_model_fine_tuned_from_the_pretrained_bundle_exports_and_serves(sources, tmp_path, store):
+    """The documented path for a new catalogue: pre-train, export, fine-tune ``--from`` the
+    bundle (text only or text + image), export, serve; a new item is ranked by its content."""
+    stores, _, bundle = sources
+    fine_tune(stores[store], bundle, tmp_path / "ft")
+    cli("export", tmp_path / "ft", tmp_path / "served")
+    rec = Recommender(tmp_path / "served")
+    try:
+        state = rec.catalogue.state
+        history = list(state.ids[1:4])
+        before = rec.recommend([history], k=5)[0]
+        assert len(before.items) == 5 and before.scores == sorted(before.scores, reverse=True)
+        text = state.raw["text"][3].tolist()  # the last history item's text, as a new item
+        rec.add_items([{"id": "NEW", "features": {"text": text}}])
+        ranked = rec.recommend([history], k=rec.catalogue.size)[0]
+        assert "NEW" in ranked.items
+        if store == "text":  # the same content as a trained item: the same score (no item ids)
+            score = dict(zip(ranked.items, ranked.scores))
+            assert score["NEW"] == pytest.approx(score[history[-1]], abs=1e-5)
+    finally:
+        rec.close()
 
 
 def test_a_bundle_of_another_model_is_refused_in_one_line(sources, tmp_path):
