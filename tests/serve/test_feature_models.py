@@ -38,6 +38,9 @@ def test_readded_item_scores_as_trained(toy_store, tmp_path, model, sets):
     after = rec.recommend([HISTORY], 20)[0]
     assert after.items == before.items
     np.testing.assert_allclose(after.scores, before.scores, atol=1e-6)
+    vectors, _ = rec.embed([HISTORY, HISTORY[:2]])  # every model gives sequence vectors
+    assert vectors.shape[0] == 2 and vectors.shape[1] > 1 and np.isfinite(vectors).all()
+    assert not np.allclose(vectors[0], vectors[1])
 
 
 @pytest.mark.parametrize("model,sets", [("unisrec", ("model.mode=transductive",)), ("sasrec-text", ())])
