@@ -11,7 +11,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from missrec.cli import main
-from missrec.data.store import read_store
+from missrec.data.store import SPLIT_VALID, read_store
 from missrec.experiments.coldstart import ColdStartOptions, hold_out, popularity_ranks, report, run_coldstart
 
 
@@ -56,3 +56,14 @@ def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_p
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)[0]["users"] == table["missrec"]["held-out targets"]["users"]
     assert "MISSRec − " in report(tmp_path.parent)
+    # the validation split: the same runs, the validation users' targets (for choosing settings)
+    valid = run_coldstart(toy_store, tmp_path, dataclasses.replace(opts, split="valid"), log=lambda s: None)
+    assert {p: p.stat().st_mtime for p in tmp_path.glob("runs/*/seed-*/model.pt")} == before
+    ds = read_store(toy_store)
+    _, held = hold_out(ds, 0.2, 0)
+    valid_targets = ds.interactions.item[ds.interactions.split == SPLIT_VALID]
+    n_cold = sum(ds.items.ids[i] in held for i in valid_targets)
+    assert valid["split"] == "valid" and valid["results"]["missrec"]["held-out targets"]["users"] == n_cold
+    assert (tmp_path / "coldstart-all-valid.json").exists() and (tmp_path / "ranks/all-valid/held-out/missrec").is_dir()
+    assert json.loads((tmp_path / "coldstart-all.json").read_text())["results"] == saved["results"]
+    assert "validation targets" in report(tmp_path.parent)

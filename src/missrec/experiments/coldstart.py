@@ -5,7 +5,8 @@ training sequence and the catalogue the models train with. Each model trains wit
 stopping on validation (no fixed budget), for several seeds. After training, the held-out
 items are added through the same :meth:`Recommender.add_items` path the HTTP service uses,
 with all their modalities or with their text only (``text_only``), and every test user of
-the full dataset is ranked over all items. Metrics are reported apart for the users whose
+the full dataset is ranked over all items (or every validation user, ``split='valid'``:
+what a setting meant for new items is chosen on, the test targets left unread). Metrics are reported apart for the users whose
 test target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
 compared with the best content baseline on the held-out targets by a paired bootstrap
 over those users (:mod:`missrec.report.paired`).
@@ -22,6 +23,7 @@ Layout under ``OUT/<store>/``::
     ranks/<variant>/<targets>/<model>/seed-<s>/   test ranks of the held-out or the other
                                                   targets (``missrec compare`` reads them)
     coldstart-<variant>.json
+    ranks/<variant>-valid/..., coldstart-<variant>-valid.json   the same on validation
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -80,10 +83,18 @@ class ColdStartOptions:
     """``--set`` overrides for every trained model."""
     jobs: int = 1
     """Training runs at once, one process each."""
+    split: Literal["test", "valid"] = "test"
+    """Whose targets are ranked: the test users', or the validation users' (to choose a
+    setting for new items without reading the test split)."""
 
     @property
     def variant(self) -> str:
         return "text" if self.text_only else "all"
+
+    @property
+    def tag(self) -> str:
+        """The variant, and the split when it is not the test split: names its folder and file."""
+        return self.variant if self.split == "test" else f"{self.variant}-{self.split}"
 
 
 def hold_out(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, set[str]]:
@@ -158,7 +169,7 @@ class Setting:
         train_store = out / "stores" / "train-without-held-out"
         if not (train_store / "schema.json").exists():
             write_store(reduced, train_store)
-        test = build_examples(ds, "test")
+        test = build_examples(ds, options.split)
         histories = [[ds.items.external(int(i)) for i in test.history(u)] for u in range(len(test))]
         targets = [ds.items.external(int(t)) for t in test.targets]
         return cls(name, out, ds, reduced, train_store, held, histories, targets)
@@ -229,7 +240,7 @@ def write_ranks(s: Setting, model: str, seed: int, ranks: np.ndarray, options: C
     cold = s.cold
     target_index = np.asarray([s.ds.items.index(t) for t in s.targets])
     for part, chosen in (("held-out", cold), ("other", ~cold)):
-        folder = s.out / "ranks" / options.variant / part / model / f"seed-{seed}"
+        folder = s.out / "ranks" / options.tag / part / model / f"seed-{seed}"
         folder.mkdir(parents=True, exist_ok=True)
         r = np.minimum(ranks[chosen], MISS)
         np.save(folder / "test_ranks.npy", r)
@@ -259,14 +270,14 @@ def run_settings(stores: dict[str, tuple[Path, Path]], options: ColdStartOptions
             for seed in seeds_of(model, options):
                 write_ranks(s, model, seed, ranks_of(s, model, seed, options), options)
         results[s.name] = summarise(s, options)
-        (s.out / f"coldstart-{options.variant}.json").write_text(json.dumps(results[s.name], indent=2))
+        (s.out / f"coldstart-{options.tag}.json").write_text(json.dumps(results[s.name], indent=2))
     return results
 
 
 def summarise(s: Setting, options: ColdStartOptions) -> dict:
     """Mean ± std per model and part, and MISSRec against the best content baseline on the
     held-out targets (paired bootstrap over those users)."""
-    root = s.out / "ranks" / options.variant
+    root = s.out / "ranks" / options.tag
     cells = {(c.first.path.parent.parent.name, c.model): c
              for c in group_cells(find_runs([root]))}
     table = {}
@@ -278,7 +289,7 @@ def summarise(s: Setting, options: ColdStartOptions) -> dict:
                                          **{k: [st.mean, st.std] for k in _metric_names()
                                             if (st := cell.metric(k)) is not None}}
     result = {"store": s.name, "held_out_items": len(s.held), "fraction": options.fraction, "seed": options.seed,
-              "variant": options.variant, "sets": options.sets, "results": table}
+              "variant": options.variant, "split": options.split, "sets": options.sets, "results": table}
     baselines = [m for m in ("unisrec", "sasrec-text") if m in options.models]
     if "missrec" in options.models and baselines:
         best = max(baselines, key=lambda m: table[m][PARTS["held-out"]]["recall@10"][0])
@@ -317,8 +328,10 @@ def report(out: Path) -> str:
     lines = ["# Cold start: items held out of training, added after it", ""]
     for path in sorted(out.glob("*/coldstart-*.json")):
         res = json.loads(path.read_text())
+        split = "" if res.get("split", "test") == "test" else ", validation targets"
         lines += [f"## {res['store']}: {res['held_out_items']} items held out ({res['fraction']:.0%}, seed "
-                  f"{res['seed']}), {VARIANTS[res['variant']]}; overrides: {' '.join(res['sets']) or 'none'}", "",
+                  f"{res['seed']}), {VARIANTS[res['variant']]}{split}; overrides: {' '.join(res['sets']) or 'none'}",
+                  "",
                   "| model | targets | users | seeds | R@10 | N@10 | R@50 | N@50 |", "|---|---|---|---|---|---|---|---|"]
         for model, parts in res["results"].items():
             for part, m in parts.items():
