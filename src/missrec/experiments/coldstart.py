@@ -5,9 +5,9 @@ training sequence and the catalogue the models train with. Each model trains wit
 stopping on validation (no fixed budget), for several seeds. After training, the held-out
 items are added through the same :meth:`Recommender.add_items` path the HTTP service uses,
 with all their modalities or with their text only (``text_only``), and every test user of
-the full dataset is ranked over all items (or every validation user, ``split='valid'``:
-what a setting meant for new items is chosen on, the test targets left unread). Metrics are reported apart for the users whose
-test target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
+the full dataset is ranked over all items (or every validation user, ``split='valid'``, to
+choose a setting for new items without reading the test split). Metrics are reported apart
+for the users whose target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
 compared with the best content baseline on the held-out targets by a paired bootstrap
 over those users (:mod:`missrec.report.paired`).
 
@@ -169,9 +169,9 @@ class Setting:
         train_store = out / "stores" / "train-without-held-out"
         if not (train_store / "schema.json").exists():
             write_store(reduced, train_store)
-        test = build_examples(ds, options.split)
-        histories = [[ds.items.external(int(i)) for i in test.history(u)] for u in range(len(test))]
-        targets = [ds.items.external(int(t)) for t in test.targets]
+        examples = build_examples(ds, options.split)
+        histories = [[ds.items.external(int(i)) for i in examples.history(u)] for u in range(len(examples))]
+        targets = [ds.items.external(int(t)) for t in examples.targets]
         return cls(name, out, ds, reduced, train_store, held, histories, targets)
 
     @property
@@ -330,7 +330,8 @@ def report(out: Path) -> str:
         res = json.loads(path.read_text())
         split = "" if res.get("split", "test") == "test" else ", validation targets"
         lines += [f"## {res['store']}: {res['held_out_items']} items held out ({res['fraction']:.0%}, seed "
-                  f"{res['seed']}), {VARIANTS[res['variant']]}{split}; overrides: {' '.join(res['sets']) or 'none'}",
+                  f"{res['seed']}), {VARIANTS[res['variant']]}{split}; "
+                  f"overrides: {' '.join(res['sets']) or 'none'}",
                   "",
                   "| model | targets | users | seeds | R@10 | N@10 | R@50 | N@50 |", "|---|---|---|---|---|---|---|---|"]
         for model, parts in res["results"].items():

@@ -221,8 +221,8 @@ def _build_model(manifest: dict, state: dict[str, Any], catalogue: dict[str, tor
     """The model, attached to the trained catalogue its clustering was computed on."""
     spec = get_model_spec(manifest["model"])
     config = from_dict(spec.config_cls, manifest["model_config"], "model")
-    feats = {m: ModalityFeatures(catalogue[f"trained.{m}"].numpy(), catalogue[f"trained_present.{m}"].numpy().astype(bool),
-                                 info.get("source", ""))
+    feats = {m: ModalityFeatures(catalogue[f"trained.{m}"].numpy(),
+                                 catalogue[f"trained_present.{m}"].numpy().astype(bool), info.get("source", ""))
              for m, info in manifest["modalities"].items()}
     model = spec.build(config, ItemFeatures(int(manifest["n_trained_items"]), feats))
     model.load_state_dict(state)
