@@ -91,7 +91,7 @@ def test_every_preset_file_loads_as_a_config_file(tmp_path):
             assert by_name == (loaded["train"], loaded["model"])
             if "base" not in yaml.safe_load(preset_path(name, preset).read_text()):
                 assert merged == read_sections(preset_path(name, preset))
-    assert found == 4 and MODELS["missrec"].presets == ["default", "paper", "released", "released-pretrain"]
+    assert found == 5 and MODELS["missrec"].presets == ["default", "new-items", "paper", "released", "released-pretrain"]
 
 
 def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():
@@ -194,3 +194,10 @@ def test_removed_options_load_at_their_former_value_only(tmp_path):
         load_sections(sections, f)
     with pytest.raises(ConfigError, match="dpc_scale_by_dim"):
         from_dict(MISSRecConfig, {"dpc_scale_by_dim": True}, "model")
+
+
+def test_the_new_items_preset_is_the_default_with_moe_adapters():
+    train, model = resolve_configs("missrec", None, (), "new-items")
+    default_train, default_model = resolve_configs("missrec", None, ())
+    assert model.adapter == "moe" and default_model.adapter == "linear"
+    assert train == default_train and dataclasses.replace(model, adapter="linear") == default_model

@@ -8,11 +8,14 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from missrec.cli import main
 from missrec.data.store import SPLIT_VALID, read_store
-from missrec.experiments.coldstart import ColdStartOptions, hold_out, popularity_ranks, report, run_coldstart
+from missrec.errors import MissrecError
+from missrec.experiments.coldstart import (ColdStartOptions, check_sets, hold_out, model_sets, popularity_ranks,
+                                             report, run_coldstart)
 
 
 def test_hold_out_removes_items_everywhere(toy_store):
@@ -67,3 +70,21 @@ def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_p
     assert (tmp_path / "coldstart-all-valid.json").exists() and (tmp_path / "ranks/all-valid/held-out/missrec").is_dir()
     assert json.loads((tmp_path / "coldstart-all.json").read_text())["results"] == saved["results"]
     assert "validation targets" in report(tmp_path.parent)
+
+
+def test_a_setting_goes_to_the_models_that_have_it(toy_store, tmp_path):
+    opts = ColdStartOptions(sets=["adapter=moe", "epochs=1"])
+    assert model_sets("missrec", opts, 2023) == ["adapter=moe", "epochs=1", "seed=2023"]
+    assert model_sets("unisrec", opts, 2024) == ["epochs=1", "seed=2024"]  # UniSRec has no `adapter`
+    with pytest.raises(MissrecError, match="adaptr: not a setting of any model"):
+        check_sets(ColdStartOptions(sets=["adaptr=moe"]))
+    # --dry-run lists the runs still to do, with their overrides, and writes nothing
+    res = CliRunner().invoke(main, ["experiment", "coldstart", "--out", str(tmp_path / "cs"), "--data",
+                                    str(toy_store), "--seeds", "2", "--set", "adapter=moe", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "7 training run(s) to do" in res.output  # 2 seeds of 3 content models, SASRec-ID once
+    assert "unisrec/seed-2024  --set seed=2024" in res.output and "--set adapter=moe seed=2023" in res.output
+    assert not (tmp_path / "cs").exists()
+    res = CliRunner().invoke(main, ["experiment", "coldstart", "--out", str(tmp_path / "cs"), "--data",
+                                    str(toy_store), "--reuse", str(tmp_path)])
+    assert res.exit_code != 0 and "--reuse" in res.output and not (tmp_path / "cs").exists()

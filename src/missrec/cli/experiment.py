@@ -92,9 +92,12 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path 
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     if name == "coldstart":  # its own protocol, not a table of cells
         models = [m for m in only.split(",") if m] if only else ColdStartOptions().models
+        if reuse_dirs or preset or max_per_domain is not None:
+            raise click.UsageError("coldstart trains each model at its default preset in OUT: --reuse, --preset "
+                                   "and --max-per-domain are not options of it")
         coldstart_experiment(out_dir, data_root, data_store, ColdStartOptions(
             seeds=seeds or ColdStartOptions.seeds, text_only=text_only, sets=list(sets), jobs=processes,
-            models=models, split=split), log)
+            models=models, split=split, dry_run=dry_run), log)
         return
     options = ExperimentOptions(
         name, out_dir, seeds=seeds or ExperimentOptions.seeds, data_root=data_root, sets=list(sets), data=data_store,

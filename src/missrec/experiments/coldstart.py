@@ -48,7 +48,7 @@ from ..report.runs import find_runs, group_cells
 from ..serve.recommender import Recommender
 from ..train.loop import train
 from ..train.resolve import resolve_configs
-from .overrides import override_field
+from .overrides import applying, model_sections, override_field
 from .stores import default_data_root, ensure_store, get_recipe
 
 MODELS = ("missrec", "unisrec", "sasrec-text", "sasrec", "popularity")
@@ -80,12 +80,14 @@ class ColdStartOptions:
     """Add the held-out items with their text only (else with all their modalities)."""
     models: list[str] = field(default_factory=lambda: list(MODELS))
     sets: list[str] = field(default_factory=list)
-    """``--set`` overrides for every trained model."""
+    """``--set`` overrides, each given to the trained models whose configs have its field."""
     jobs: int = 1
     """Training runs at once, one process each."""
     split: Literal["test", "valid"] = "test"
     """Whose targets are ranked: the test users', or the validation users' (to choose a
     setting for new items without reading the test split)."""
+    dry_run: bool = False
+    """List the training runs still to do, with their overrides; train and rank nothing."""
 
     @property
     def variant(self) -> str:
@@ -179,6 +181,28 @@ class Setting:
         return np.asarray([t in self.held for t in self.targets])
 
 
+def model_sets(model: str, options: ColdStartOptions, seed: int) -> list[str]:
+    """The ``--set`` overrides of one training run: the user's that apply to ``model``, and the seed."""
+    return [*applying(options.sets, model_sections(model)), f"seed={seed}"]
+
+
+def check_sets(options: ColdStartOptions) -> None:
+    """Refuse an override that no trained model has (a typo would otherwise change nothing)."""
+    trained = [m for m in options.models if m != "popularity"]
+    for item in options.sets:
+        if not any(applying([item], model_sections(m)) for m in trained):
+            raise MissrecError(f"--set {item.split('=', 1)[0]}: not a setting of any model trained here "
+                               f"({', '.join(trained) or 'none'})")
+
+
+def pending_runs(outs: list[Path], options: ColdStartOptions) -> list[tuple[str, Path, list[str]]]:
+    """(model, run folder, overrides) of every training run under ``outs`` not finished yet."""
+    return [(model, out / "runs" / model / f"seed-{seed}", model_sets(model, options, seed))
+            for out in outs for model in options.models if model != "popularity"
+            for seed in seeds_of(model, options)
+            if not (out / "runs" / model / f"seed-{seed}" / "results.json").exists()]
+
+
 def _train_one(model: str, store: Path, run: Path, sets: list[str]) -> Path:
     train_cfg, model_cfg = resolve_configs(model, None, (*MODEL_SETS.get(model, ()), *sets))
     if not (run / "results.json").exists():
@@ -188,15 +212,8 @@ def _train_one(model: str, store: Path, run: Path, sets: list[str]) -> Path:
 
 def train_all(settings: list[Setting], options: ColdStartOptions, log: Callable[[str], None]) -> None:
     """Train every (store, model, seed) run that has not finished, ``options.jobs`` at once."""
-    tasks = []
-    for s in settings:
-        for model in options.models:
-            if model == "popularity":
-                continue
-            for seed in seeds_of(model, options):
-                run = s.out / "runs" / model / f"seed-{seed}"
-                if not (run / "results.json").exists():
-                    tasks.append((model, s.train_store, run, [*options.sets, f"seed={seed}"]))
+    tasks = [(model, s.train_store, run, sets) for s in settings
+             for model, run, sets in pending_runs([s.out], options)]
     log(f"coldstart: {len(tasks)} training run(s) to do")
     if options.jobs <= 1:
         for t in tasks:
@@ -262,6 +279,7 @@ def run_settings(stores: dict[str, tuple[Path, Path]], options: ColdStartOptions
     unknown = sorted(set(options.models) - set(MODELS))
     if unknown:
         raise MissrecError(f"coldstart: unknown model(s) {unknown}; expected some of {list(MODELS)}")
+    check_sets(options)
     settings = [Setting.prepare(n, store, out, options) for n, (store, out) in stores.items()]
     train_all(settings, options, log)
     results = {}
@@ -309,6 +327,9 @@ def coldstart_experiment(out: Path, data_root: Path | None, store: Path | None, 
     """``missrec experiment coldstart``: every store of :data:`STORES` (or ``store``), each
     model of :data:`MODELS`; writes OUT/<store>/coldstart-<variant>.json and OUT/coldstart.md
     (the tables of every variant run so far)."""
+    if options.dry_run:
+        plan(out, store, options, log)
+        return {}
     if store is not None:
         stores = {Path(store).name: (Path(store), out / Path(store).name)}
     else:
@@ -317,6 +338,17 @@ def coldstart_experiment(out: Path, data_root: Path | None, store: Path | None, 
     results = run_settings(stores, options, log)
     (out / "coldstart.md").write_text(report(out))
     return results
+
+
+def plan(out: Path, store: Path | None, options: ColdStartOptions, log: Callable[[str], None] = print) -> None:
+    """``--dry-run``: the training runs still to do (nothing is built, trained or ranked)."""
+    check_sets(options)
+    outs = [out / Path(store).name] if store is not None else [out / name for name in STORES]
+    runs = pending_runs(outs, options)
+    for model, run, sets in runs:
+        log(f"  {model:12s} {run}  --set {' '.join(sets)}")
+    log(f"coldstart: {len(runs)} training run(s) to do; then the held-out items are added and "
+        f"{options.split} targets ranked ({VARIANTS[options.variant]})")
 
 
 NAMES = {"missrec": "MISSRec", "unisrec": "UniSRec (inductive)", "sasrec-text": "SASRec over text",

@@ -21,9 +21,19 @@ def effective(sets: list[str]) -> list[str]:
 
 
 def _sections(cell: CellSpec) -> dict[str, type]:
-    if not cell.has_model:
+    return model_sections(cell.model if cell.has_model else None)
+
+
+def model_sections(model: str | None) -> dict[str, type]:
+    """The config sections a run of ``model`` has (``None``: a run without a model config)."""
+    if model is None:
         return {"train": TrainConfig}
-    return {"train": TrainConfig, "model": get_model_spec(cell.model).config_cls}
+    return {"train": TrainConfig, "model": get_model_spec(model).config_cls}
+
+
+def applying(sets: list[str], sections: dict[str, type]) -> list[str]:
+    """The ``key=value`` overrides of ``sets`` whose key is a field of one of ``sections``."""
+    return [s for s in sets if _applies(s.split("=", 1)[0].strip(), sections)]
 
 
 def _applies(key: str, sections: dict[str, type]) -> bool:
