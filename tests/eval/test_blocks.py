@@ -63,12 +63,20 @@ def full_row_ranks(model: SequentialRecommender, examples, protocol: EvalProtoco
     return out
 
 
-def assert_blocks_rank_as_rows(model, examples, protocol: EvalProtocol, blocks=BLOCKS) -> None:
+def assert_blocks_rank_as_rows(model, examples, protocol: EvalProtocol, blocks=BLOCKS, near_ties: float = 0.0) -> None:
+    """Every block size ranks as whole rows do. ``near_ties``: the share of users whose rank may
+    move by one, for a trained model whose scores can fall within a rounding error of the
+    target's: a block's shape picks the matrix-product kernel, so such an item can land on
+    either side of the target (a blocking bug moves many ranks, or by more than one)."""
     expected = full_row_ranks(model, examples, protocol)
     for size in blocks:
         got = evaluate(model, examples, dataclasses.replace(protocol, block_size=size))
-        np.testing.assert_array_equal(got.ranks, expected, err_msg=f"block_size={size}")
-        assert got.metrics == metrics_from_ranks(expected, protocol.ks), size
+        if near_ties:
+            moved = got.ranks != expected
+            assert moved.mean() <= near_ties and np.abs(got.ranks - expected).max(initial=0) <= 1, size
+        else:
+            np.testing.assert_array_equal(got.ranks, expected, err_msg=f"block_size={size}")
+        assert got.metrics == metrics_from_ranks(got.ranks, protocol.ks), size
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +170,6 @@ def test_trained_missrec_on_scientific_ranks_the_same_in_blocks(scientific) -> N
     model, examples = scientific
     for ties in TIE_POLICIES:
         protocol = EvalProtocol(ks=[10, 50], ties=ties, mask_history=ties == "random", batch_size=512)
-        assert_blocks_rank_as_rows(model, examples, protocol, blocks=(700, 2048))
+        assert_blocks_rank_as_rows(model, examples, protocol, blocks=(700, 2048), near_ties=0.01)
     first = examples.subset(np.arange(300))
-    assert_blocks_rank_as_rows(model, first, EvalProtocol(ks=[10], batch_size=300), blocks=(1, 97))
+    assert_blocks_rank_as_rows(model, first, EvalProtocol(ks=[10], batch_size=300), blocks=(1, 97), near_ties=0.01)
