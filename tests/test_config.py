@@ -91,7 +91,8 @@ def test_every_preset_file_loads_as_a_config_file(tmp_path):
             assert by_name == (loaded["train"], loaded["model"])
             if "base" not in yaml.safe_load(preset_path(name, preset).read_text()):
                 assert merged == read_sections(preset_path(name, preset))
-    assert found == 5 and MODELS["missrec"].presets == ["default", "new-items", "paper", "released", "released-pretrain"]
+    assert found == 5
+    assert MODELS["missrec"].presets == ["default", "new-items", "paper", "released", "released-pretrain"]
 
 
 def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():

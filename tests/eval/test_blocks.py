@@ -63,7 +63,8 @@ def full_row_ranks(model: SequentialRecommender, examples, protocol: EvalProtoco
     return out
 
 
-def assert_blocks_rank_as_rows(model, examples, protocol: EvalProtocol, blocks=BLOCKS, near_ties: float = 0.0) -> None:
+def assert_blocks_rank_as_rows(model, examples, protocol: EvalProtocol, blocks=BLOCKS,
+                               near_ties: float = 0.0) -> None:
     """Every block size ranks as whole rows do. ``near_ties``: the share of users whose rank may
     move by one, for a trained model whose scores can fall within a rounding error of the
     target's: a block's shape picks the matrix-product kernel, so such an item can land on
@@ -172,4 +173,5 @@ def test_trained_missrec_on_scientific_ranks_the_same_in_blocks(scientific) -> N
         protocol = EvalProtocol(ks=[10, 50], ties=ties, mask_history=ties == "random", batch_size=512)
         assert_blocks_rank_as_rows(model, examples, protocol, blocks=(700, 2048), near_ties=0.01)
     first = examples.subset(np.arange(300))
-    assert_blocks_rank_as_rows(model, first, EvalProtocol(ks=[10], batch_size=300), blocks=(1, 97), near_ties=0.01)
+    assert_blocks_rank_as_rows(model, first, EvalProtocol(ks=[10], batch_size=300), blocks=(1, 97),
+                               near_ties=0.01)

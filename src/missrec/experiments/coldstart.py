@@ -181,6 +181,16 @@ class Setting:
         return np.asarray([t in self.held for t in self.targets])
 
 
+def trained_models(options: ColdStartOptions) -> list[str]:
+    """The models of ``options`` that train (popularity only counts)."""
+    return [m for m in options.models if m != "popularity"]
+
+
+def run_dir(out: Path, model: str, seed: int) -> Path:
+    """Where one training run of a setting lives."""
+    return out / "runs" / model / f"seed-{seed}"
+
+
 def model_sets(model: str, options: ColdStartOptions, seed: int) -> list[str]:
     """The ``--set`` overrides of one training run: the user's that apply to ``model``, and the seed."""
     return [*applying(options.sets, model_sections(model)), f"seed={seed}"]
@@ -188,7 +198,7 @@ def model_sets(model: str, options: ColdStartOptions, seed: int) -> list[str]:
 
 def check_sets(options: ColdStartOptions) -> None:
     """Refuse an override that no trained model has (a typo would otherwise change nothing)."""
-    trained = [m for m in options.models if m != "popularity"]
+    trained = trained_models(options)
     for item in options.sets:
         if not any(applying([item], model_sections(m)) for m in trained):
             raise MissrecError(f"--set {item.split('=', 1)[0]}: not a setting of any model trained here "
@@ -197,10 +207,9 @@ def check_sets(options: ColdStartOptions) -> None:
 
 def pending_runs(outs: list[Path], options: ColdStartOptions) -> list[tuple[str, Path, list[str]]]:
     """(model, run folder, overrides) of every training run under ``outs`` not finished yet."""
-    return [(model, out / "runs" / model / f"seed-{seed}", model_sets(model, options, seed))
-            for out in outs for model in options.models if model != "popularity"
-            for seed in seeds_of(model, options)
-            if not (out / "runs" / model / f"seed-{seed}" / "results.json").exists()]
+    return [(model, run_dir(out, model, seed), model_sets(model, options, seed))
+            for out in outs for model in trained_models(options) for seed in seeds_of(model, options)
+            if not (run_dir(out, model, seed) / "results.json").exists()]
 
 
 def _train_one(model: str, store: Path, run: Path, sets: list[str]) -> Path:
@@ -243,7 +252,7 @@ def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> np
     """Every test user's target rank for one trained run (or popularity)."""
     if model == "popularity":
         return popularity_ranks(s.reduced, s.targets, s.ds.n_items)
-    rec = Recommender(s.out / "runs" / model / f"seed-{seed}")
+    rec = Recommender(run_dir(s.out, model, seed))
     if model in CONTENT_MODELS:
         reads = list(rec.catalogue.modalities)
         items = [_raw_item(s.ds, e, reads, options.text_only) for e in sorted(s.held)]

@@ -50,7 +50,7 @@ def cell_overrides(exp: Experiment, cell: CellSpec, user_sets: list[str], seed: 
     to training cells only; other keys apply to every cell whose configs have that field.
     """
     sections = _sections(cell)
-    out = [s for s in exp.defaults if _applies(s.split("=", 1)[0], sections)]
+    out = applying(list(exp.defaults), sections)
     out += list(cell.sets)
     for key, value in parse_overrides(user_sets).items():
         scope, _, rest = key.partition(".")
