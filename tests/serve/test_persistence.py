@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
+import numpy as np
 import pytest
 
 from missrec.errors import MissrecError
@@ -41,6 +43,36 @@ def test_compaction_threshold_and_replace(toy_bundle):
     rec = Recommender(toy_bundle)
     assert rec.catalogue.state.raw["text"][rec.catalogue.index["a"]][0] == pytest.approx(0.3)
     rec.close()
+
+
+def test_logged_vectors_replay_bit_for_bit_and_earlier_logs_still_replay(toy_bundle):
+    rng = np.random.default_rng(0)
+    exact = rng.standard_normal(16).astype(np.float32)  # decimals of these would round
+    rec = Recommender(toy_bundle, compact_every=100)
+    rec.add_items([{"id": "a", "text": "a", "features": {"text": exact.tolist()}}])
+    rec.close()
+    line = json.loads(rec.journal.path.read_text())
+    assert isinstance(line["items"][0]["features"]["text"], str)  # packed, not 16 decimals
+    # the form earlier versions logged: a list of numbers per vector
+    listed = {"op": "put", "items": [{"id": "b", "text": "b", "features": {"text": [0.25] * 16}}]}
+    with open(rec.journal.path, "a") as f:
+        f.write(json.dumps(listed) + "\n")
+    reader = Recommender(toy_bundle, writable=False)
+    raw, index = reader.catalogue.state.raw["text"], reader.catalogue.index
+    assert raw[index["a"]].tobytes() == exact.tobytes()
+    assert (raw[index["b"]] == np.float32(0.25)).all()
+    writer = Recommender(toy_bundle)  # replays, then compacts both into a generation
+    assert writer.catalogue.state.raw["text"][writer.catalogue.index["a"]].tobytes() == exact.tobytes()
+    writer.close()
+
+
+def test_a_logged_vector_of_the_wrong_width_is_named(toy_bundle):
+    rec = Recommender(toy_bundle)
+    rec.close()
+    bad = {"op": "put", "items": [{"id": "c", "text": "c", "features": {"text": [0.5] * 3}}]}
+    rec.journal.path.write_text(json.dumps(bad) + "\n")
+    with pytest.raises(MissrecError, match="3 numbers where 16 were expected"):
+        Recommender(toy_bundle, writable=False)
 
 
 def test_one_writer_per_bundle(toy_bundle):

@@ -28,6 +28,7 @@ from ..model.cache import ItemCache
 from .bundle import ItemState
 from .content import ContentEncoder, LocalEncoders, gather_features, image_bytes, show
 from .errors import RequestError
+from .journal import unpack_vector
 
 MAX_ID_CHARS = 256
 ITEM_KEYS = ("id", "text", "image", "features")
@@ -159,7 +160,7 @@ class Catalogue:
         warnings: list[str] = []
         feats = gather_features(items, self.modalities, self.encoder, warnings)
         entries = [{"id": it.id, "text": it.text or "",
-                    "features": {m: v.tolist() for m, v in f.items() if v is not None}}
+                    "features": {m: v for m, v in f.items() if v is not None}}
                    for it, f in zip(items, feats)]
         change = self.prepare({"op": "put", "items": entries})
         if warnings:
@@ -233,7 +234,7 @@ class Catalogue:
             for r, e in zip(rows, entries):
                 v = e["features"].get(m)
                 p[r] = v is not None
-                x[r] = np.asarray(v, np.float32) if v is not None else 0.0
+                x[r] = unpack_vector(v, info["dim"]) if v is not None else 0.0
             raw[m], present[m] = x, p
         alive = np.concatenate([st.alive, np.zeros(grow, bool)])
         alive[rows] = True
