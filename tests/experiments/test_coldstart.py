@@ -70,6 +70,10 @@ def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_p
     assert (tmp_path / "coldstart-all-valid.json").exists() and (tmp_path / "ranks/all-valid/held-out/missrec").is_dir()
     assert json.loads((tmp_path / "coldstart-all.json").read_text())["results"] == saved["results"]
     assert "validation targets" in report(tmp_path.parent)
+    # --only ranks its models again and keeps the others' rows and the comparison
+    again = run_coldstart(toy_store, tmp_path, dataclasses.replace(opts, models=["unisrec"]), log=lambda s: None)
+    assert list(again["results"]) == ["missrec", "unisrec", "sasrec-text", "sasrec", "popularity"]
+    assert again["results"] == saved["results"] and again["missrec_vs_best_baseline"] == saved["missrec_vs_best_baseline"]
 
 
 def test_a_setting_goes_to_the_models_that_have_it(toy_store, tmp_path):

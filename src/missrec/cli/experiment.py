@@ -50,7 +50,8 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Pre-training cells sample at most this many sequences per domain (default: the "
                    f"experiment's, {PRETRAIN_PER_DOMAIN}; 0: all).")
 @click.option("--only", default=None, help="Comma-separated cell names: run just these (e.g. to split an "
-                                          "analysis over two processes); for coldstart, model names.")
+                                          "analysis over two processes); for coldstart, model names (the "
+                                          "report keeps the models ranked before).")
 @click.option("--reuse", "reuse_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Another experiment's --out folder (repeatable): a cell that would repeat one of its finished "
                    "runs exactly (model, config, seed, data, starting checkpoint) adopts it instead of training; "

@@ -303,12 +303,15 @@ def run_settings(stores: dict[str, tuple[Path, Path]], options: ColdStartOptions
 
 def summarise(s: Setting, options: ColdStartOptions) -> dict:
     """Mean ± std per model and part, and MISSRec against the best content baseline on the
-    held-out targets (paired bootstrap over those users)."""
+    held-out targets (paired bootstrap over those users). Every model ranked in this
+    setting and variant so far is in it, not only ``options.models``: an ``--only`` run
+    adds its models to the table instead of replacing it."""
     root = s.out / "ranks" / options.tag
     cells = {(c.first.path.parent.parent.name, c.model): c
              for c in group_cells(find_runs([root]))}
+    shown = [m for m in MODELS if all((part, m) in cells for part in PARTS)]
     table = {}
-    for model in options.models:
+    for model in shown:
         table[model] = {}
         for part in PARTS:
             cell = cells[(part, model)]
@@ -317,8 +320,8 @@ def summarise(s: Setting, options: ColdStartOptions) -> dict:
                                             if (st := cell.metric(k)) is not None}}
     result = {"store": s.name, "held_out_items": len(s.held), "fraction": options.fraction, "seed": options.seed,
               "variant": options.variant, "split": options.split, "sets": options.sets, "results": table}
-    baselines = [m for m in ("unisrec", "sasrec-text") if m in options.models]
-    if "missrec" in options.models and baselines:
+    baselines = [m for m in ("unisrec", "sasrec-text") if m in shown]
+    if "missrec" in shown and baselines:
         best = max(baselines, key=lambda m: table[m][PARTS["held-out"]]["recall@10"][0])
         paired = paired_comparison(cells[("held-out", "missrec")], cells[("held-out", best)],
                                    ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
