@@ -21,6 +21,7 @@ from .errors import ConfigError
 
 
 Precision = Literal["fp32", "bf16"]
+TransferScope = Literal["adapters", "all"]
 MetricName = Literal["recall", "ndcg", "mrr"]
 TiePolicy = Literal["pessimistic", "optimistic", "random"]
 METRICS: tuple[str, ...] = typing.get_args(MetricName)
@@ -88,6 +89,11 @@ class TrainConfig:
     of a kept user; validation and test users are all kept). The draw depends only on the
     seed and the store, so a pre-trained and a from-scratch run at the same seed see the same
     users, and a smaller fraction keeps a subset of a larger one's users. Training runs only."""
+    transfer_scope: TransferScope = "adapters"
+    """With ``--from``: what fine-tuning trains. 'adapters': the paper's parameter-efficient
+    set (§3.6: modality adapters, α and the input LayerNorms, plus the item-id table in
+    transductive mode), the rest frozen; 'all': every weight, starting from the
+    pre-trained ones."""
     heldout_share: float = 0.0
     """Pre-training: hold out this share of each domain's users and early-stop on the eq. 7
     loss of their sequences, keeping the best epoch (``missrec pretrain`` defaults to 0.05;
@@ -108,6 +114,8 @@ class TrainConfig:
             ("precision", self.precision in typing.get_args(Precision),
              f"one of {', '.join(typing.get_args(Precision))}"),
             ("train_fraction", 0 < self.train_fraction <= 1, "in (0, 1]"),
+            ("transfer_scope", self.transfer_scope in typing.get_args(TransferScope),
+             f"one of {', '.join(typing.get_args(TransferScope))}"),
             ("heldout_share", 0 <= self.heldout_share < 1, "in [0, 1) (0: no held-out users)"),
         )
         check_ranges(self, "train", checks)

@@ -46,9 +46,9 @@ def sources(tmp_path_factory):
     return stores, pre, root / "bundle"
 
 
-def fine_tune(store, init, out) -> tuple[dict, str]:
+def fine_tune(store, init, out, *sets: str) -> tuple[dict, str]:
     res = CliRunner().invoke(main, [str(a) for a in ["train", "--model", "missrec", "--data", store, "--from", init,
-                                                     "--out", out, *FAST, "--set", "epochs=1"]])
+                                                     "--out", out, *FAST, "--set", "epochs=1", *sets]])
     assert res.exit_code == 0, res.output
     return json.loads((out / "results.json").read_text()), res.output
 
@@ -85,6 +85,17 @@ def test_a_text_only_store_fine_tunes_a_text_and_image_model_on_text(sources, tm
     line = next(s for s in out.splitlines() if s.startswith("transfer from"))
     assert "not used here, their adapters not loaded: image" in line and "adapters.image" in line
     assert 0 < res["parameters"]["trainable"] < res["parameters"]["total"]
+
+
+def test_transfer_scope_all_trains_every_weight_from_the_pretrained_start(sources, tmp_path):
+    stores, pre, _ = sources
+    adapters, _ = fine_tune(stores["target"], pre, tmp_path / "adapters")
+    every, out = fine_tune(stores["target"], pre, tmp_path / "all", "--set", "transfer_scope=all")
+    assert every["parameters"]["trainable"] == every["parameters"]["total"] == adapters["parameters"]["total"]
+    assert adapters["parameters"]["trainable"] < adapters["parameters"]["total"]
+    line = next(s for s in out.splitlines() if s.startswith("transfer from"))
+    assert "loaded" in line and "encoder" in line.split("tuning", 1)[1]  # the frozen part is trained too
+    assert every["valid"] != adapters["valid"]
 
 
 @pytest.mark.parametrize("store", ["text", "target"])

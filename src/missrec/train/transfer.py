@@ -81,13 +81,16 @@ def modality_note(pre: Pretrained, modalities: list[str]) -> str:
     return "; ".join(parts)
 
 
-def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any, log: Log) -> list[str]:
+def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any, log: Log,
+                  scope: str = "adapters") -> list[str]:
     """Load matching pre-trained weights from a checkpoint, run directory or bundle, then
-    freeze all but the transfer parameters (§3.6); returns the names of those."""
+    freeze all but the transfer parameters (§3.6; ``scope='all'``: freeze nothing); returns
+    the names of those trained."""
     pre = read_pretrained(path)
     mode = mode_of(model_cfg)
     report = load_matching(model, pre, mode)
-    names = set(model.transfer_parameters(mode))
+    names = ({n for n, _ in model.named_parameters()} if scope == "all"
+             else set(model.transfer_parameters(mode)))
     for n, p in model.named_parameters():
         p.requires_grad_(n in names)
     skipped = report.skipped()
