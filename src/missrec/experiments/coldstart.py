@@ -265,6 +265,8 @@ def write_ranks(s: Setting, model: str, seed: int, ranks: np.ndarray, options: C
     report and ``missrec compare`` read."""
     cold = s.cold
     target_index = np.asarray([s.ds.items.index(t) for t in s.targets])
+    run = run_dir(s.out, model, seed) / "results.json"  # what it read, for the labels of reports
+    trained = json.loads(run.read_text())["config"]["model"] if model != "popularity" else {}
     for part, chosen in (("held-out", cold), ("other", ~cold)):
         folder = s.out / "ranks" / options.tag / part / model / f"seed-{seed}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -273,7 +275,7 @@ def write_ranks(s: Setting, model: str, seed: int, ranks: np.ndarray, options: C
         np.save(folder / "test_targets.npy", target_index[chosen])
         results = {"model": model, "seed": seed, "kind": "coldstart", "test": metrics_from_ranks(r, KS),
                    "dataset": {"name": f"{s.name} ({PARTS[part]}, {VARIANTS[options.variant]})"},
-                   "config": {"model": {"cold_start": f"{options.variant}/{part}"}}}
+                   "config": {"model": {**trained, "cold_start": f"{options.variant}/{part}"}}}
         (folder / "results.json").write_text(json.dumps(results, indent=2))
 
 

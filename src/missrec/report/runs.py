@@ -127,6 +127,8 @@ def inputs_of(model: str, model_config: dict[str, Any]) -> str:
     """The paper's input-type notation, canonical order T+V+ID (e.g. ``"T+V+ID"``)."""
     mods = [MODALITY_ABBR.get(m, m) for m in (model_config.get("modalities") or [])]
     parts = [a for a in ("T", "V") if a in mods] + [m for m in mods if m not in ("T", "V")]
+    if model == "popularity":
+        return ""
     if model == "sasrec" or model_config.get("mode") == "transductive":
         parts.append("ID")
     return "+".join(parts) or "ID"
@@ -134,7 +136,7 @@ def inputs_of(model: str, model_config: dict[str, Any]) -> str:
 
 def default_label(run: Run) -> str:
     """``"<Model> <inputs>"`` as the paper writes it, e.g. ``"MISSRec T+V+ID"``."""
-    return f"{DISPLAY.get(run.model, run.model)} {inputs_of(run.model, run.model_config)}"
+    return f"{DISPLAY.get(run.model, run.model)} {inputs_of(run.model, run.model_config)}".rstrip()
 
 
 def cell_key(run: Run) -> str:
