@@ -9,13 +9,15 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from missrec.cli import main
 from missrec.data.store import SPLIT_VALID, read_store
 from missrec.errors import MissrecError
 from missrec.experiments.coldstart import (ColdStartOptions, check_sets, hold_out, model_sets, popularity_ranks,
-                                             report, run_coldstart)
+                                             report, run_coldstart, target_ranks)
+from missrec.serve import Recommender
 
 
 def test_hold_out_removes_items_everywhere(toy_store):
@@ -41,6 +43,8 @@ def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_p
     for model in ("unisrec", "sasrec-text"):  # inductive: they rank the added items too
         assert table[model]["held-out targets"]["recall@50"][0] > 0.0
         assert table[model]["other targets"]["users"] == table["missrec"]["other targets"]["users"]
+    share = table["missrec"]["held-out targets"]["share_above"]
+    assert len(share) == 2 and all(0 <= x <= 1 for x in share) and "share_above" not in table["popularity"]["held-out targets"]
     saved = json.loads((tmp_path / "coldstart-all.json").read_text())
     assert saved["held_out_items"] == 10 and saved["missrec_vs_best_baseline"]["targets"] == "held-out"
     runs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("runs/*/seed-*"))
@@ -77,6 +81,26 @@ def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_p
     again = run_coldstart(toy_store, tmp_path, dataclasses.replace(opts, models=["unisrec"]), log=lambda s: None)
     assert list(again["results"]) == ["missrec", "unisrec", "sasrec-text", "sasrec", "popularity"]
     assert again["results"] == saved["results"] and again["missrec_vs_best_baseline"] == saved["missrec_vs_best_baseline"]
+
+
+def test_held_out_items_above_a_target_match_a_count_over_the_scores(toy_store, tmp_path):
+    opts = ColdStartOptions(fraction=0.2, seeds=1, models=["missrec"], sets=["epochs=1", "batch_size=64"])
+    run_coldstart(toy_store, tmp_path, opts, log=lambda s: None)
+    ds = read_store(toy_store)
+    _, held = hold_out(ds, 0.2, 0)
+    rec = Recommender(tmp_path / "runs/missrec/seed-2023")
+    rec.add_items([{"id": e, "text": e, "features": {m: ds.features[m].matrix[ds.items.index(e)].tolist()
+                                                     for m in rec.catalogue.modalities}} for e in sorted(held)])
+    histories = [[ds.items.ids[i] for i in (3, 7, 9)], [ds.items.ids[i] for i in (1, 2)]]
+    targets = [sorted(held)[0], ds.items.ids[4]]
+    ranks, held_above = target_ranks(rec, histories, targets, held)
+    with torch.no_grad():  # the oracle: count over the fused score rows
+        res = rec._resolve(histories, "skip", "h")
+        scores = rec._scores(rec._batch([r.rows for r in res]), rec.catalogue.state)
+    index = rec.catalogue.index
+    for u, t in enumerate(targets):
+        above = [e for e, r in index.items() if scores[u, r] > scores[u, index[t]]]
+        assert ranks[u] == len(above) and held_above[u] == sum(e in held for e in above)
 
 
 def test_a_setting_goes_to_the_models_that_have_it(toy_store, tmp_path):

@@ -65,6 +65,8 @@ VARIANTS = {"all": "held-out items added with all their modalities",
 PARTS = {"held-out": "held-out targets", "other": "other targets"}
 MISS = 2**40
 """The rank of a target a model cannot rank: beyond every cutoff."""
+HELD_ABOVE = "held_out_above.npy"
+"""Per target, how many held-out items rank above it (beside ``test_ranks.npy``)."""
 KS = [10, 50]
 
 
@@ -121,17 +123,22 @@ def hold_out(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, set[str]
     return reduced, {ds.items.ids[i] for i in held_idx}
 
 
-def target_ranks(rec: Recommender, histories: list[list[str]], targets: list[str]) -> np.ndarray:
-    """0-based rank of every target over the recommender's whole catalogue; :data:`MISS`
-    for a target it does not hold or a history it knows nothing of."""
+def target_ranks(rec: Recommender, histories: list[list[str]], targets: list[str],
+                 held: set[str] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+    """0-based rank of every target over the recommender's whole catalogue (:data:`MISS`
+    for a target it does not hold or a history it knows nothing of), and how many of the
+    items ranked above each target are ``held`` items."""
     ranks = np.full(len(targets), MISS, dtype=np.int64)
+    held_above = np.zeros(len(targets), dtype=np.int64)
     known = [[h for h in hist if h in rec.catalogue.index] for hist in histories]
     todo = [i for i, h in enumerate(known) if h]
     for start in range(0, len(todo), 256):
         chunk = todo[start:start + 256]
         for i, res in zip(chunk, rec.recommend([known[i] for i in chunk], rec.n_items, unknown="skip")):
-            ranks[i] = res.items.index(targets[i]) if targets[i] in res.items else MISS
-    return ranks
+            if targets[i] in res.items:
+                ranks[i] = res.items.index(targets[i])
+                held_above[i] = sum(e in held for e in res.items[:ranks[i]])
+    return ranks, held_above
 
 
 def popularity_ranks(reduced: Dataset, targets: list[str], n_items: int) -> np.ndarray:
@@ -248,21 +255,24 @@ def _raw_item(ds: Dataset, item_id: str, modalities: list[str], text_only: bool)
     return {"id": item_id, "text": ds.item_text[i], "features": {m: ds.features[m].matrix[i].tolist() for m in use}}
 
 
-def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> np.ndarray:
-    """Every test user's target rank for one trained run (or popularity)."""
+def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every test user's target rank for one trained run (or popularity), and the held-out
+    items ranked above each target (None for popularity, which ranks them last)."""
     if model == "popularity":
-        return popularity_ranks(s.reduced, s.targets, s.ds.n_items)
+        return popularity_ranks(s.reduced, s.targets, s.ds.n_items), None
     rec = Recommender(run_dir(s.out, model, seed))
     if model in CONTENT_MODELS:
         reads = list(rec.catalogue.modalities)
         items = [_raw_item(s.ds, e, reads, options.text_only) for e in sorted(s.held)]
         rec.add_items([it for it in items if it is not None])
-    return target_ranks(rec, s.histories, s.targets)
+    return target_ranks(rec, s.histories, s.targets, s.held)
 
 
-def write_ranks(s: Setting, model: str, seed: int, ranks: np.ndarray, options: ColdStartOptions) -> None:
+def write_ranks(s: Setting, model: str, seed: int, ranked: tuple[np.ndarray, np.ndarray | None],
+                options: ColdStartOptions) -> None:
     """The ranks of the held-out and of the other targets, each as a run folder that the
-    report and ``missrec compare`` read."""
+    report and ``missrec compare`` read; with the held-out items above each target."""
+    ranks, held_above = ranked
     cold = s.cold
     target_index = np.asarray([s.ds.items.index(t) for t in s.targets])
     run = run_dir(s.out, model, seed) / "results.json"  # what it read, for the labels of reports
@@ -273,6 +283,8 @@ def write_ranks(s: Setting, model: str, seed: int, ranks: np.ndarray, options: C
         r = np.minimum(ranks[chosen], MISS)
         np.save(folder / "test_ranks.npy", r)
         np.save(folder / "test_targets.npy", target_index[chosen])
+        if held_above is not None:
+            np.save(folder / HELD_ABOVE, held_above[chosen])
         results = {"model": model, "seed": seed, "kind": "coldstart", "test": metrics_from_ranks(r, KS),
                    "dataset": {"name": f"{s.name} ({PARTS[part]}, {VARIANTS[options.variant]})"},
                    "config": {"model": {**trained, "cold_start": f"{options.variant}/{part}"}}}
@@ -319,7 +331,8 @@ def summarise(s: Setting, options: ColdStartOptions) -> dict:
             cell = cells[(part, model)]
             table[model][PARTS[part]] = {"users": int(len(cell.first.ranks()[0])), "seeds": len(cell.runs),
                                          **{k: [st.mean, st.std] for k in _metric_names()
-                                            if (st := cell.metric(k)) is not None}}
+                                            if (st := cell.metric(k)) is not None},
+                                         **scale_of([r.path for r in cell.runs], part, s)}
     result = {"store": s.name, "held_out_items": len(s.held), "fraction": options.fraction, "seed": options.seed,
               "variant": options.variant, "split": options.split, "sets": options.sets, "results": table}
     baselines = [m for m in ("unisrec", "sasrec-text") if m in shown]
@@ -330,6 +343,25 @@ def summarise(s: Setting, options: ColdStartOptions) -> dict:
         result["missrec_vs_best_baseline"] = {"baseline": best, "targets": "held-out",
                                               "compare": [p.as_dict() for p in paired]}
     return result
+
+
+def scale_of(folders: list[Path], part: str, s: Setting) -> dict:
+    """Whether added items are scored on the trained items' scale: the median (over the
+    targets, averaged over seeds) share of the trained items ranked above a target, and of
+    the held-out items (the target left out). For a held-out target the two are equal when
+    new items are neither pushed down nor lifted as a group."""
+    if not all((f / HELD_ABOVE).exists() for f in folders):
+        return {}
+    n_trained, n_held = s.reduced.n_items, len(s.held) - (part == "held-out")
+    shares = []
+    for f in folders:
+        ranks, held = np.load(f / "test_ranks.npy"), np.load(f / HELD_ABOVE)
+        found = ranks < MISS
+        if found.any():  # a model that cannot add items ranks no held-out target
+            shares.append((np.median((ranks - held)[found] / n_trained), np.median(held[found] / max(n_held, 1))))
+    if not shares:
+        return {}
+    return {"share_above": [float(np.mean([a for a, _ in shares])), float(np.mean([b for _, b in shares]))]}
 
 
 def _metric_names() -> list[str]:
@@ -384,6 +416,14 @@ def report(out: Path) -> str:
             for part, m in parts.items():
                 cells = " | ".join(_pm(m.get(k)) for k in ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
                 lines.append(f"| {NAMES.get(model, model)} | {part} | {m['users']:,} | {m['seeds']} | {cells} |")
+        scale = [(model, m["share_above"]) for model, parts in res["results"].items()
+                 for part, m in parts.items() if part == PARTS["held-out"] and "share_above" in m]
+        if scale:
+            lines += ["", "Held-out targets: median share of the trained items, and of the other held-out "
+                          "items, ranked above the target (equal shares: added items are scored on the "
+                          "trained items' scale):", "",
+                      "| model | trained items above | held-out items above |", "|---|---|---|"]
+            lines += [f"| {NAMES.get(model, model)} | {a:.3f} | {b:.3f} |" for model, (a, b) in scale]
         cmp = res.get("missrec_vs_best_baseline")
         if cmp:
             lines += ["", f"MISSRec − {NAMES[cmp['baseline']]} on the held-out targets (paired bootstrap over "
