@@ -37,6 +37,25 @@ def test_a_file_is_added_in_chunks_with_a_progress_bar(toy_bundle, tmp_path, cap
     rec.close()
 
 
+def test_replace_puts_present_items_again_from_the_file(toy_bundle, tmp_path):
+    add_file(toy_bundle, write_lines(tmp_path / "first.jsonl", items(4)))
+    fresh = items(6)
+    fresh[1]["text"] = "item 1, renamed"
+    fresh[2]["features"] = {"text": [0.5] * 16}
+    f = write_lines(tmp_path / "refresh.jsonl", fresh + [{"id": "i1", "text": "a trained item",
+                                                          "features": {"text": [0.25] * 16}}])
+    report = add_file(toy_bundle, f, chunk=4, replace=True)
+    assert (report.lines, report.added, report.replaced, report.present) == (7, 2, 5, 0)
+    rec = Recommender(toy_bundle, writable=False)
+    assert rec.get_item("bulk-1")["text"] == "item 1, renamed" and rec.get_item("i1")["text"] == "a trained item"
+    assert (rec.catalogue.state.raw["text"][rec.catalogue.index["bulk-2"]] == 0.5).all()
+    assert rec.n_items == 56  # 50 trained + 6: nothing added twice
+    # without --replace the same file changes nothing
+    rec.close()
+    again = add_file(toy_bundle, f)
+    assert (again.added, again.replaced, again.present) == (0, 0, 7)
+
+
 def test_a_load_stopped_midway_resumes_by_id(toy_bundle, tmp_path, monkeypatch):
     f = write_lines(tmp_path / "items.jsonl", items(8))
     calls = []

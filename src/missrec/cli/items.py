@@ -24,15 +24,20 @@ def items() -> None:
               help="Items per catalogue change (each is applied whole or not at all).")
 @click.option("--threads", default=None, type=click.IntRange(1),
               help="torch threads for embedding texts and images (default: torch's).")
+@click.option("--replace", is_flag=True,
+              help="Put items whose id is in the catalogue already again from FILE (a catalogue "
+                   "refresh), instead of skipping them.")
 @quiet_option
-def add(bundle: Path, file: Path, chunk: int, threads: int | None, quiet: bool) -> None:
+def add(bundle: Path, file: Path, chunk: int, threads: int | None, replace: bool, quiet: bool) -> None:
     """Add the items of FILE (one JSON object a line, as PUT /items items) to BUNDLE.
 
-    Ids already in the catalogue are skipped, so a load that was stopped can be run again."""
+    Ids already in the catalogue are skipped, so a load that was stopped can be run again;
+    with --replace they are replaced by the file's lines."""
     if threads is not None:
         torch.set_num_threads(threads)
     warn = (lambda line: None) if quiet else (lambda line: click.echo(f"warning: {line}", err=True))
-    report = add_file(bundle, file, chunk, progress=show_progress(quiet), on_warning=_first(warn, 5))
+    report = add_file(bundle, file, chunk, progress=show_progress(quiet), on_warning=_first(warn, 5),
+                      replace=replace)
     out = dataclasses.asdict(report)
     out["warnings"] = len(report.warnings)
     echo_json(out)

@@ -7,8 +7,9 @@ Then the items are added in chunks: each chunk is one catalogue change (one log 
 embedded before it is applied), so a chunk is in the bundle whole or not at all.
 
 Resuming: ids already in the catalogue (live) are skipped, whatever their content, so a load
-run again after it was killed goes on from the first chunk it had not finished. To change
-items already present, remove them first or send them with ``PUT /items``.
+run again after it was killed goes on from the first chunk it had not finished. With
+``replace=True`` (a catalogue refresh) they are put again from the file instead: a refresh
+run again after it was killed repeats the chunks it had done, with the same result.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class LoadReport:
     added: int = 0
     present: int = 0
     """Skipped: their id was in the catalogue already."""
+    replaced: int = 0
+    """Put again over an item of the same id (``replace``)."""
     chunks: int = 0
     """Chunks applied by this run."""
     catalogue_size: int = 0
@@ -46,8 +49,9 @@ class LoadReport:
 
 
 def add_file(bundle: Path, path: Path, chunk: int = 500, progress: bool = False,
-             on_warning: Callable[[str], None] = lambda line: None) -> LoadReport:
-    """Add the items of JSON-lines file ``path`` to ``bundle`` (the only writer while it runs)."""
+             on_warning: Callable[[str], None] = lambda line: None, replace: bool = False) -> LoadReport:
+    """Add the items of JSON-lines file ``path`` to ``bundle`` (the only writer while it runs);
+    ids already there are skipped, or with ``replace`` put again from the file."""
     if not is_bundle(bundle):
         raise MissrecError(f"{bundle}: not a serving bundle (make one with `missrec export RUN BUNDLE`)")
     modalities = dict(read_manifest(bundle)["modalities"])
@@ -62,11 +66,12 @@ def add_file(bundle: Path, path: Path, chunk: int = 500, progress: bool = False,
         present = {i for i, r in cat.index.items() if cat.state.alive[r]}
         with tqdm(total=report.lines, desc="items add", unit="item", disable=not progress) as bar:
             for lines in _chunks(_items(path), chunk):
-                todo = [(n, it) for n, it in lines if it.id not in present]
+                todo = [(n, it) for n, it in lines if replace or it.id not in present]
                 report.present += len(lines) - len(todo)
                 if todo:
                     res = _add(rec, path, todo)
                     report.added += res["added"]
+                    report.replaced += res["replaced"]
                     report.chunks += 1
                     for w in res.get("warnings", []):
                         report.warnings.append(w)
