@@ -21,7 +21,8 @@ from support import make_dataset
 from missrec.cli import main
 from missrec.data.store import write_store
 from missrec.train.rundata import RunData
-from missrec.train.resume import STATE_FILE
+from missrec.train.checkpoint import read_payload, write_payload
+from missrec.train.resume import FORMAT, STATE_FILE
 
 BATCH = 16
 TINY = ["--set", "d=16", "--set", "n_heads=2", "--set", "ffn_dim=32", "--set", "n_clusters=0.3"]
@@ -121,6 +122,12 @@ def test_a_killed_training_run_resumes_exactly(stores, tmp_path):
     assert code == 1 and "train.lr" in out and len(out.strip().splitlines()) == 1
     code, out = cli(*args, "--out", run, "--resume", "--overwrite")
     assert code == 1 and "exclude" in out
+    # a state saved before a train field existed resumes (the field was at its default)
+    state = read_payload(run / STATE_FILE, FORMAT, "training state")
+    del state["train_config"]["transfer_scope"]
+    write_payload(run / STATE_FILE, state)
+    code, out = cli(*args, "--set", "transfer_scope=all", "--out", run, "--resume")
+    assert code == 1 and "train.transfer_scope: 'adapters' then, 'all' now" in out
     code, out = cli(*args, "--out", run, "--resume")
     assert code == 0, out
     assert "resuming after epoch 2" in out

@@ -19,7 +19,7 @@ with ``overwrite``, and otherwise left alone with an error that says which to pa
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +90,23 @@ def check_model_config(path: Path, state: dict[str, Any], model_cfg: Any) -> Non
 
 def _same_settings(path: Path, section: str, saved: dict[str, Any], cfg: Any) -> None:
     now = plain(asdict(cfg))
+    # a field added to the code since the run started was, for that run, at its default
+    saved = {**_defaults(cfg), **saved}
     differ = [f"{section}.{k}: {saved.get(k)!r} then, {now.get(k)!r} now"
               for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
     if differ:
         raise MissrecError(f"{path}: the interrupted run used other settings ({'; '.join(differ[:4])}); "
                            "resume with the same settings, or pass --overwrite to start again")
+
+
+def _defaults(cfg: Any) -> dict[str, Any]:
+    """The default of every field of dataclass ``cfg`` that has one, as saved states hold it."""
+    out = {}
+    for f in fields(cfg):
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            v = f.default if f.default is not MISSING else f.default_factory()
+            out[f.name] = plain(asdict(v) if is_dataclass(v) else v)
+    return out
 
 
 OUTPUTS = ("results.json", STATE_FILE, "model.pt", "test_ranks.npy", "test_targets.npy", "history.jsonl")
