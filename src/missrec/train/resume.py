@@ -19,7 +19,7 @@ with ``overwrite``, and otherwise left alone with an error that says which to pa
 from __future__ import annotations
 
 import random
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import MissrecError
+from ..model.registry import recorded_config
 from .checkpoint import plain, read_payload, write_payload
 from .distributed import DistContext, gather_objects
 
@@ -76,7 +77,7 @@ def read_state(path: Path, model_name: str, train_cfg: Any, processes: int) -> d
     state = read_payload(path, FORMAT, "training state")
     if state["model"] != model_name:
         raise MissrecError(f"{path}: the interrupted run trained {state['model']!r}, not {model_name!r}")
-    _same_settings(path, "train", state["train_config"], train_cfg)
+    _same_settings(path, model_name, "train", state["train_config"], train_cfg)
     saved = len(state["rng"]["processes"])
     if saved != processes:
         raise MissrecError(f"{path}: the interrupted run had {saved} process(es), this one has {processes}; "
@@ -85,28 +86,19 @@ def read_state(path: Path, model_name: str, train_cfg: Any, processes: int) -> d
 
 
 def check_model_config(path: Path, state: dict[str, Any], model_cfg: Any) -> None:
-    _same_settings(path, "model", state["model_config"], model_cfg)
+    _same_settings(path, state["model"], "model", state["model_config"], model_cfg)
 
 
-def _same_settings(path: Path, section: str, saved: dict[str, Any], cfg: Any) -> None:
+def _same_settings(path: Path, model: str, section: str, saved: dict[str, Any], cfg: Any) -> None:
     now = plain(asdict(cfg))
-    # a field added to the code since the run started was, for that run, at its default
-    saved = {**_defaults(cfg), **saved}
+    # in today's layout: a field added to the code since the run started was, for that run,
+    # at its default
+    saved = recorded_config(model, {section: saved})[section]
     differ = [f"{section}.{k}: {saved.get(k)!r} then, {now.get(k)!r} now"
               for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
     if differ:
         raise MissrecError(f"{path}: the interrupted run used other settings ({'; '.join(differ[:4])}); "
                            "resume with the same settings, or pass --overwrite to start again")
-
-
-def _defaults(cfg: Any) -> dict[str, Any]:
-    """The default of every field of dataclass ``cfg`` that has one, as saved states hold it."""
-    out = {}
-    for f in fields(cfg):
-        if f.default is not MISSING or f.default_factory is not MISSING:
-            v = f.default if f.default is not MISSING else f.default_factory()
-            out[f.name] = plain(asdict(v) if is_dataclass(v) else v)
-    return out
 
 
 OUTPUTS = ("results.json", STATE_FILE, "model.pt", "test_ranks.npy", "test_targets.npy", "history.jsonl")
