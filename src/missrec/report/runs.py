@@ -124,11 +124,12 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
 
 
 def inputs_of(model: str, model_config: dict[str, Any]) -> str:
-    """The paper's input-type notation, canonical order T+V+ID (e.g. ``"T+V+ID"``)."""
-    mods = [MODALITY_ABBR.get(m, m) for m in (model_config.get("modalities") or [])]
-    parts = [a for a in ("T", "V") if a in mods] + [m for m in mods if m not in ("T", "V")]
+    """The paper's input-type notation, canonical order T+V+ID (e.g. ``"T+V+ID"``); none for
+    popularity, which reads no input."""
     if model == "popularity":
         return ""
+    mods = [MODALITY_ABBR.get(m, m) for m in (model_config.get("modalities") or [])]
+    parts = [a for a in ("T", "V") if a in mods] + [m for m in mods if m not in ("T", "V")]
     if model == "sasrec" or model_config.get("mode") == "transductive":
         parts.append("ID")
     return "+".join(parts) or "ID"
