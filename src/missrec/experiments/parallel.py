@@ -5,8 +5,7 @@ thread each get through more epochs than one run at all threads (docs/experiment
 elapsed and run times of the analyses run that way). Each worker process gets an equal share of the cores (``train.threads``,
 unless the user set it: a speed setting, so it does not change which finished runs a job
 may adopt). A fine-tuning job waits for the pre-training job it starts from. Worker
-processes are spawned, not forked, so no half-initialised thread pool of the parent is
-copied into them.
+processes are spawned and end with this process (:mod:`missrec.workers`).
 
 Results do not depend on the number of processes for a given thread count: each job seeds
 itself from its config exactly as in a sequential run.
@@ -15,13 +14,13 @@ itself from its config exactly as in a sequential run.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from ..errors import MissrecError
+from ..workers import worker_pool
 from .jobs import run_job, settle_job
 from .overrides import override_field
 from .plan import Job, Plan
@@ -116,7 +115,7 @@ def run_jobs_in_parallel(plan: Plan, processes: int, log: Log) -> None:
     After a failure no new job starts; the running ones finish, then the first error is
     raised naming its cell and seed."""
     state = _Pool(plan, processes, log)
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(processes) as pool:
         while state.waiting or state.running:
             if not state.failed:
                 state.start_ready(pool)

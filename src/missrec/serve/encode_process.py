@@ -8,15 +8,13 @@ priority with one torch thread, so while reads are waiting the kernel gives them
 cores, and the encode takes what is left.
 
 The child is started on the first content to embed (spawned: a fork would copy the
-server's threads) and kept; encoders that cannot be rebuilt here are found without it.
+server's threads; it exits if the server is killed, :mod:`missrec.workers`) and kept;
+encoders that cannot be rebuilt here are found without it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import MissrecError
+from ..workers import worker_pool
 from .content import Encoded, LocalEncoders
 from .encoders import modality_encoder
 
@@ -53,8 +52,7 @@ class EncoderProcess:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start, initargs=(self.nice, self.threads, os.getpid()))
+            self._pool = worker_pool(1, initializer=_start, initargs=(self.nice, self.threads))
         return self._pool
 
     def close(self) -> None:
@@ -63,20 +61,11 @@ class EncoderProcess:
             self._pool = None
 
 
-def _start(nice: int, threads: int, server: int) -> None:
+def _start(nice: int, threads: int) -> None:
     global _CHILD
     os.nice(nice)
     torch.set_num_threads(threads)
     _CHILD = LocalEncoders()
-    threading.Thread(target=_exit_with, args=(server,), daemon=True).start()
-
-
-def _exit_with(server: int) -> None:
-    """Exit once the server is gone: a killed server cannot stop its child, which would
-    otherwise wait for work forever."""
-    while os.getppid() == server:
-        time.sleep(1.0)
-    os._exit(0)
 
 
 def _encode(modality: str, source: str, contents: list[Any]) -> Encoded:

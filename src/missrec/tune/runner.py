@@ -2,15 +2,15 @@
 study holds ``trials`` of them or ``timeout`` passes, then write ``trials.csv`` and
 ``best.yaml``.
 
-With ``jobs`` > 1 the trials run in that many worker processes at once, spawned (not
-forked, as experiments' workers), all reading and writing the one SQLite study.
+With ``jobs`` > 1 the trials run in that many worker processes at once
+(:mod:`missrec.workers`: spawned, and ending with this process), all reading and writing the
+one SQLite study.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 from ..data.store import read_schema
 from ..errors import MissrecError
+from ..workers import worker_pool
 from ..train.resolve import resolve_configs
 from .options import TuneOptions
 from .records import (BEST_FILE, TRIALS_CSV, TrialRecord, best_of, best_sections, record_of, summary_lines,
@@ -155,7 +156,7 @@ def _parallel(tasks: Iterator[TrialTask], todo: int, processes: int, deadline: f
     """Keep ``processes`` trials running at once; after a trial's error no new one starts."""
     started, timed_out, error = 0, False, None
     running: set[Future] = set()
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(processes) as pool:
         while True:
             while error is None and not timed_out and started < todo and len(running) < processes:
                 if _timed_out(deadline, todo - started, log):
