@@ -165,7 +165,7 @@ def function_level_offenders(imports: list[Import]) -> list[Import]:
 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "config", "seed", "presets", "workers"),
+    ("errors", "config", "seed", "presets", "workers", "locks"),
     ("data",),
     ("features",),
     ("model",),

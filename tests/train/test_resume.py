@@ -20,6 +20,7 @@ from support import make_dataset
 
 from missrec.cli import main
 from missrec.data.store import write_store
+from missrec.locks import FolderLock
 from missrec.train.rundata import RunData
 from missrec.train.checkpoint import read_payload, write_payload
 from missrec.train.resume import FORMAT, STATE_FILE
@@ -185,3 +186,18 @@ def test_resuming_a_run_that_died_in_its_first_epoch_starts_it(stores, tmp_path,
     assert cli(*args, "--out", tmp_path / "run", "--resume")[0] == 0
     assert cli(*args, "--out", tmp_path / "whole")[0] == 0
     assert outputs(tmp_path / "run") == outputs(tmp_path / "whole")
+
+
+def test_one_command_at_a_time_trains_into_a_run_directory(stores, tmp_path):
+    store, _ = stores
+    run = tmp_path / "run"
+    args = ["train", "--model", "sasrec", "--data", store, *FAST, "--set", "epochs=1", "--out", run, "--quiet"]
+    with FolderLock(run, "missrec train"):  # as a second `missrec train --resume` on the run would find it
+        code, out = cli(*args, "--resume")
+        assert code == 1 and f"another missrec train is working here (process {os.getpid()})" in out
+        assert len(out.strip().splitlines()) == 1 and [p.name for p in run.iterdir()] == [".lock"]
+    assert not run.exists()  # made for the lock and left empty: removed with it
+    assert cli(*args)[0] == 0
+    assert (run / "results.json").exists()
+    with FolderLock(run, "missrec train"):  # released when the run ended
+        pass

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig, save_yaml
 from ..data.batching import Examples, iterate_batches
 from ..errors import MissrecError
+from ..locks import FolderLock
 from ..model.base import SequentialRecommender
 from ..seed import seed_everything
 from .averaging import weight_average
@@ -73,19 +74,25 @@ class Trainer:
         self.stopped = False
         self.train_seconds = 0.0
         """Seconds spent in the epoch loop, over every session of a resumed run."""
+        self.lock: FolderLock | None = None
+        """Held on the run directory (by rank 0) from setup until the run ends."""
 
     def run(self) -> Any:
-        self.setup()
-        self.started = time.perf_counter() - self.train_seconds
-        while not self.stopped and self.epoch < self.cfg.epochs:
-            self.epoch += 1
-            row = self.run_epoch()
-            self.validate(row)
-            self.record(row)
-        self.train_seconds = time.perf_counter() - self.started
-        result = self.finish()
-        if self.out is not None:  # the results are written: the run needs no resuming
-            (self.out / STATE_FILE).unlink(missing_ok=True)
+        try:
+            self.setup()
+            self.started = time.perf_counter() - self.train_seconds
+            while not self.stopped and self.epoch < self.cfg.epochs:
+                self.epoch += 1
+                row = self.run_epoch()
+                self.validate(row)
+                self.record(row)
+            self.train_seconds = time.perf_counter() - self.started
+            result = self.finish()
+            if self.out is not None:  # the results are written: the run needs no resuming
+                (self.out / STATE_FILE).unlink(missing_ok=True)
+        finally:
+            if self.lock is not None:
+                self.lock.__exit__()
         self.loss_fn = None  # the DDP wrapper: it must go before the process group does
         leave(self.ctx)
         return result
@@ -100,6 +107,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # draws the data order
         self.ctx, self.device = init_from_env(usable_device(cfg.device))
+        if self.ctx.main and self.run_dir is not None:  # before the run directory is read
+            self.lock = FolderLock(self.run_dir, "missrec train").__enter__()
         resume_from = state_to_resume(self.run_dir, self.resume, self.overwrite)
         # a sync point: every process has looked at the run directory before rank 0 writes to it
         broadcast_flags(self.ctx, resume_from is not None)

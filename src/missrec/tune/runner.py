@@ -24,7 +24,7 @@ from .options import TuneOptions
 from .records import (BEST_FILE, TRIALS_CSV, TrialRecord, best_of, best_sections, record_of, summary_lines,
                       train_command, trial_line, write_best, write_trials_csv)
 from .space import SearchSpace, check_space, load_space
-from .study import (INTERRUPTED, STUDY_FILE, TRIALS_DIR, StudyLock, StudyRef, open_study, recover_interrupted,
+from .study import (INTERRUPTED, STUDY_FILE, TRIALS_DIR, StudyRef, open_study, recover_interrupted, study_lock,
                     require_optuna)
 from .trial import TrialTask, clear_cache, run_trial
 
@@ -83,7 +83,7 @@ def run_study(options: TuneOptions, log: Log = print) -> TuneResult:
     what = identity(options, space)
     require_optuna()
     ref = StudyRef(options.out / STUDY_FILE, options.startup_trials, options.warmup_epochs)
-    with StudyLock(options.out):
+    with study_lock(options.out):
         open_study(ref, what)
         recover_interrupted(ref, options.out / TRIALS_DIR, log)
         try:

@@ -8,15 +8,14 @@ values are queued to run again.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import MissrecError
+from ..locks import FolderLock
 from ..train.resume import STATE_FILE
 
 if TYPE_CHECKING:
@@ -26,7 +25,6 @@ STUDY_FILE = "study.db"
 STUDY_NAME = "missrec-tune"
 IDENTITY_ATTR = "missrec"
 """The study's user attribute recording what it tunes (:func:`identity`)."""
-LOCK_FILE = ".lock"
 TRIALS_DIR = "trials"
 INTERRUPTED = "interrupted; its values ran again"
 """The note on a trial a killed run left behind (it does not count towards the budget)."""
@@ -130,27 +128,6 @@ def trial_folder(number: int) -> str:
     return f"{number:04d}"
 
 
-class StudyLock:
-    """Holds ``DIR/.lock`` while a ``missrec tune`` works on the study in ``DIR``."""
-
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK_FILE
-        self.file: TextIO | None = None
-
-    def __enter__(self) -> "StudyLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a+")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.file.close()
-            raise MissrecError(f"{self.path.parent}: another missrec tune is working on this study") from None
-        self.file.truncate(0)
-        self.file.write(f"{os.getpid()}\n")
-        self.file.flush()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            fcntl.flock(self.file, fcntl.LOCK_UN)
-            self.file.close()
+def study_lock(folder: Path) -> FolderLock:
+    """Held while a ``missrec tune`` works on the study in ``folder``."""
+    return FolderLock(folder, "missrec tune")
