@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from missrec.cli import main
 from missrec.errors import MissrecError
 from missrec.serve.bulk import add_file
+from missrec.serve.catalogue import NewItem
 from missrec.serve.recommender import Recommender
 
 
@@ -37,7 +38,7 @@ def test_a_file_is_added_in_chunks_with_a_progress_bar(toy_bundle, tmp_path, cap
     rec.close()
 
 
-def test_replace_puts_present_items_again_from_the_file(toy_bundle, tmp_path):
+def test_replace_puts_changed_items_again_and_skips_unchanged_ones(toy_bundle, tmp_path):
     add_file(toy_bundle, write_lines(tmp_path / "first.jsonl", items(4)))
     fresh = items(6)
     fresh[1]["text"] = "item 1, renamed"
@@ -45,15 +46,38 @@ def test_replace_puts_present_items_again_from_the_file(toy_bundle, tmp_path):
     f = write_lines(tmp_path / "refresh.jsonl", fresh + [{"id": "i1", "text": "a trained item",
                                                           "features": {"text": [0.25] * 16}}])
     report = add_file(toy_bundle, f, chunk=4, replace=True)
-    assert (report.lines, report.added, report.replaced, report.present) == (7, 2, 5, 0)
+    # bulk-0 and bulk-3 as first put: skipped; a trained item's first content is unknown: put
+    assert (report.lines, report.added, report.replaced, report.unchanged, report.present) == (7, 2, 3, 2, 0)
     rec = Recommender(toy_bundle, writable=False)
     assert rec.get_item("bulk-1")["text"] == "item 1, renamed" and rec.get_item("i1")["text"] == "a trained item"
     assert (rec.catalogue.state.raw["text"][rec.catalogue.index["bulk-2"]] == 0.5).all()
     assert rec.n_items == 56  # 50 trained + 6: nothing added twice
-    # without --replace the same file changes nothing
     rec.close()
-    again = add_file(toy_bundle, f)
-    assert (again.added, again.replaced, again.present) == (0, 0, 7)
+    # the same refresh again (the digests read back from the compacted bundle): nothing to embed
+    again = add_file(toy_bundle, f, replace=True)
+    assert (again.added, again.replaced, again.unchanged, again.chunks) == (0, 0, 7, 0)
+    # without --replace the same file changes nothing either
+    plain = add_file(toy_bundle, f)
+    assert (plain.added, plain.replaced, plain.present) == (0, 0, 7)
+
+
+def test_item_digests_survive_the_log_and_a_new_generation(toy_bundle):
+    rec = Recommender(toy_bundle)
+    put = NewItem.parse({"id": "new", "text": "a new item", "features": {"text": [0.1] * 16}}, "item")
+    rec.add_items([put])
+    rec.close()  # the change is in the log only
+    rec = Recommender(toy_bundle)
+    row = rec.catalogue.index["new"]
+    assert rec.catalogue.state.digest[row] == put.digest() and rec.catalogue.state.digest[1] == ""
+    rec.compact()
+    rec.close()
+    rec = Recommender(toy_bundle, writable=False)
+    assert rec.catalogue.state.digest[rec.catalogue.index["new"]] == put.digest()
+    rec.close()
+    assert put.digest() != NewItem.parse({"id": "new", "text": "another text", "features": {"text": [0.1] * 16}},
+                                         "item").digest()
+    assert put.digest() == NewItem.parse({"id": "other id", "text": "a new item", "features": {"text": [0.1] * 16}},
+                                         "item").digest()
 
 
 def test_a_load_stopped_midway_resumes_by_id(toy_bundle, tmp_path, monkeypatch):

@@ -26,13 +26,14 @@ def items() -> None:
               help="torch threads for embedding texts and images (default: torch's).")
 @click.option("--replace", is_flag=True,
               help="Put items whose id is in the catalogue already again from FILE (a catalogue "
-                   "refresh), instead of skipping them.")
+                   "refresh), instead of skipping them; lines whose content is what the item was "
+                   "last put with are skipped (counted as unchanged).")
 @quiet_option
 def add(bundle: Path, file: Path, chunk: int, threads: int | None, replace: bool, quiet: bool) -> None:
     """Add the items of FILE (one JSON object a line, as PUT /items items) to BUNDLE.
 
     Ids already in the catalogue are skipped, so a load that was stopped can be run again;
-    with --replace they are replaced by the file's lines."""
+    with --replace they are replaced by the file's lines, except those that are unchanged."""
     if threads is not None:
         torch.set_num_threads(threads)
     warn = (lambda line: None) if quiet else (lambda line: click.echo(f"warning: {line}", err=True))

@@ -8,8 +8,10 @@ embedded before it is applied), so a chunk is in the bundle whole or not at all.
 
 Resuming: ids already in the catalogue (live) are skipped, whatever their content, so a load
 run again after it was killed goes on from the first chunk it had not finished. With
-``replace=True`` (a catalogue refresh) they are put again from the file instead: a refresh
-run again after it was killed repeats the chunks it had done, with the same result.
+``replace=True`` (a catalogue refresh) they are put again from the file instead, unless the
+line gives exactly the content the item was last put with (the digest the catalogue keeps
+per item): a daily refresh of a large catalogue embeds only what changed, and a refresh run
+again after it was killed goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class LoadReport:
     """Skipped: their id was in the catalogue already."""
     replaced: int = 0
     """Put again over an item of the same id (``replace``)."""
+    unchanged: int = 0
+    """Skipped by ``replace``: the line gives the content the item was last put with."""
     chunks: int = 0
     """Chunks applied by this run."""
     catalogue_size: int = 0
@@ -51,7 +55,8 @@ class LoadReport:
 def add_file(bundle: Path, path: Path, chunk: int = 500, progress: bool = False,
              on_warning: Callable[[str], None] = lambda line: None, replace: bool = False) -> LoadReport:
     """Add the items of JSON-lines file ``path`` to ``bundle`` (the only writer while it runs);
-    ids already there are skipped, or with ``replace`` put again from the file."""
+    ids already there are skipped, or with ``replace`` put again from the file where their
+    content differs from what they were last put with."""
     if not is_bundle(bundle):
         raise MissrecError(f"{bundle}: not a serving bundle (make one with `missrec export RUN BUNDLE`)")
     modalities = dict(read_manifest(bundle)["modalities"])
@@ -63,11 +68,16 @@ def add_file(bundle: Path, path: Path, chunk: int = 500, progress: bool = False,
                            "through it with PUT /items, or stop it and run this again") from None
     try:
         cat = rec.catalogue
-        present = {i for i, r in cat.index.items() if cat.state.alive[r]}
+        present = {i: cat.state.digest[r] for i, r in cat.index.items() if cat.state.alive[r]}
         with tqdm(total=report.lines, desc="items add", unit="item", disable=not progress) as bar:
             for lines in _chunks(_items(path), chunk):
-                todo = [(n, it) for n, it in lines if replace or it.id not in present]
-                report.present += len(lines) - len(todo)
+                todo = [(n, it) for n, it in lines
+                        if it.id not in present or (replace and it.digest() != present[it.id])]
+                skipped = len(lines) - len(todo)
+                if replace:
+                    report.unchanged += skipped
+                else:
+                    report.present += skipped
                 if todo:
                     res = _add(rec, path, todo)
                     report.added += res["added"]

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,13 @@ class ItemState:
     cache: ItemCache
     """The model's item cache (:meth:`~missrec.model.base.SequentialRecommender.item_cache`
     of the trained catalogue, then edited row by row)."""
+    digest: list[str] = field(default_factory=list)
+    """Per row, the digest of the content it was last put with (:meth:`NewItem.digest
+    <missrec.serve.catalogue.NewItem.digest>`); "" where unknown (trained items, bundles
+    older than digests): such a row counts as changed by any refresh."""
+
+    def __post_init__(self) -> None:
+        self.digest = list(self.digest) + [""] * (len(self.ids) - len(self.digest))
 
 
 @dataclass
@@ -164,6 +171,8 @@ def write_generation(bundle: Path, generation: int, items: ItemState) -> None:
         tensors[f"present.{m}"] = torch.from_numpy(items.present[m].astype(np.uint8))
     tensors.update({f"cache.{k}": v for k, v in items.cache.tensors().items()})
     meta = {"ids": items.ids, "text": items.text, "alive": items.alive.astype(bool).tolist()}
+    if any(items.digest):
+        meta["digest"] = items.digest
     target = bundle / f"items-{generation}.safetensors"
     tmp = target.with_name(target.name + ".tmp")
     save_file(_contiguous(tensors), str(tmp))
@@ -241,4 +250,4 @@ def read_generation(bundle: Path, generation: int, manifest: dict, model: Sequen
         stored["interests"] = tensors["interests"]
     cache = model.cache_type.from_tensors(stored)
     return ItemState(list(meta["ids"]), list(meta["text"]), np.asarray(meta["alive"], dtype=bool),
-                     raw, present, cache)
+                     raw, present, cache, list(meta.get("digest", [])))

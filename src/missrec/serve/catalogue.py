@@ -15,6 +15,8 @@ assignments). The caller serialises changes and holds the readers' lock only for
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +67,15 @@ class NewItem:
         if not isinstance(feats, dict):
             raise RequestError(f"{where}.features", "expected an object {modality: [numbers]}")
         return cls(item_id, text, image, dict(feats))
+
+    def digest(self) -> str:
+        """A digest of the item's content as given (not its id): a refresh that gives an item
+        the same text, image and features again need not embed it again. The same vector
+        written another way (a list or base64) digests differently, which only costs an
+        embedding."""
+        content = json.dumps({"text": self.text, "image": self.image, "features": self.features},
+                             sort_keys=True, separators=(",", ":"), allow_nan=True)
+        return hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -160,7 +171,7 @@ class Catalogue:
         warnings: list[str] = []
         feats = gather_features(items, self.modalities, self.encoder, warnings)
         entries = [{"id": it.id, "text": it.text or "",
-                    "features": {m: v for m, v in f.items() if v is not None}}
+                    "features": {m: v for m, v in f.items() if v is not None}, "digest": it.digest()}
                    for it, f in zip(items, feats)]
         change = self.prepare({"op": "put", "items": entries})
         if warnings:
@@ -206,14 +217,15 @@ class Catalogue:
         rows = np.nonzero(keep)[0]
         self.state = ItemState([st.ids[r] for r in rows], [st.text[r] for r in rows], st.alive[rows],
                                {m: x[rows] for m, x in st.raw.items()},
-                               {m: p[rows] for m, p in st.present.items()}, st.cache.take(torch.from_numpy(rows)))
+                               {m: p[rows] for m, p in st.present.items()}, st.cache.take(torch.from_numpy(rows)),
+                               [st.digest[r] for r in rows])
         self.index = {e: i for i, e in enumerate(self.state.ids) if i > 0}
         self.changes, self.layout = [], self.layout + 1
 
     def _prepare_put(self, op: dict) -> "Change":
         st, entries = self.state, op["items"]
         n = len(st.ids)
-        ids, text, rows, where = list(st.ids), list(st.text), [], {}
+        ids, text, digest, rows, where = list(st.ids), list(st.text), list(st.digest), [], {}
         replaced = 0
         for e in entries:
             r = where.get(e["id"], self.index.get(e["id"]))
@@ -221,9 +233,11 @@ class Catalogue:
                 r = len(ids)
                 ids.append(e["id"])
                 text.append(e["text"])
+                digest.append(e.get("digest", ""))  # logs older than digests have none
             else:
                 replaced += int(r < n and st.alive[r])  # an id put twice counts once
                 text[r] = e["text"]
+                digest[r] = e.get("digest", "")
             where[e["id"]] = r
             rows.append(r)
         grow = len(ids) - n
@@ -239,7 +253,8 @@ class Catalogue:
         alive = np.concatenate([st.alive, np.zeros(grow, bool)])
         alive[rows] = True
         rows_t = torch.tensor(rows, dtype=torch.long)
-        state = ItemState(ids, text, alive, raw, present, st.cache.put(rows_t, self._embed(rows_t, raw, present)))
+        state = ItemState(ids, text, alive, raw, present, st.cache.put(rows_t, self._embed(rows_t, raw, present)),
+                          digest)
         report = {"added": len(entries) - replaced, "replaced": replaced, "catalogue_size": int(alive.sum())}
         return Change(op, report, st, state, where, rows)
 
