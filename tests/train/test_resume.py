@@ -4,6 +4,7 @@ by accident."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,11 +20,13 @@ from click.testing import CliRunner
 from support import make_dataset
 
 from missrec.cli import main
+from missrec.config import TrainConfig, from_dict
+from missrec.errors import MissrecError
 from missrec.data.store import write_store
 from missrec.locks import FolderLock
 from missrec.train.rundata import RunData
 from missrec.train.checkpoint import read_payload, write_payload
-from missrec.train.resume import FORMAT, STATE_FILE
+from missrec.train.resume import FORMAT, STATE_FILE, read_state
 
 BATCH = 16
 TINY = ["--set", "d=16", "--set", "n_heads=2", "--set", "ffn_dim=32", "--set", "n_clusters=0.3"]
@@ -129,6 +132,11 @@ def test_a_killed_training_run_resumes_exactly(stores, tmp_path):
     write_payload(run / STATE_FILE, state)
     code, out = cli(*args, "--set", "transfer_scope=all", "--out", run, "--resume")
     assert code == 1 and "train.transfer_scope: 'adapters' then, 'all' now" in out
+    # speed settings (threads, device, evaluation batches) may differ from the killed run's
+    saved = from_dict(TrainConfig, read_payload(run / STATE_FILE, FORMAT, "training state")["train_config"], "train")
+    read_state(run / STATE_FILE, "missrec", dataclasses.replace(saved, threads=3, eval_batch_size=7), 1)
+    with pytest.raises(MissrecError, match="train.lr"):
+        read_state(run / STATE_FILE, "missrec", dataclasses.replace(saved, lr=saved.lr * 2), 1)
     code, out = cli(*args, "--out", run, "--resume")
     assert code == 0, out
     assert "resuming after epoch 2" in out

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import SPEED_ONLY_TRAIN_KEYS
 from ..errors import MissrecError
 from ..model.registry import recorded_config
 from .checkpoint import plain, read_payload, write_payload
@@ -77,7 +78,8 @@ def read_state(path: Path, model_name: str, train_cfg: Any, processes: int) -> d
     state = read_payload(path, FORMAT, "training state")
     if state["model"] != model_name:
         raise MissrecError(f"{path}: the interrupted run trained {state['model']!r}, not {model_name!r}")
-    _same_settings(path, model_name, "train", state["train_config"], train_cfg)
+    # speed settings may change: a run started on two threads resumes on four
+    _same_settings(path, model_name, "train", state["train_config"], train_cfg, ignore=SPEED_ONLY_TRAIN_KEYS)
     saved = len(state["rng"]["processes"])
     if saved != processes:
         raise MissrecError(f"{path}: the interrupted run had {saved} process(es), this one has {processes}; "
@@ -89,13 +91,14 @@ def check_model_config(path: Path, state: dict[str, Any], model_cfg: Any) -> Non
     _same_settings(path, state["model"], "model", state["model_config"], model_cfg)
 
 
-def _same_settings(path: Path, model: str, section: str, saved: dict[str, Any], cfg: Any) -> None:
+def _same_settings(path: Path, model: str, section: str, saved: dict[str, Any], cfg: Any,
+                   ignore: tuple[str, ...] = ()) -> None:
     now = plain(asdict(cfg))
     # in today's layout: a field added to the code since the run started was, for that run,
     # at its default
     saved = recorded_config(model, {section: saved})[section]
     differ = [f"{section}.{k}: {saved.get(k)!r} then, {now.get(k)!r} now"
-              for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+              for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k) and k not in ignore]
     if differ:
         raise MissrecError(f"{path}: the interrupted run used other settings ({'; '.join(differ[:4])}); "
                            "resume with the same settings, or pass --overwrite to start again")
