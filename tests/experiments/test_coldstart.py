@@ -16,7 +16,7 @@ from missrec.cli import main
 from missrec.data.store import SPLIT_VALID, read_store
 from missrec.errors import MissrecError
 from missrec.experiments.coldstart import (ColdStartOptions, check_sets, hold_out, model_sets, popularity_ranks,
-                                             report, run_coldstart, target_ranks)
+                                             TOP, report, run_coldstart, target_ranks)
 from missrec.serve import Recommender
 
 
@@ -45,6 +45,8 @@ def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_p
         assert table[model]["other targets"]["users"] == table["missrec"]["other targets"]["users"]
     share = table["missrec"]["held-out targets"]["share_above"]
     assert len(share) == 2 and all(0 <= x <= 1 for x in share) and "share_above" not in table["popularity"]["held-out targets"]
+    assert 0 <= table["missrec"]["other targets"]["held_out_in_top10"] <= 1
+    assert table["sasrec"]["other targets"]["held_out_in_top10"] == 0.0  # ids only: it cannot show them
     saved = json.loads((tmp_path / "coldstart-all.json").read_text())
     assert saved["held_out_items"] == 10 and saved["missrec_vs_best_baseline"]["targets"] == "held-out"
     runs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("runs/*/seed-*"))
@@ -93,7 +95,7 @@ def test_held_out_items_above_a_target_match_a_count_over_the_scores(toy_store, 
                                                      for m in rec.catalogue.modalities}} for e in sorted(held)])
     histories = [[ds.items.ids[i] for i in (3, 7, 9)], [ds.items.ids[i] for i in (1, 2)]]
     targets = [sorted(held)[0], ds.items.ids[4]]
-    ranks, held_above = target_ranks(rec, histories, targets, held)
+    ranks, held_above, held_top = target_ranks(rec, histories, targets, held)
     with torch.no_grad():  # the oracle: count over the fused score rows
         res = rec._resolve(histories, "skip", "h")
         scores = rec._scores(rec._batch([r.rows for r in res]), rec.catalogue.state)
@@ -101,6 +103,8 @@ def test_held_out_items_above_a_target_match_a_count_over_the_scores(toy_store, 
     for u, t in enumerate(targets):
         above = [e for e, r in index.items() if scores[u, r] > scores[u, index[t]]]
         assert ranks[u] == len(above) and held_above[u] == sum(e in held for e in above)
+        top = sorted(index, key=lambda e: -float(scores[u, index[e]]))[:TOP]
+        assert held_top[u] == sum(e in held for e in top)
 
 
 def test_a_setting_goes_to_the_models_that_have_it(toy_store, tmp_path):

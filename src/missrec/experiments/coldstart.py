@@ -34,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -67,6 +67,10 @@ MISS = 2**40
 """The rank of a target a model cannot rank: beyond every cutoff."""
 HELD_ABOVE = "held_out_above.npy"
 """Per target, how many held-out items rank above it (beside ``test_ranks.npy``)."""
+HELD_TOP = "held_out_in_top.npy"
+"""Per user, how many held-out items are in the top :data:`TOP` (-1: no ranking)."""
+TOP = 10
+"""The list length at which the exposure of added items is counted."""
 KS = [10, 50]
 
 
@@ -123,22 +127,36 @@ def hold_out(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, set[str]
     return reduced, {ds.items.ids[i] for i in held_idx}
 
 
+class Ranked(NamedTuple):
+    """What one trained model's full rankings of the test users show."""
+
+    ranks: np.ndarray
+    """0-based rank of every target over the whole catalogue (:data:`MISS`: not ranked)."""
+    held_above: np.ndarray | None
+    """How many held-out items rank above each target (None: the model ranks none)."""
+    held_top: np.ndarray | None
+    """How many held-out items each user's top :data:`TOP` holds (-1: no ranking): the
+    exposure new items get, whoever the target is."""
+
+
 def target_ranks(rec: Recommender, histories: list[list[str]], targets: list[str],
-                 held: set[str] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
-    """0-based rank of every target over the recommender's whole catalogue (:data:`MISS`
-    for a target it does not hold or a history it knows nothing of), and how many of the
-    items ranked above each target are ``held`` items."""
+                 held: set[str] = frozenset()) -> Ranked:
+    """Every target's rank over the recommender's whole catalogue (:data:`MISS` for a
+    target it does not hold or a history it knows nothing of), the ``held`` items ranked
+    above it, and the ``held`` items in each user's top :data:`TOP`."""
     ranks = np.full(len(targets), MISS, dtype=np.int64)
     held_above = np.zeros(len(targets), dtype=np.int64)
+    held_top = np.full(len(targets), -1, dtype=np.int64)
     known = [[h for h in hist if h in rec.catalogue.index] for hist in histories]
     todo = [i for i, h in enumerate(known) if h]
     for start in range(0, len(todo), 256):
         chunk = todo[start:start + 256]
         for i, res in zip(chunk, rec.recommend([known[i] for i in chunk], rec.n_items, unknown="skip")):
+            held_top[i] = sum(e in held for e in res.items[:TOP])
             if targets[i] in res.items:
                 ranks[i] = res.items.index(targets[i])
                 held_above[i] = sum(e in held for e in res.items[:ranks[i]])
-    return ranks, held_above
+    return Ranked(ranks, held_above, held_top)
 
 
 def popularity_ranks(reduced: Dataset, targets: list[str], n_items: int) -> np.ndarray:
@@ -255,11 +273,11 @@ def _raw_item(ds: Dataset, item_id: str, modalities: list[str], text_only: bool)
     return {"id": item_id, "text": ds.item_text[i], "features": {m: ds.features[m].matrix[i].tolist() for m in use}}
 
 
-def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> tuple[np.ndarray, np.ndarray | None]:
-    """Every test user's target rank for one trained run (or popularity), and the held-out
-    items ranked above each target (None for popularity, which ranks them last)."""
+def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> Ranked:
+    """Every test user's target rank for one trained run (or popularity, which ranks the
+    held-out items last: no counts of them)."""
     if model == "popularity":
-        return popularity_ranks(s.reduced, s.targets, s.ds.n_items), None
+        return Ranked(popularity_ranks(s.reduced, s.targets, s.ds.n_items), None, None)
     rec = Recommender(run_dir(s.out, model, seed))
     if model in CONTENT_MODELS:
         reads = list(rec.catalogue.modalities)
@@ -268,11 +286,11 @@ def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> tu
     return target_ranks(rec, s.histories, s.targets, s.held)
 
 
-def write_ranks(s: Setting, model: str, seed: int, ranked: tuple[np.ndarray, np.ndarray | None],
-                options: ColdStartOptions) -> None:
+def write_ranks(s: Setting, model: str, seed: int, ranked: Ranked, options: ColdStartOptions) -> None:
     """The ranks of the held-out and of the other targets, each as a run folder that the
-    report and ``missrec compare`` read; with the held-out items above each target."""
-    ranks, held_above = ranked
+    report and ``missrec compare`` read; with the held-out items above each target and in
+    each user's top list."""
+    ranks, held_above, held_top = ranked
     cold = s.cold
     target_index = np.asarray([s.ds.items.index(t) for t in s.targets])
     run = run_dir(s.out, model, seed) / "results.json"  # what it read, for the labels of reports
@@ -285,6 +303,7 @@ def write_ranks(s: Setting, model: str, seed: int, ranked: tuple[np.ndarray, np.
         np.save(folder / "test_targets.npy", target_index[chosen])
         if held_above is not None:
             np.save(folder / HELD_ABOVE, held_above[chosen])
+            np.save(folder / HELD_TOP, held_top[chosen])
         results = {"model": model, "seed": seed, "kind": "coldstart", "test": metrics_from_ranks(r, KS),
                    "dataset": {"name": f"{s.name} ({PARTS[part]}, {VARIANTS[options.variant]})"},
                    "config": {"model": {**trained, "cold_start": f"{options.variant}/{part}"}}}
@@ -333,7 +352,8 @@ def summarise(s: Setting, options: ColdStartOptions) -> dict:
                                          **{k: [st.mean, st.std] for k in _metric_names()
                                             if (st := cell.metric(k)) is not None},
                                          **scale_of([r.path for r in cell.runs], part, s)}
-    result = {"store": s.name, "held_out_items": len(s.held), "fraction": options.fraction, "seed": options.seed,
+    result = {"store": s.name, "held_out_items": len(s.held), "catalogue_items": s.ds.n_items,
+              "fraction": options.fraction, "seed": options.seed,
               "variant": options.variant, "split": options.split, "sets": options.sets, "results": table}
     baselines = [m for m in ("unisrec", "sasrec-text") if m in shown]
     if "missrec" in shown and baselines:
@@ -349,7 +369,9 @@ def scale_of(folders: list[Path], part: str, s: Setting) -> dict:
     """Whether added items are scored on the trained items' scale: the median (over the
     targets, averaged over seeds) share of the trained items ranked above a target, and of
     the held-out items (the target left out). For a held-out target the two are equal when
-    new items are neither pushed down nor lifted as a group."""
+    new items are neither pushed down nor lifted as a group. Also the mean share of
+    held-out items in a user's top :data:`TOP` (averaged over seeds): how much a model shows
+    new items, which the median does not see."""
     if not all((f / HELD_ABOVE).exists() for f in folders):
         return {}
     n_trained, n_held = s.reduced.n_items, len(s.held) - (part == "held-out")
@@ -361,7 +383,11 @@ def scale_of(folders: list[Path], part: str, s: Setting) -> dict:
             shares.append((np.median((ranks - held)[found] / n_trained), np.median(held[found] / max(n_held, 1))))
     if not shares:
         return {}
-    return {"share_above": [float(np.mean([a for a, _ in shares])), float(np.mean([b for _, b in shares]))]}
+    out = {"share_above": [float(np.mean([a for a, _ in shares])), float(np.mean([b for _, b in shares]))]}
+    if all((f / HELD_TOP).exists() for f in folders):
+        tops = [np.load(f / HELD_TOP) for f in folders]
+        out[f"held_out_in_top{TOP}"] = float(np.mean([t[t >= 0].mean() / TOP for t in tops if (t >= 0).any()]))
+    return out
 
 
 def _metric_names() -> list[str]:
@@ -416,14 +442,23 @@ def report(out: Path) -> str:
             for part, m in parts.items():
                 cells = " | ".join(_pm(m.get(k)) for k in ("recall@10", "ndcg@10", "recall@50", "ndcg@50"))
                 lines.append(f"| {NAMES.get(model, model)} | {part} | {m['users']:,} | {m['seeds']} | {cells} |")
-        scale = [(model, m["share_above"]) for model, parts in res["results"].items()
-                 for part, m in parts.items() if part == PARTS["held-out"] and "share_above" in m]
+        scale = [(model, parts) for model, parts in res["results"].items()
+                 if "share_above" in parts.get(PARTS["held-out"], {})]
         if scale:
+            top = f"held_out_in_top{TOP}"
+            share = res["held_out_items"] / res["catalogue_items"] if res.get("catalogue_items") else None
             lines += ["", "Held-out targets: median share of the trained items, and of the other held-out "
                           "items, ranked above the target (equal shares: added items are scored on the "
-                          "trained items' scale):", "",
-                      "| model | trained items above | held-out items above |", "|---|---|---|"]
-            lines += [f"| {NAMES.get(model, model)} | {a:.3f} | {b:.3f} |" for model, (a, b) in scale]
+                          f"trained items' scale). Then the share of held-out items in a top {TOP}, for the "
+                          "users whose target is held out and for the others"
+                          + (f" (their share of the catalogue: {share:.3f})" if share else "") + ":", "",
+                      "| model | trained items above | held-out items above | held-out in top 10, held-out targets "
+                      "| the same, other targets |", "|---|---|---|---|---|"]
+            for model, parts in scale:
+                (a, b), held, other = (parts[PARTS["held-out"]]["share_above"], parts[PARTS["held-out"]].get(top),
+                                       parts.get(PARTS["other"], {}).get(top))
+                lines.append(f"| {NAMES.get(model, model)} | {a:.3f} | {b:.3f} | "
+                             f"{'-' if held is None else f'{held:.3f}'} | {'-' if other is None else f'{other:.3f}'} |")
         cmp = res.get("missrec_vs_best_baseline")
         if cmp:
             lines += ["", f"MISSRec − {NAMES[cmp['baseline']]} on the held-out targets (paired bootstrap over "
