@@ -123,3 +123,15 @@ def test_a_setting_goes_to_the_models_that_have_it(toy_store, tmp_path):
     res = CliRunner().invoke(main, ["experiment", "coldstart", "--out", str(tmp_path / "cs"), "--data",
                                     str(toy_store), "--reuse", str(tmp_path)])
     assert res.exit_code != 0 and "--reuse" in res.output and not (tmp_path / "cs").exists()
+
+
+def test_calibrated_ranks_give_added_items_about_their_share_of_the_top(toy_store, tmp_path):
+    opts = ColdStartOptions(fraction=0.2, seeds=1, models=["missrec"], sets=["epochs=1", "batch_size=64"])
+    plain = run_coldstart(toy_store, tmp_path, opts, log=lambda s: None)["results"]["missrec"]
+    calibrated = run_coldstart(toy_store, tmp_path, dataclasses.replace(opts, calibrate=True),
+                               log=lambda s: None)["results"]["missrec"]  # the same trained run, ranked again
+    assert (tmp_path / "coldstart-all-calibrated.json").exists() and (tmp_path / "ranks/all-calibrated").is_dir()
+    share = 0.2  # the held-out items' share of the catalogue: what the offset aims at, over validation users
+    for part in ("held-out targets", "other targets"):
+        assert abs(calibrated[part]["held_out_in_top10"] - share) <= abs(plain[part]["held_out_in_top10"] - share) + 0.02
+    assert json.loads((tmp_path / "coldstart-all-calibrated.json").read_text())["calibrate"] is True

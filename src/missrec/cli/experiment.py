@@ -75,16 +75,20 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--split", "split", type=click.Choice(["test", "valid"]), default="test", show_default=True,
               help="coldstart: rank the test users' targets, or the validation users' (to choose a setting for "
                    "new items without reading the test split).")
+@click.option("--calibrate", is_flag=True,
+              help="coldstart: before ranking, give each content model's added items their share of the top 10 "
+                   "over the validation users' histories (one offset on their scores; no targets read).")
 @quiet_option
 def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
                    only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
                    processes: int, targets: str | None, fractions: list[float], text_only: bool,
-                   split: str, quiet: bool) -> None:
+                   split: str, calibrate: bool, quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5 (or
     baselines: the baselines' validation search; transfer: leave-one-domain-out transfer at
     several training fractions, with --targets and --fractions; or coldstart: held-out items
-    added after training to convergence, with --data, --set, --seeds, --jobs, --text-only and --split).
+    added after training to convergence, with --data, --set, --seeds, --jobs, --text-only, --split and
+    --calibrate).
 
     Builds the stores it needs under OUT/stores (from --data-root), runs each (cell, seed) in
     turn (or --jobs N at once), skipping those whose results.json exists (or adopting a
@@ -98,7 +102,7 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path 
                                    "and --max-per-domain are not options of it")
         coldstart_experiment(out_dir, data_root, data_store, ColdStartOptions(
             seeds=seeds or ColdStartOptions.seeds, text_only=text_only, sets=list(sets), jobs=processes,
-            models=models, split=split, dry_run=dry_run), log)
+            models=models, split=split, calibrate=calibrate, dry_run=dry_run), log)
         return
     options = ExperimentOptions(
         name, out_dir, seeds=seeds or ExperimentOptions.seeds, data_root=data_root, sets=list(sets), data=data_store,

@@ -1,4 +1,5 @@
-"""``missrec items add``: load items into a bundle's catalogue from a JSON-lines file."""
+"""``missrec items add``: load items into a bundle's catalogue from a JSON-lines file;
+``missrec items calibrate``: give the items added after training their share of the top."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import dataclasses
 from pathlib import Path
 
 import click
+import numpy as np
 import torch
 
-from ..serve.bulk import add_file
+from ..data.batching import build_examples
+from ..data.store import read_store
+from ..errors import MissrecError
+from ..serve.bulk import add_file, open_writer
+from ..serve.errors import RequestError
 from .common import echo_json, quiet_option, show_progress
 
 
@@ -42,6 +48,44 @@ def add(bundle: Path, file: Path, chunk: int, threads: int | None, replace: bool
     out = dataclasses.asdict(report)
     out["warnings"] = len(report.warnings)
     echo_json(out)
+
+
+@items.command("calibrate")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "store", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A store whose users' histories (of the bundle's trained items) the shares are measured over.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid", show_default=True,
+              help="Whose histories: the users' of this split of --data (their targets are not read).")
+@click.option("--users", default=2000, show_default=True, type=click.IntRange(1),
+              help="At most this many histories, drawn from seed 0.")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1), help="The list length.")
+@click.option("--offset", type=float, default=None,
+              help="Set this offset instead of measuring one (0: score added items as the model does).")
+@quiet_option
+def calibrate(bundle: Path, store: Path | None, split: str, users: int, k: int, offset: float | None,
+              quiet: bool) -> None:
+    """Give the items added to BUNDLE after training their share of the top K.
+
+    Finds the one offset on their scores at which, over the histories of --data's users,
+    they take as many of the top K places as their share of the catalogue, and keeps it in
+    the bundle (docs/serving.md#new-items-exposure). Prints the offset and the shares."""
+    if (store is None) == (offset is None):
+        raise click.UsageError("give --data (to measure the offset) or --offset (to set one)")
+    rec = open_writer(bundle)
+    try:
+        if offset is not None:
+            echo_json(rec.set_added_offset(offset))
+            return
+        ds = read_store(store, modalities=[])
+        examples = build_examples(ds, split)
+        chosen = np.random.default_rng(0).permutation(len(examples))[:users]
+        histories = [[ds.items.external(int(i)) for i in examples.history(u)] for u in sorted(chosen)]
+        echo_json(rec.calibrate_added(histories, k).to_json())
+    except RequestError as e:
+        raise MissrecError(f"{bundle}: {e.message}") from None
+    finally:
+        rec.compact()
+        rec.close()
 
 
 def _first(show, n: int):

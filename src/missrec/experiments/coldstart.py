@@ -92,6 +92,10 @@ class ColdStartOptions:
     split: Literal["test", "valid"] = "test"
     """Whose targets are ranked: the test users', or the validation users' (to choose a
     setting for new items without reading the test split)."""
+    calibrate: bool = False
+    """Before ranking, give the added items of every content model their share of the top
+    :data:`TOP` over the validation users' histories (one offset on their scores,
+    :mod:`missrec.serve.calibration`; no targets read)."""
     dry_run: bool = False
     """List the training runs still to do, with their overrides; train and rank nothing."""
 
@@ -101,8 +105,10 @@ class ColdStartOptions:
 
     @property
     def tag(self) -> str:
-        """The variant, and the split when it is not the test split: names its folder and file."""
-        return self.variant if self.split == "test" else f"{self.variant}-{self.split}"
+        """The variant, then the split when it is not the test split and whether added items
+        were calibrated: names its folder and file."""
+        return "-".join([self.variant] + ([self.split] if self.split != "test" else [])
+                        + (["calibrated"] if self.calibrate else []))
 
 
 def hold_out(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, set[str]]:
@@ -188,6 +194,8 @@ class Setting:
     held: set[str]
     histories: list[list[str]]
     targets: list[str]
+    calibration: list[list[str]]
+    """The validation users' histories that added items are calibrated over (``calibrate``)."""
 
     @classmethod
     def prepare(cls, name: str, store: Path, out: Path, options: ColdStartOptions) -> "Setting":
@@ -199,7 +207,11 @@ class Setting:
         examples = build_examples(ds, options.split)
         histories = [[ds.items.external(int(i)) for i in examples.history(u)] for u in range(len(examples))]
         targets = [ds.items.external(int(t)) for t in examples.targets]
-        return cls(name, out, ds, reduced, train_store, held, histories, targets)
+        calibration = []
+        if options.calibrate:
+            valid = build_examples(ds, "valid")
+            calibration = [[ds.items.external(int(i)) for i in valid.history(u)] for u in range(len(valid))]
+        return cls(name, out, ds, reduced, train_store, held, histories, targets, calibration)
 
     @property
     def cold(self) -> np.ndarray:
@@ -283,6 +295,8 @@ def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> Ra
         reads = list(rec.catalogue.modalities)
         items = [_raw_item(s.ds, e, reads, options.text_only) for e in sorted(s.held)]
         rec.add_items([it for it in items if it is not None])
+        if options.calibrate:
+            rec.calibrate_added(s.calibration, TOP)
     return target_ranks(rec, s.histories, s.targets, s.held)
 
 
@@ -354,7 +368,8 @@ def summarise(s: Setting, options: ColdStartOptions) -> dict:
                                          **scale_of([r.path for r in cell.runs], part, s)}
     result = {"store": s.name, "held_out_items": len(s.held), "catalogue_items": s.ds.n_items,
               "fraction": options.fraction, "seed": options.seed,
-              "variant": options.variant, "split": options.split, "sets": options.sets, "results": table}
+              "variant": options.variant, "split": options.split, "calibrate": options.calibrate,
+              "sets": options.sets, "results": table}
     baselines = [m for m in ("unisrec", "sasrec-text") if m in shown]
     if "missrec" in shown and baselines:
         best = max(baselines, key=lambda m: table[m][PARTS["held-out"]]["recall@10"][0])
@@ -432,7 +447,8 @@ def report(out: Path) -> str:
     lines = ["# Cold start: items held out of training, added after it", ""]
     for path in sorted(out.glob("*/coldstart-*.json")):
         res = json.loads(path.read_text())
-        split = "" if res.get("split", "test") == "test" else ", validation targets"
+        split = ("" if res.get("split", "test") == "test" else ", validation targets") \
+            + (", added items calibrated to their share of the top 10" if res.get("calibrate") else "")
         lines += [f"## {res['store']}: {res['held_out_items']} items held out ({res['fraction']:.0%}, seed "
                   f"{res['seed']}), {VARIANTS[res['variant']]}{split}; "
                   f"overrides: {' '.join(res['sets']) or 'none'}",

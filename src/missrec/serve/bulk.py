@@ -57,15 +57,10 @@ def add_file(bundle: Path, path: Path, chunk: int = 500, progress: bool = False,
     """Add the items of JSON-lines file ``path`` to ``bundle`` (the only writer while it runs);
     ids already there are skipped, or with ``replace`` put again from the file where their
     content differs from what they were last put with."""
-    if not is_bundle(bundle):
-        raise MissrecError(f"{bundle}: not a serving bundle (make one with `missrec export RUN BUNDLE`)")
+    check_bundle(bundle)
     modalities = dict(read_manifest(bundle)["modalities"])
     report = LoadReport(lines=check_file(path, modalities))
-    try:
-        rec = Recommender(bundle)
-    except BundleBusy:
-        raise MissrecError(f"{bundle}: a server (or another load) holds this bundle; add the items "
-                           "through it with PUT /items, or stop it and run this again") from None
+    rec = open_writer(bundle)
     try:
         cat = rec.catalogue
         present = {i: cat.state.digest[r] for i, r in cat.index.items() if cat.state.alive[r]}
@@ -92,6 +87,22 @@ def add_file(bundle: Path, path: Path, chunk: int = 500, progress: bool = False,
     finally:
         rec.close()
     return report
+
+
+def check_bundle(bundle: Path) -> None:
+    if not is_bundle(bundle):
+        raise MissrecError(f"{bundle}: not a serving bundle (make one with `missrec export RUN BUNDLE`)")
+
+
+def open_writer(bundle: Path) -> Recommender:
+    """``bundle`` opened as its only writer; one error line if it is not a bundle or a server
+    (or another command) holds it."""
+    check_bundle(bundle)
+    try:
+        return Recommender(bundle)
+    except BundleBusy:
+        raise MissrecError(f"{bundle}: a server (or another command) holds this bundle; change its catalogue "
+                           "through that server (PUT /items), or stop it and run this again") from None
 
 
 def check_file(path: Path, modalities: dict[str, dict]) -> int:

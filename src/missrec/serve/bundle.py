@@ -68,6 +68,11 @@ class ItemState:
     <missrec.serve.catalogue.NewItem.digest>`); "" where unknown (trained items, bundles
     older than digests): such a row counts as changed by any refresh."""
 
+    added_offset: float = 0.0
+    """Added to the scores of the items added after training (rows past the trained ones):
+    the offset :mod:`missrec.serve.calibration` sets so that they get their share of the
+    top of the lists. 0: scored as the model scores them."""
+
     def __post_init__(self) -> None:
         self.digest = list(self.digest) + [""] * (len(self.ids) - len(self.digest))
 
@@ -173,6 +178,8 @@ def write_generation(bundle: Path, generation: int, items: ItemState) -> None:
     meta = {"ids": items.ids, "text": items.text, "alive": items.alive.astype(bool).tolist()}
     if any(items.digest):
         meta["digest"] = items.digest
+    if items.added_offset:
+        meta["added_offset"] = items.added_offset
     target = bundle / f"items-{generation}.safetensors"
     tmp = target.with_name(target.name + ".tmp")
     save_file(_contiguous(tensors), str(tmp))
@@ -250,4 +257,4 @@ def read_generation(bundle: Path, generation: int, manifest: dict, model: Sequen
         stored["interests"] = tensors["interests"]
     cache = model.cache_type.from_tensors(stored)
     return ItemState(list(meta["ids"]), list(meta["text"]), np.asarray(meta["alive"], dtype=bool),
-                     raw, present, cache, list(meta.get("digest", [])))
+                     raw, present, cache, list(meta.get("digest", [])), float(meta.get("added_offset", 0.0)))

@@ -193,9 +193,18 @@ class Catalogue:
             alive[rows] = False
             state = dataclasses.replace(self.state, alive=alive)
             return Change(op, {"catalogue_size": int(alive.sum())}, self.state, state, {}, rows)
+        if op["op"] == "offset":
+            state = dataclasses.replace(self.state, added_offset=float(op["added"]))
+            return Change(op, {"added_offset": state.added_offset}, self.state, state, {}, [])
         if op["op"] != "put":
             raise MissrecError(f"unknown catalogue operation {op['op']!r}")
         return self._prepare_put(op)
+
+    def prepare_offset(self, offset: float) -> "Change":
+        """The change that scores every item added after training ``offset`` higher."""
+        if not np.isfinite(offset):
+            raise RequestError("offset", f"expected a finite number, got {show(offset)}")
+        return self.prepare({"op": "offset", "added": float(offset)})
 
     def commit(self, change: "Change") -> None:
         """Swap a prepared change in. It must have been built against the current state
@@ -218,7 +227,7 @@ class Catalogue:
         self.state = ItemState([st.ids[r] for r in rows], [st.text[r] for r in rows], st.alive[rows],
                                {m: x[rows] for m, x in st.raw.items()},
                                {m: p[rows] for m, p in st.present.items()}, st.cache.take(torch.from_numpy(rows)),
-                               [st.digest[r] for r in rows])
+                               [st.digest[r] for r in rows], st.added_offset)
         self.index = {e: i for i, e in enumerate(self.state.ids) if i > 0}
         self.changes, self.layout = [], self.layout + 1
 
@@ -254,7 +263,7 @@ class Catalogue:
         alive[rows] = True
         rows_t = torch.tensor(rows, dtype=torch.long)
         state = ItemState(ids, text, alive, raw, present, st.cache.put(rows_t, self._embed(rows_t, raw, present)),
-                          digest)
+                          digest, st.added_offset)
         report = {"added": len(entries) - replaced, "replaced": replaced, "catalogue_size": int(alive.sum())}
         return Change(op, report, st, state, where, rows)
 
@@ -273,11 +282,26 @@ class Catalogue:
 
     # ------------------------------------------------------------------ scoring
 
-    def score_all(self, batch: SequenceBatch) -> torch.Tensor:
-        return self.model.score_all(batch, self.state.cache)
+    def score_all(self, batch: SequenceBatch, state: ItemState | None = None, offset: bool = True) -> torch.Tensor:
+        """Scores [B, rows] of ``state`` (the current one by default), with its offset for
+        added items unless ``offset`` is False."""
+        st = state or self.state
+        scores = self.model.score_all(batch, st.cache)
+        return self._offset(scores, st, None) if offset else scores
 
     def score_items(self, batch: SequenceBatch, items: torch.Tensor) -> torch.Tensor:
-        return self.model.score_items(batch, items, self.state.cache)
+        st = self.state
+        return self._offset(self.model.score_items(batch, items, st.cache), st, items)
+
+    def added_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Which of ``rows`` hold items added after training (trained items keep their rows)."""
+        return rows > int(self.manifest["n_trained_items"])
+
+    def _offset(self, scores: torch.Tensor, st: ItemState, items: torch.Tensor | None) -> torch.Tensor:
+        if not st.added_offset:
+            return scores
+        rows = items if items is not None else torch.arange(scores.shape[-1], device=scores.device)
+        return scores + st.added_offset * self.added_rows(rows).to(scores.dtype)
 
     def user_vectors(self, batch: SequenceBatch) -> torch.Tensor:
         return self.model.user_vectors(batch, self.state.cache)

@@ -20,6 +20,7 @@ import torch
 from ..data.batching import SequenceBatch
 from .ann import ApproximateIndex, ApproximateOptions
 from .bundle import ItemState, from_checkpoint, is_bundle, load_bundle
+from .calibration import Calibration, added_share, exposure_offset, top_scores
 from .catalogue import Catalogue, Change, NewItem
 from .content import ContentEncoder
 from .errors import RequestError
@@ -161,6 +162,43 @@ class Recommender:
         self._check_writable()
         with self._write_lock:
             return self._change(self.catalogue.prepare_delete(list(item_ids)))
+
+    def set_added_offset(self, offset: float) -> dict[str, Any]:
+        """Score every item added after training ``offset`` higher (0: as the model scores them)."""
+        self._check_writable()
+        with self._write_lock:
+            return self._change(self.catalogue.prepare_offset(offset))
+
+    @torch.no_grad()
+    def calibrate_added(self, histories: list[list[str]], k: int = 10) -> Calibration:
+        """Set the offset on the scores of items added after training so that, over
+        ``histories`` (ids of trained items; unknown ids skipped), they take their share of
+        the catalogue's places in the top ``k`` (:mod:`.calibration`). Logged like any
+        change; ranking goes on meanwhile (only the swap holds it up)."""
+        self._check_writable()
+        self._check_k(k)
+        with self._write_lock:
+            state = self.catalogue.state
+            alive = torch.from_numpy(state.alive)
+            added = self.catalogue.added_rows(torch.arange(len(state.ids))) & alive
+            trained = alive & ~added
+            if not bool(added.any()) or not bool(trained.any()):
+                raise RequestError("items", "the catalogue needs both trained items and items added after "
+                                            "training to calibrate their exposure")
+            known = [rows for h in histories if (rows := self.catalogue.lookup(h, "histories")[0])]
+            if not known:
+                raise RequestError("histories", "no history holds an item of the catalogue")
+            parts = []
+            for start in range(0, len(known), 256):
+                batch = self._batch([r[-self.max_len:] for r in known[start:start + 256]])
+                scores = self.catalogue.score_all(batch, state, offset=False).float().cpu()
+                parts.append(top_scores(scores, added, trained, k))
+            tops = (torch.cat([t for t, _ in parts]), torch.cat([a for _, a in parts]))
+            target = int(added.sum()) / int(alive.sum())
+            offset = exposure_offset(tops, target, k)
+            before = added_share(tops, state.added_offset, k)
+            self._change(self.catalogue.prepare_offset(offset))
+        return Calibration(offset, before, added_share(tops, offset, k), target, len(known), k)
 
     def _check_writable(self) -> None:
         if is_bundle(self.source) and self.journal is None:
@@ -353,6 +391,6 @@ class Recommender:
 
     @torch.no_grad()
     def _scores(self, batch: SequenceBatch, state: ItemState) -> torch.Tensor:
-        scores = self.catalogue.score_all(batch).float()
+        scores = self.catalogue.score_all(batch, state).float()
         dead = torch.from_numpy(~state.alive).to(scores.device)
         return scores.masked_fill(dead[None, :], -torch.inf)
