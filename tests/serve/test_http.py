@@ -211,3 +211,24 @@ def test_put_items_over_the_cap_is_a_413_naming_items(toy_bundle):
     assert rec.n_items == 50  # nothing of it was added
     assert c.put("/items", json={"items": items[:2]}, headers=AUTH).status_code == 200
     rec.close()
+
+
+def test_calibrate_gives_added_items_their_share_and_needs_the_token(toy_bundle):
+    c, rec = client(toy_bundle)
+    rng = np.random.default_rng(0)
+    items = [{"id": f"new-{j}", "features": {"text": rng.normal(size=16).tolist()}} for j in range(25)]
+    assert c.put("/items", json={"items": items}, headers=AUTH).status_code == 200
+    histories = [[f"i{j}" for j in rng.choice(np.arange(1, 51), 4, replace=False)] for _ in range(40)]
+    assert c.post("/items/calibrate", json={"histories": histories}).status_code == 401
+    r = c.post("/items/calibrate", json={"histories": histories, "k": 10}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["catalogue_share"] == pytest.approx(25 / 75) and abs(body["share_after"] - body["catalogue_share"]) < 0.05
+    assert rec.catalogue.state.added_offset == pytest.approx(body["offset"])
+    r = c.post("/items/calibrate", json={"offset": 0.0}, headers=AUTH)
+    assert r.status_code == 200 and r.json() == {"added_offset": 0.0}
+    r = c.post("/items/calibrate", json={"histories": histories, "offset": 1.0}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["field"] == "histories"
+    r = c.post("/items/calibrate", json={"histories": histories, "k": 0}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["field"] == "k"
+    rec.close()

@@ -84,6 +84,14 @@ class ItemsRequest(_Strict):
     items: list[ItemIn]
 
 
+class CalibrateRequest(_Strict):
+    histories: Optional[list[list[str]]] = Field(
+        None, description="Users' histories (ids; unknown ones skipped) over which the added items' share "
+                          "of the top k is measured.")
+    k: int = Field(10, description="The list length.")
+    offset: Optional[float] = Field(None, description="Set this offset instead of measuring one (0: off).")
+
+
 def _error(status: int, field: str, message: str, headers: Optional[dict] = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status, headers=headers)
 
@@ -191,6 +199,20 @@ def _write_routes(app: Any, rec: Recommender, options: ServiceOptions, writer: A
     @app.delete("/items/{item_id}", dependencies=[Depends(writer)])
     async def delete_item(item_id: str) -> dict:
         return await asyncio.get_running_loop().run_in_executor(writes, rec.remove_items, [item_id])
+
+    @app.post("/items/calibrate", dependencies=[Depends(writer)])
+    async def calibrate(body: CalibrateRequest) -> dict:
+        """Give the items added after training their share of the top k: one offset on their
+        scores, measured over the given histories (or set directly); persisted."""
+        if (body.histories is None) == (body.offset is None):
+            raise RequestError("histories", "give exactly one of 'histories' (to measure the offset) or "
+                                            "'offset' (to set one)")
+        loop = asyncio.get_running_loop()
+        if body.offset is not None:
+            return await loop.run_in_executor(writes, rec.set_added_offset, body.offset)
+        if len(body.histories) > options.max_histories:
+            raise RequestError("histories", f"at most {options.max_histories} histories per request", 413)
+        return (await loop.run_in_executor(writes, rec.calibrate_added, body.histories, body.k)).to_json()
 
 
 def _histories(history: Optional[list[str]], histories: Optional[list[list[str]]],
