@@ -95,7 +95,7 @@ def test_held_out_items_above_a_target_match_a_count_over_the_scores(toy_store, 
                                                      for m in rec.catalogue.modalities}} for e in sorted(held)])
     histories = [[ds.items.ids[i] for i in (3, 7, 9)], [ds.items.ids[i] for i in (1, 2)]]
     targets = [sorted(held)[0], ds.items.ids[4]]
-    ranks, held_above, held_top = target_ranks(rec, histories, targets, held)
+    ranks, held_above, held_top, _ = target_ranks(rec, histories, targets, held)
     with torch.no_grad():  # the oracle: count over the fused score rows
         res = rec._resolve(histories, "skip", "h")
         scores = rec._scores(rec._batch([r.rows for r in res]), rec.catalogue.state)
@@ -135,3 +135,6 @@ def test_calibrated_ranks_give_added_items_about_their_share_of_the_top(toy_stor
     for part in ("held-out targets", "other targets"):
         assert abs(calibrated[part]["held_out_in_top10"] - share) <= abs(plain[part]["held_out_in_top10"] - share) + 0.02
     assert json.loads((tmp_path / "coldstart-all-calibrated.json").read_text())["calibrate"] is True
+    found = json.loads((tmp_path / "ranks/all-calibrated/held-out/missrec/seed-2023/calibration.json").read_text())
+    assert found["k"] == 10 and found["catalogue_share"] == pytest.approx(0.2)
+    assert calibrated["held-out targets"]["added_offset"] == pytest.approx(found["offset"])

@@ -143,6 +143,8 @@ class Ranked(NamedTuple):
     held_top: np.ndarray | None
     """How many held-out items each user's top :data:`TOP` holds (-1: no ranking): the
     exposure new items get, whoever the target is."""
+    calibration: dict | None = None
+    """What ``calibrate`` found (:class:`missrec.serve.calibration.Calibration`), if it ran."""
 
 
 def target_ranks(rec: Recommender, histories: list[list[str]], targets: list[str],
@@ -296,7 +298,8 @@ def ranks_of(s: Setting, model: str, seed: int, options: ColdStartOptions) -> Ra
         items = [_raw_item(s.ds, e, reads, options.text_only) for e in sorted(s.held)]
         rec.add_items([it for it in items if it is not None])
         if options.calibrate:
-            rec.calibrate_added(s.calibration, TOP)
+            found = rec.calibrate_added(s.calibration, TOP).to_json()
+            return target_ranks(rec, s.histories, s.targets, s.held)._replace(calibration=found)
     return target_ranks(rec, s.histories, s.targets, s.held)
 
 
@@ -304,7 +307,7 @@ def write_ranks(s: Setting, model: str, seed: int, ranked: Ranked, options: Cold
     """The ranks of the held-out and of the other targets, each as a run folder that the
     report and ``missrec compare`` read; with the held-out items above each target and in
     each user's top list."""
-    ranks, held_above, held_top = ranked
+    ranks, held_above, held_top, calibration = ranked
     cold = s.cold
     target_index = np.asarray([s.ds.items.index(t) for t in s.targets])
     run = run_dir(s.out, model, seed) / "results.json"  # what it read, for the labels of reports
@@ -318,6 +321,8 @@ def write_ranks(s: Setting, model: str, seed: int, ranked: Ranked, options: Cold
         if held_above is not None:
             np.save(folder / HELD_ABOVE, held_above[chosen])
             np.save(folder / HELD_TOP, held_top[chosen])
+        if calibration is not None:
+            (folder / "calibration.json").write_text(json.dumps(calibration, indent=2))
         results = {"model": model, "seed": seed, "kind": "coldstart", "test": metrics_from_ranks(r, KS),
                    "dataset": {"name": f"{s.name} ({PARTS[part]}, {VARIANTS[options.variant]})"},
                    "config": {"model": {**trained, "cold_start": f"{options.variant}/{part}"}}}
@@ -402,6 +407,9 @@ def scale_of(folders: list[Path], part: str, s: Setting) -> dict:
     if all((f / HELD_TOP).exists() for f in folders):
         tops = [np.load(f / HELD_TOP) for f in folders]
         out[f"held_out_in_top{TOP}"] = float(np.mean([t[t >= 0].mean() / TOP for t in tops if (t >= 0).any()]))
+    if all((f / "calibration.json").exists() for f in folders):
+        out["added_offset"] = float(np.mean([json.loads((f / "calibration.json").read_text())["offset"]
+                                             for f in folders]))
     return out
 
 
@@ -473,8 +481,10 @@ def report(out: Path) -> str:
             for model, parts in scale:
                 (a, b), held, other = (parts[PARTS["held-out"]]["share_above"], parts[PARTS["held-out"]].get(top),
                                        parts.get(PARTS["other"], {}).get(top))
+                offset = parts[PARTS["held-out"]].get("added_offset")
                 lines.append(f"| {NAMES.get(model, model)} | {a:.3f} | {b:.3f} | "
-                             f"{'-' if held is None else f'{held:.3f}'} | {'-' if other is None else f'{other:.3f}'} |")
+                             f"{'-' if held is None else f'{held:.3f}'} | {'-' if other is None else f'{other:.3f}'} |"
+                             + (f" offset {offset:+.4f} |" if offset is not None else ""))
         cmp = res.get("missrec_vs_best_baseline")
         if cmp:
             lines += ["", f"MISSRec − {NAMES[cmp['baseline']]} on the held-out targets (paired bootstrap over "
