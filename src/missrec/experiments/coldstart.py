@@ -477,14 +477,14 @@ def report(out: Path) -> str:
                           "users whose target is held out and for the others"
                           + (f" (their share of the catalogue: {share:.3f})" if share else "") + ":", "",
                       "| model | trained items above | held-out items above | held-out in top 10, held-out targets "
-                      "| the same, other targets |", "|---|---|---|---|---|"]
+                      "| the same, other targets | offset on added items |", "|---|---|---|---|---|---|"]
             for model, parts in scale:
-                (a, b), held, other = (parts[PARTS["held-out"]]["share_above"], parts[PARTS["held-out"]].get(top),
-                                       parts.get(PARTS["other"], {}).get(top))
-                offset = parts[PARTS["held-out"]].get("added_offset")
-                lines.append(f"| {NAMES.get(model, model)} | {a:.3f} | {b:.3f} | "
-                             f"{'-' if held is None else f'{held:.3f}'} | {'-' if other is None else f'{other:.3f}'} |"
-                             + (f" offset {offset:+.4f} |" if offset is not None else ""))
+                held_part = parts[PARTS["held-out"]]
+                (a, b), held, other, offset = (held_part["share_above"], held_part.get(top),
+                                               parts.get(PARTS["other"], {}).get(top), held_part.get("added_offset"))
+                cells = [f"{a:.3f}", f"{b:.3f}", "-" if held is None else f"{held:.3f}",
+                         "-" if other is None else f"{other:.3f}", "-" if offset is None else f"{offset:+.4f}"]
+                lines.append(f"| {NAMES.get(model, model)} | " + " | ".join(cells) + " |")
         cmp = res.get("missrec_vs_best_baseline")
         if cmp:
             lines += ["", f"MISSRec − {NAMES[cmp['baseline']]} on the held-out targets (paired bootstrap over "
