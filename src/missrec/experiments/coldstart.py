@@ -6,10 +6,10 @@ stopping on validation (no fixed budget), for several seeds. After training, the
 items are added through the same :meth:`Recommender.add_items` path the HTTP service uses,
 with all their modalities or with their text only (``text_only``), and every test user of
 the full dataset is ranked over all items (or every validation user, ``split='valid'``, to
-choose a setting for new items without reading the test split). Metrics are reported apart
-for the users whose target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
-compared with the best content baseline on the held-out targets by a paired bootstrap
-over those users (:mod:`missrec.report.paired`).
+choose a setting for new items without reading the test split), optionally with the added
+items' exposure calibrated first (``calibrate``). Metrics are reported apart for the users
+whose target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
+compared with the best content baseline on the held-out targets by a paired bootstrap.
 
 MISSRec and UniSRec train in inductive mode (item vectors from features only); SASRec over
 text features is inductive by design. A model that cannot add items (SASRec on ids) ranks a
@@ -22,24 +22,21 @@ Layout under ``OUT/<store>/``::
     runs/<model>/seed-<s>/                   training runs (resumed when interrupted)
     ranks/<variant>/<targets>/<model>/seed-<s>/   test ranks of the held-out or the other
                                                   targets (``missrec compare`` reads them)
-    coldstart-<variant>.json
-    ranks/<variant>-valid/..., coldstart-<variant>-valid.json   the same on validation
+    coldstart-<variant>.json, and the same under <variant>-valid / <variant>-calibrated
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 
 from ..data.batching import build_examples
-from ..data.store import SPLIT_TRAIN, Dataset, Interactions, ModalityFeatures, read_store, write_store
+from ..data.store import Dataset, Interactions, ModalityFeatures, read_store, write_store
 from ..data.vocab import Vocab
 from ..errors import MissrecError
 from ..eval.metrics import metrics_from_ranks
@@ -48,6 +45,8 @@ from ..report.runs import find_runs, group_cells
 from ..serve.recommender import Recommender
 from ..train.loop import train
 from ..train.resolve import resolve_configs
+from ..workers import worker_pool
+from .coldstart_ranks import MISS, TOP, Ranked, popularity_ranks, target_ranks
 from .overrides import applying, model_sections, override_field
 from .stores import default_data_root, ensure_store, get_recipe
 
@@ -63,14 +62,10 @@ every item, CLIP images for the 36% that have one)."""
 VARIANTS = {"all": "held-out items added with all their modalities",
             "text": "held-out items added with their text only"}
 PARTS = {"held-out": "held-out targets", "other": "other targets"}
-MISS = 2**40
-"""The rank of a target a model cannot rank: beyond every cutoff."""
 HELD_ABOVE = "held_out_above.npy"
 """Per target, how many held-out items rank above it (beside ``test_ranks.npy``)."""
 HELD_TOP = "held_out_in_top.npy"
 """Per user, how many held-out items are in the top :data:`TOP` (-1: no ranking)."""
-TOP = 10
-"""The list length at which the exposure of added items is counted."""
 KS = [10, 50]
 
 
@@ -131,53 +126,6 @@ def hold_out(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, set[str]
                       [ds.item_text[i] for i in order], [ds.item_image[i] for i in order], feats,
                       {**ds.provenance, "held_out": f"{fraction} of items, seed {seed}"})
     return reduced, {ds.items.ids[i] for i in held_idx}
-
-
-class Ranked(NamedTuple):
-    """What one trained model's full rankings of the test users show."""
-
-    ranks: np.ndarray
-    """0-based rank of every target over the whole catalogue (:data:`MISS`: not ranked)."""
-    held_above: np.ndarray | None
-    """How many held-out items rank above each target (None: the model ranks none)."""
-    held_top: np.ndarray | None
-    """How many held-out items each user's top :data:`TOP` holds (-1: no ranking): the
-    exposure new items get, whoever the target is."""
-    calibration: dict | None = None
-    """What ``calibrate`` found (:class:`missrec.serve.calibration.Calibration`), if it ran."""
-
-
-def target_ranks(rec: Recommender, histories: list[list[str]], targets: list[str],
-                 held: set[str] = frozenset()) -> Ranked:
-    """Every target's rank over the recommender's whole catalogue (:data:`MISS` for a
-    target it does not hold or a history it knows nothing of), the ``held`` items ranked
-    above it, and the ``held`` items in each user's top :data:`TOP`."""
-    ranks = np.full(len(targets), MISS, dtype=np.int64)
-    held_above = np.zeros(len(targets), dtype=np.int64)
-    held_top = np.full(len(targets), -1, dtype=np.int64)
-    known = [[h for h in hist if h in rec.catalogue.index] for hist in histories]
-    todo = [i for i, h in enumerate(known) if h]
-    for start in range(0, len(todo), 256):
-        chunk = todo[start:start + 256]
-        for i, res in zip(chunk, rec.recommend([known[i] for i in chunk], rec.n_items, unknown="skip")):
-            held_top[i] = sum(e in held for e in res.items[:TOP])
-            if targets[i] in res.items:
-                ranks[i] = res.items.index(targets[i])
-                held_above[i] = sum(e in held for e in res.items[:ranks[i]])
-    return Ranked(ranks, held_above, held_top)
-
-
-def popularity_ranks(reduced: Dataset, targets: list[str], n_items: int) -> np.ndarray:
-    """0-based rank by training interactions among ``n_items`` items (held-out ones have
-    none), ties pessimistic (a target ranks after every item as popular as it)."""
-    it = reduced.interactions
-    counts = np.bincount(it.item[it.split == SPLIT_TRAIN], minlength=reduced.n_items + 1)
-    count_of = {e: int(counts[i]) for i, e in enumerate(reduced.items.ids) if i > 0}
-    universe = np.sort(np.r_[counts[1:], np.zeros(n_items - reduced.n_items, dtype=counts.dtype)])
-    c = np.asarray([count_of.get(t, 0) for t in targets])
-    higher = len(universe) - np.searchsorted(universe, c, "right")
-    equal = np.searchsorted(universe, c, "right") - np.searchsorted(universe, c, "left")
-    return (higher + equal - 1).astype(np.int64)
 
 
 def seeds_of(model: str, options: ColdStartOptions) -> list[int]:
@@ -272,7 +220,7 @@ def train_all(settings: list[Setting], options: ColdStartOptions, log: Callable[
     # half-initialised thread pool of this process is copied into the workers)
     tasks = [(m, st, r, sets if any(override_field(x) == "threads" for x in sets) else [*sets, "threads=1"])
              for m, st, r, sets in tasks]
-    with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(options.jobs) as pool:
         for run in pool.map(_train_one, *zip(*tasks)) if tasks else []:
             log(f"coldstart: trained {run}")
 
