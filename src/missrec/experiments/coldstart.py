@@ -11,10 +11,8 @@ items' exposure calibrated first (``calibrate``). Metrics are reported apart for
 whose target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
 compared with the best content baseline on the held-out targets by a paired bootstrap.
 
-MISSRec and UniSRec train in inductive mode (item vectors from features only); SASRec over
-text features is inductive by design. A model that cannot add items (SASRec on ids) ranks a
-held-out target nowhere (a miss); the popularity baseline counts training interactions, so
-a held-out item has none.
+MISSRec and UniSRec train in inductive mode, and SASRec over text is inductive by design;
+SASRec on ids cannot add items (a held-out target is a miss), and popularity gives them none.
 
 Layout under ``OUT/<store>/``::
 
