@@ -84,11 +84,33 @@ def test_the_cli_calibrates_over_a_stores_histories_and_sets_an_offset(toy_bundl
     out = json.loads(res.output)
     assert out["users"] <= 30 and out["k"] == 10 and abs(out["share_after"] - out["catalogue_share"]) < 0.1
     assert Recommender(toy_bundle, writable=False).catalogue.state.added_offset == pytest.approx(out["offset"])
+    res = CliRunner().invoke(main, ["items", "calibrate", str(toy_bundle), "--data", str(toy_store), "--keep"])
+    assert res.exit_code == 0 and (toy_bundle / "calibration.json").is_file()
     res = CliRunner().invoke(main, ["items", "calibrate", str(toy_bundle), "--offset", "0"])
     assert res.exit_code == 0 and json.loads(res.output) == {"added_offset": 0.0}
+    assert not (toy_bundle / "calibration.json").exists()  # set by hand: no longer recalibrated
     res = CliRunner().invoke(main, ["items", "calibrate", str(toy_bundle)])
     assert res.exit_code != 0 and "--data" in res.output
     holder = Recommender(toy_bundle)  # as a running server would
     res = CliRunner().invoke(main, ["items", "calibrate", str(toy_bundle), "--offset", "0.1"])
     assert res.exit_code == 1 and "holds this bundle" in res.output and len(res.output.strip().splitlines()) == 1
     holder.close()
+
+
+def test_kept_histories_recalibrate_after_every_write_and_survive_a_restart(toy_bundle):
+    rec = Recommender(toy_bundle)
+    rec.add_items(new_items(10))
+    hist = histories(rec)
+    first = rec.calibrate_added(hist, k=10, keep=True)
+    report = rec.add_items(new_items(30, seed=2)[10:])  # 20 more: their share grows
+    assert report["added_offset"] == pytest.approx(rec.catalogue.state.added_offset)
+    shown = np.mean([sum(i.startswith("new-") for i in r.items[:10]) / 10 for r in rec.recommend(hist, 10)])
+    assert abs(shown - 30 / 80) < 0.05 and first.catalogue_share == pytest.approx(10 / 60)
+    rec.close()
+    rec = Recommender(toy_bundle)  # the kept histories come back with the bundle
+    offset = rec.remove_items(["new-0"])["added_offset"]
+    assert offset == pytest.approx(rec.catalogue.state.added_offset)
+    rec.set_added_offset(0.0)  # an offset set by hand stops the recalibration
+    assert "added_offset" not in rec.add_items(new_items(31, seed=3)[30:])
+    assert rec.catalogue.state.added_offset == 0.0
+    rec.close()

@@ -225,6 +225,10 @@ def test_calibrate_gives_added_items_their_share_and_needs_the_token(toy_bundle)
     body = r.json()
     assert body["catalogue_share"] == pytest.approx(25 / 75) and abs(body["share_after"] - body["catalogue_share"]) < 0.05
     assert rec.catalogue.state.added_offset == pytest.approx(body["offset"])
+    assert c.post("/items/calibrate", json={"histories": histories, "keep": True}, headers=AUTH).status_code == 200
+    more = [{"id": f"more-{j}", "features": {"text": rng.normal(size=16).tolist()}} for j in range(10)]
+    r = c.put("/items", json={"items": more}, headers=AUTH)  # found again after the write
+    assert r.status_code == 200 and r.json()["added_offset"] == pytest.approx(rec.catalogue.state.added_offset)
     r = c.post("/items/calibrate", json={"offset": 0.0}, headers=AUTH)
     assert r.status_code == 200 and r.json() == {"added_offset": 0.0}
     r = c.post("/items/calibrate", json={"histories": histories, "offset": 1.0}, headers=AUTH)

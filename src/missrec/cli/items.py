@@ -61,9 +61,12 @@ def add(bundle: Path, file: Path, chunk: int, threads: int | None, replace: bool
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1), help="The list length.")
 @click.option("--offset", type=float, default=None,
               help="Set this offset instead of measuring one (0: score added items as the model does).")
+@click.option("--keep", is_flag=True,
+              help="Keep the histories in the bundle and find the offset again after every later write "
+                   "(PUT /items, DELETE, items add).")
 @quiet_option
 def calibrate(bundle: Path, store: Path | None, split: str, users: int, k: int, offset: float | None,
-              quiet: bool) -> None:
+              keep: bool, quiet: bool) -> None:
     """Give the items added to BUNDLE after training their share of the top K.
 
     Finds the one offset on their scores at which, over the histories of --data's users,
@@ -80,7 +83,7 @@ def calibrate(bundle: Path, store: Path | None, split: str, users: int, k: int, 
         examples = build_examples(ds, split)
         chosen = np.random.default_rng(0).permutation(len(examples))[:users]
         histories = [[ds.items.external(int(i)) for i in examples.history(u)] for u in sorted(chosen)]
-        echo_json(rec.calibrate_added(histories, k).to_json())
+        echo_json(rec.calibrate_added(histories, k, keep=keep).to_json())
     except RequestError as e:
         raise MissrecError(f"{bundle}: {e.message}") from None
     finally:

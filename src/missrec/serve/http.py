@@ -90,6 +90,8 @@ class CalibrateRequest(_Strict):
                           "of the top k is measured.")
     k: int = Field(10, description="The list length.")
     offset: Optional[float] = Field(None, description="Set this offset instead of measuring one (0: off).")
+    keep: bool = Field(False, description="Keep the histories and find the offset again after every "
+                                          "later write.")
 
 
 def _error(status: int, field: str, message: str, headers: Optional[dict] = None) -> JSONResponse:
@@ -212,7 +214,8 @@ def _write_routes(app: Any, rec: Recommender, options: ServiceOptions, writer: A
             return await loop.run_in_executor(writes, rec.set_added_offset, body.offset)
         if len(body.histories) > options.max_histories:
             raise RequestError("histories", f"at most {options.max_histories} histories per request", 413)
-        return (await loop.run_in_executor(writes, rec.calibrate_added, body.histories, body.k)).to_json()
+        found = await loop.run_in_executor(writes, rec.calibrate_added, body.histories, body.k, body.keep)
+        return found.to_json()
 
 
 def _histories(history: Optional[list[str]], histories: Optional[list[list[str]]],

@@ -9,6 +9,7 @@ added through the model's adapters (:mod:`.items`) and changes persist in the bu
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,16 @@ import torch
 
 from ..data.batching import SequenceBatch
 from .ann import ApproximateIndex, ApproximateOptions
-from .bundle import ItemState, from_checkpoint, is_bundle, load_bundle
+from .bundle import ItemState, from_checkpoint, is_bundle, load_bundle, write_json
 from .calibration import Calibration, added_share, exposure_offset, top_scores
 from .catalogue import Catalogue, Change, NewItem
 from .content import ContentEncoder
 from .errors import RequestError
 from .journal import Journal, read_log
 from .queueing import n_histories, take_batch
+
+CALIBRATION_FILE = "calibration.json"
+"""In a bundle: the histories kept by ``calibrate_added(..., keep=True)``."""
 
 UNKNOWN_POLICIES = ("error", "skip")
 
@@ -120,6 +124,9 @@ class Recommender:
         if encoder is not None:  # embeds new items' texts and images (default: in this process)
             self.catalogue.encoder = encoder
         self.compact_every = compact_every
+        self.calibration_sample: dict[str, Any] | None = (
+            json.loads((source / CALIBRATION_FILE).read_text()) if (source / CALIBRATION_FILE).is_file() else None)
+        """Histories (and k) whose offset for added items is found again after every write."""
         self.ann: ApproximateIndex | None = None
         if self.journal is not None:
             ops = self.journal.replay()
@@ -156,49 +163,79 @@ class Recommender:
         self._check_writable()
         parsed = [NewItem.parse(x, f"items[{i}]") for i, x in enumerate(items)]
         with self._write_lock:
-            return self._change(self.catalogue.prepare_put(parsed))
+            return self._recalibrate(self._change(self.catalogue.prepare_put(parsed)))
 
     def remove_items(self, item_ids: list[str]) -> dict[str, Any]:
         self._check_writable()
         with self._write_lock:
-            return self._change(self.catalogue.prepare_delete(list(item_ids)))
+            return self._recalibrate(self._change(self.catalogue.prepare_delete(list(item_ids))))
 
     def set_added_offset(self, offset: float) -> dict[str, Any]:
-        """Score every item added after training ``offset`` higher (0: as the model scores them)."""
+        """Score every item added after training ``offset`` higher (0: as the model scores
+        them); histories kept for recalibration are forgotten."""
         self._check_writable()
         with self._write_lock:
+            self._keep_calibration(None)
             return self._change(self.catalogue.prepare_offset(offset))
 
-    @torch.no_grad()
-    def calibrate_added(self, histories: list[list[str]], k: int = 10) -> Calibration:
+    def calibrate_added(self, histories: list[list[str]], k: int = 10, keep: bool = False) -> Calibration:
         """Set the offset on the scores of items added after training so that, over
         ``histories`` (ids of trained items; unknown ids skipped), they take their share of
         the catalogue's places in the top ``k`` (:mod:`.calibration`). Logged like any
-        change; ranking goes on meanwhile (only the swap holds it up)."""
+        change; ranking goes on meanwhile (only the swap holds it up). With ``keep`` the
+        histories are kept (in a bundle, in ``calibration.json``) and the offset is found
+        again after every later put or delete."""
         self._check_writable()
         self._check_k(k)
         with self._write_lock:
-            state = self.catalogue.state
-            alive = torch.from_numpy(state.alive)
-            added = self.catalogue.added_rows(torch.arange(len(state.ids))) & alive
-            trained = alive & ~added
-            if not bool(added.any()) or not bool(trained.any()):
-                raise RequestError("items", "the catalogue needs both trained items and items added after "
-                                            "training to calibrate their exposure")
-            known = [rows for h in histories if (rows := self.catalogue.lookup(h, "histories")[0])]
-            if not known:
-                raise RequestError("histories", "no history holds an item of the catalogue")
-            parts = []
-            for start in range(0, len(known), 256):
-                batch = self._batch([r[-self.max_len:] for r in known[start:start + 256]])
-                scores = self.catalogue.score_all(batch, state, offset=False).float().cpu()
-                parts.append(top_scores(scores, added, trained, k))
-            tops = (torch.cat([t for t, _ in parts]), torch.cat([a for _, a in parts]))
-            target = int(added.sum()) / int(alive.sum())
-            offset = exposure_offset(tops, target, k)
-            before = added_share(tops, state.added_offset, k)
-            self._change(self.catalogue.prepare_offset(offset))
+            found = self._calibrate(histories, k)
+            if keep:
+                self._keep_calibration({"histories": histories, "k": k})
+        return found
+
+    @torch.no_grad()
+    def _calibrate(self, histories: list[list[str]], k: int) -> Calibration:
+        """:meth:`calibrate_added` under the write lock."""
+        state = self.catalogue.state
+        alive = torch.from_numpy(state.alive)
+        added = self.catalogue.added_rows(torch.arange(len(state.ids))) & alive
+        trained = alive & ~added
+        if not bool(added.any()) or not bool(trained.any()):
+            raise RequestError("items", "the catalogue needs both trained items and items added after "
+                                        "training to calibrate their exposure")
+        known = [rows for h in histories if (rows := self.catalogue.lookup(h, "histories")[0])]
+        if not known:
+            raise RequestError("histories", "no history holds an item of the catalogue")
+        parts = []
+        for start in range(0, len(known), 256):
+            batch = self._batch([r[-self.max_len:] for r in known[start:start + 256]])
+            scores = self.catalogue.score_all(batch, state, offset=False).float().cpu()
+            parts.append(top_scores(scores, added, trained, k))
+        tops = (torch.cat([t for t, _ in parts]), torch.cat([a for _, a in parts]))
+        target = int(added.sum()) / int(alive.sum())
+        offset = exposure_offset(tops, target, k)
+        before = added_share(tops, state.added_offset, k)
+        self._change(self.catalogue.prepare_offset(offset))
         return Calibration(offset, before, added_share(tops, offset, k), target, len(known), k)
+
+    def _keep_calibration(self, sample: dict[str, Any] | None) -> None:
+        self.calibration_sample = sample
+        if is_bundle(self.source):
+            path = self.source / CALIBRATION_FILE
+            if sample is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_json(path, sample)
+
+    def _recalibrate(self, report: dict[str, Any]) -> dict[str, Any]:
+        """After a put or delete (write lock held): the kept histories' offset, found again."""
+        if self.calibration_sample is not None:
+            try:
+                report["added_offset"] = self._calibrate(self.calibration_sample["histories"],
+                                                         self.calibration_sample["k"]).offset
+            except RequestError:  # no added items left, or none of the histories' items
+                pass
+        return report
 
     def _check_writable(self) -> None:
         if is_bundle(self.source) and self.journal is None:
