@@ -28,6 +28,13 @@ class FolderLock:
         self.made = False
 
     def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> "FolderLock":
+        """Take the lock, or raise naming the folder and the process that holds it."""
         self.made = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         file = open(self.path, "a+")
@@ -45,7 +52,7 @@ class FolderLock:
         self.file = file
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         if self.file is not None:
             if self.made and [p.name for p in self.path.parent.iterdir()] == [LOCK_FILE]:
                 self.path.unlink()  # the command made the folder and left nothing else in it

@@ -224,10 +224,10 @@ class Catalogue:
         if keep.all():
             return
         rows = np.nonzero(keep)[0]
-        self.state = ItemState([st.ids[r] for r in rows], [st.text[r] for r in rows], st.alive[rows],
-                               {m: x[rows] for m, x in st.raw.items()},
-                               {m: p[rows] for m, p in st.present.items()}, st.cache.take(torch.from_numpy(rows)),
-                               [st.digest[r] for r in rows], st.added_offset)
+        self.state = dataclasses.replace(
+            st, ids=[st.ids[r] for r in rows], text=[st.text[r] for r in rows], alive=st.alive[rows],
+            raw={m: x[rows] for m, x in st.raw.items()}, present={m: p[rows] for m, p in st.present.items()},
+            cache=st.cache.take(torch.from_numpy(rows)), digest=[st.digest[r] for r in rows])
         self.index = {e: i for i, e in enumerate(self.state.ids) if i > 0}
         self.changes, self.layout = [], self.layout + 1
 
@@ -262,8 +262,8 @@ class Catalogue:
         alive = np.concatenate([st.alive, np.zeros(grow, bool)])
         alive[rows] = True
         rows_t = torch.tensor(rows, dtype=torch.long)
-        state = ItemState(ids, text, alive, raw, present, st.cache.put(rows_t, self._embed(rows_t, raw, present)),
-                          digest, st.added_offset)
+        state = dataclasses.replace(st, ids=ids, text=text, alive=alive, raw=raw, present=present,
+                                    cache=st.cache.put(rows_t, self._embed(rows_t, raw, present)), digest=digest)
         report = {"added": len(entries) - replaced, "replaced": replaced, "catalogue_size": int(alive.sum())}
         return Change(op, report, st, state, where, rows)
 
@@ -285,7 +285,7 @@ class Catalogue:
     def score_all(self, batch: SequenceBatch, state: ItemState | None = None, offset: bool = True) -> torch.Tensor:
         """Scores [B, rows] of ``state`` (the current one by default), with its offset for
         added items unless ``offset`` is False."""
-        st = state or self.state
+        st = state if state is not None else self.state
         scores = self.model.score_all(batch, st.cache)
         return self._offset(scores, st, None) if offset else scores
 

@@ -124,8 +124,9 @@ class Recommender:
         if encoder is not None:  # embeds new items' texts and images (default: in this process)
             self.catalogue.encoder = encoder
         self.compact_every = compact_every
+        kept = source / CALIBRATION_FILE
         self.calibration_sample: dict[str, Any] | None = (
-            json.loads((source / CALIBRATION_FILE).read_text()) if (source / CALIBRATION_FILE).is_file() else None)
+            json.loads(kept.read_text()) if is_bundle(source) and kept.is_file() else None)
         """Histories (and k) whose offset for added items is found again after every write."""
         self.ann: ApproximateIndex | None = None
         if self.journal is not None:

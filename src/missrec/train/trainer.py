@@ -92,7 +92,7 @@ class Trainer:
                 (self.out / STATE_FILE).unlink(missing_ok=True)
         finally:
             if self.lock is not None:
-                self.lock.__exit__()
+                self.lock.release()
         self.loss_fn = None  # the DDP wrapper: it must go before the process group does
         leave(self.ctx)
         return result
@@ -108,7 +108,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)  # draws the data order
         self.ctx, self.device = init_from_env(usable_device(cfg.device))
         if self.ctx.main and self.run_dir is not None:  # before the run directory is read
-            self.lock = FolderLock(self.run_dir, "missrec train").__enter__()
+            self.lock = FolderLock(self.run_dir, "missrec train").acquire()
         resume_from = state_to_resume(self.run_dir, self.resume, self.overwrite)
         # a sync point: every process has looked at the run directory before rank 0 writes to it
         broadcast_flags(self.ctx, resume_from is not None)
