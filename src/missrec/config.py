@@ -142,6 +142,10 @@ SPEED_ONLY_TRAIN_KEYS = ("threads", "device", "eval_batch_size", "eval_block_siz
 """TrainConfig fields that change how fast a run goes, not what it computes: two runs that
 differ only in these are the same run (experiment reuse, report cells)."""
 
+STOPPING_TRAIN_KEYS = ("epochs", "patience")
+"""TrainConfig fields that only say when a run stops (no schedule reads them), so an
+interrupted run may resume with others: a longer cap extends it, a shorter one ends it."""
+
 
 def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
     """Build dataclass ``cls`` from a mapping, checking names and types. A class with an

@@ -153,7 +153,9 @@ def test_a_killed_pretraining_run_resumes_exactly(stores, tmp_path):
     assert code == 0, out
     run = tmp_path / "killed"
     per_epoch = steps_per_epoch(a) + steps_per_epoch(b)  # an upper bound: the domains' examples are pooled
-    killed([*args, "--out", run], at_step=per_epoch + 1)  # in the second epoch
+    # started with a cap of 2 epochs: a cap only says when to stop, so the run resumes under
+    # the whole run's cap of 3 and finishes as the whole run does
+    killed([*args, "--set", "epochs=2", "--out", run], at_step=per_epoch + 1)  # in the second epoch
     assert (run / STATE_FILE).exists() and not (run / "results.json").exists()
     code, out = cli(*args, "--out", run, "--resume", "--quiet")
     assert code == 0, out

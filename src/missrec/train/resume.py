@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import SPEED_ONLY_TRAIN_KEYS
+from ..config import SPEED_ONLY_TRAIN_KEYS, STOPPING_TRAIN_KEYS
 from ..errors import MissrecError
 from ..model.registry import recorded_config
 from .checkpoint import plain, read_payload, write_payload
@@ -78,8 +78,10 @@ def read_state(path: Path, model_name: str, train_cfg: Any, processes: int) -> d
     state = read_payload(path, FORMAT, "training state")
     if state["model"] != model_name:
         raise MissrecError(f"{path}: the interrupted run trained {state['model']!r}, not {model_name!r}")
-    # speed settings may change: a run started on two threads resumes on four
-    _same_settings(path, model_name, "train", state["train_config"], train_cfg, ignore=SPEED_ONLY_TRAIN_KEYS)
+    # speed and stopping settings may change: a run started on two threads resumes on four,
+    # one capped at 10 epochs goes on to 50
+    _same_settings(path, model_name, "train", state["train_config"], train_cfg,
+                   ignore=SPEED_ONLY_TRAIN_KEYS + STOPPING_TRAIN_KEYS)
     saved = len(state["rng"]["processes"])
     if saved != processes:
         raise MissrecError(f"{path}: the interrupted run had {saved} process(es), this one has {processes}; "
