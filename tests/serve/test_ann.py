@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 pytest.importorskip("faiss")
 
@@ -26,4 +27,28 @@ def test_approximate_scores_are_exact_and_follow_catalogue_changes(toy_bundle):
     assert "twin" in rec.recommend([["i3"]], 5)[0].items
     rec.remove_items(["twin"])
     assert "twin" not in rec.recommend([["i3"]], 20)[0].items
+    rec.close()
+
+
+@pytest.mark.parametrize("offset", [50.0, -50.0])
+def test_approximate_top_follows_the_added_items_offset(toy_bundle, offset):
+    # added items with content unlike any history: an inner-product search alone does not
+    # bring them among the candidates, yet a large offset puts them first (or last)
+    rec = Recommender(toy_bundle)
+    g = torch.Generator().manual_seed(0)
+    dims = {m: rec.catalogue.state.raw[m].shape[1] for m in ("text", "image")}
+    new = [f"new{j}" for j in range(3)]
+    rec.add_items([{"id": i, "features": {m: torch.randn(d, generator=g).tolist() for m, d in dims.items()}}
+                   for i in new])
+    rec.set_added_offset(offset)
+    histories = [[f"i{j}", f"i{j + 1}"] for j in range(1, 30)]
+    exact = [r.items for r in rec.recommend(histories, 10)]
+    rec.enable_approximate(ApproximateOptions(n_candidates=4 if offset > 0 else 12))
+    approx = [r.items for r in rec.recommend(histories, 10)]
+    if offset > 0:
+        assert all(set(new) == set(e[:3]) for e in exact)
+        assert [a[:3] for a in approx] == [e[:3] for e in exact]
+    else:
+        assert not any(set(new) & set(e) for e in exact)
+        assert not any(set(new) & set(a) for a in approx) and all(len(a) == 10 for a in approx)
     rec.close()

@@ -8,6 +8,11 @@ catalogues, ``IndexIVFFlat`` from ``ivf_from`` items); the union of every index'
 ``n_candidates`` best items is re-scored exactly by the model's ``score_items`` and the
 top-K taken. Catalogue changes are applied to the indexes incrementally (removed rows
 leave, changed rows are re-added).
+
+Items added after training have an index of their own per table: the catalogue may add one
+offset to all their scores (:mod:`.calibration`), which an inner product cannot see. Within
+each group the offset is one constant, so each group's best candidates by inner product are
+the ones the offset leaves best, and the union holds the top-K whatever its sign.
 """
 
 from __future__ import annotations
@@ -51,10 +56,16 @@ class ApproximateIndex:
         self.seen, self.layout = len(self.catalogue.changes), self.catalogue.layout
 
     def _tables(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(vectors [N, d], usable [N]) per index: the model's retrieval tables, live rows only."""
+        """(vectors [N, d], usable [N]) per index: each of the model's retrieval tables, live
+        rows only, once for the trained items and once for the added ones."""
         st = self.catalogue.state
         tables = self.catalogue.model.retrieval_tables(st.cache)
-        return [(vectors, usable & torch.from_numpy(st.alive).to(usable.device)) for vectors, usable in tables]
+        out = []
+        for vectors, usable in tables:
+            live = usable & torch.from_numpy(st.alive).to(usable.device)
+            added = self.catalogue.added_rows(torch.arange(len(live), device=live.device))
+            out += [(vectors, live & ~added), (vectors, live & added)]
+        return out
 
     def _build(self, table: tuple[torch.Tensor, torch.Tensor]):
         vectors, usable = table
