@@ -22,6 +22,7 @@ from .errors import ConfigError
 
 Precision = Literal["fp32", "bf16"]
 TransferScope = Literal["adapters", "all"]
+TransferAdapters = Literal["load", "fresh"]
 MetricName = Literal["recall", "ndcg", "mrr"]
 TiePolicy = Literal["pessimistic", "optimistic", "random"]
 METRICS: tuple[str, ...] = typing.get_args(MetricName)
@@ -94,6 +95,11 @@ class TrainConfig:
     set (§3.6: modality adapters, α and the input LayerNorms, plus the item-id table in
     transductive mode), the rest frozen; 'all': every weight, starting from the
     pre-trained ones."""
+    transfer_adapters: TransferAdapters = "load"
+    """With ``--from``: 'load' starts the modality adapters from the pre-trained ones; 'fresh'
+    loads every other pre-trained weight and initialises the adapters anew, for a catalogue
+    so unlike the pre-training domains that the pre-trained map from features to tokens is a
+    worse start than a random one (docs/transfer.md)."""
     heldout_share: float = 0.0
     """Pre-training: hold out this share of each domain's users and early-stop on the eq. 7
     loss of their sequences, keeping the best epoch (``missrec pretrain`` defaults to 0.05;
@@ -116,6 +122,8 @@ class TrainConfig:
             ("train_fraction", 0 < self.train_fraction <= 1, "in (0, 1]"),
             ("transfer_scope", self.transfer_scope in typing.get_args(TransferScope),
              f"one of {', '.join(typing.get_args(TransferScope))}"),
+            ("transfer_adapters", self.transfer_adapters in typing.get_args(TransferAdapters),
+             f"one of {', '.join(typing.get_args(TransferAdapters))}"),
             ("heldout_share", 0 <= self.heldout_share < 1, "in [0, 1) (0: no held-out users)"),
         )
         check_ranges(self, "train", checks)

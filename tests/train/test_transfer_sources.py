@@ -12,7 +12,11 @@ from click.testing import CliRunner
 from missrec.cli import main
 from missrec.data.store import write_store
 from missrec.serve import Recommender
+from missrec.model.registry import get_model_spec
 from missrec.train.pretrained import read_pretrained
+from missrec.train.rundata import RunData
+from missrec.train.transfer import transfer_from
+from missrec.train.zeroshot import fit_to_store
 from missrec.train.resolve import resolve_configs
 
 from support import make_dataset
@@ -133,3 +137,22 @@ def test_a_bundle_of_another_model_is_refused_in_one_line(sources, tmp_path):
     res = CliRunner().invoke(main, ["train", "--model", "missrec", "--data", str(stores["target"]), "--from",
                                     str(broken), "--out", str(tmp_path / "y")])
     assert res.exit_code == 1 and "manifest.json" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_fresh_adapters_load_every_pretrained_weight_but_the_adapters(sources):
+    stores, pre, _ = sources
+    pretrained = read_pretrained(pre)
+    config = fit_to_store(pretrained, stores["target"])
+    model = get_model_spec("missrec").build(config, RunData.load(stores["target"], config.modalities, config.max_len).catalogue)
+    fresh = {k: v.clone() for k, v in model.state_dict().items() if torch.is_tensor(v)}
+    lines: list[str] = []
+    transfer_from(model, pre, config, lines.append, adapters="fresh")
+    adapters = set(model.adapter_weights())
+    assert adapters == {k for k in fresh if k.startswith("adapters.")} and adapters
+    after = model.state_dict()
+    for k, v in pretrained.state_dict.items():
+        if torch.is_tensor(v) and k in after:
+            assert torch.equal(after[k], fresh[k] if k in adapters else v), k
+    assert "adapters start fresh" in lines[0]
+    transfer_from(model, pre, config, lines.append)  # the default loads them
+    assert all(torch.equal(model.state_dict()[k], pretrained.state_dict[k]) for k in adapters)

@@ -56,6 +56,11 @@ class SequentialRecommender(nn.Module, metaclass=ABCMeta):
         """Names of parameters that parameter-efficient transfer trains (default: all)."""
         return [n for n, _ in self.named_parameters()]
 
+    def adapter_weights(self) -> list[str]:
+        """State-dict names of the maps from item features to the model's space (its
+        modality adapters), which transfer may start afresh (default: none)."""
+        return []
+
     # ------------------------------------------------------------------ item side
 
     def attach_catalogue(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> None:

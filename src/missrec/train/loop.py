@@ -101,7 +101,8 @@ class StoreTrainer(Trainer):
     def build_model(self) -> SequentialRecommender:
         model = get_model_spec(self.model_name).build(self.model_cfg, self.data.catalogue)
         if self.init_from is not None:
-            transfer_from(model, self.init_from, self.model_cfg, self.log, self.cfg.transfer_scope)
+            transfer_from(model, self.init_from, self.model_cfg, self.log, self.cfg.transfer_scope,
+                          self.cfg.transfer_adapters)
         return model
 
     def describe(self, params: list[torch.nn.Parameter]) -> None:

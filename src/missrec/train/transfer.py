@@ -48,10 +48,12 @@ def item_id_weights(model: SequentialRecommender, mode: str) -> set[str]:
     return set(model.transfer_parameters("transductive")) - set(model.transfer_parameters("inductive"))
 
 
-def load_matching(model: SequentialRecommender, pre: Pretrained, mode: str) -> LoadReport:
-    """Load every pre-trained weight ``model`` has with the same shape (see the module doc)."""
+def load_matching(model: SequentialRecommender, pre: Pretrained, mode: str,
+                  fresh_adapters: bool = False) -> LoadReport:
+    """Load every pre-trained weight ``model`` has with the same shape (see the module doc),
+    the adapters' aside with ``fresh_adapters``."""
     own = model.state_dict()
-    ids = item_id_weights(model, mode)
+    ids = item_id_weights(model, mode) | (set(model.adapter_weights()) if fresh_adapters else set())
     report = LoadReport()
     chosen = {}
     for k, v in pre.state_dict.items():
@@ -82,13 +84,14 @@ def modality_note(pre: Pretrained, modalities: list[str]) -> str:
 
 
 def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any, log: Log,
-                  scope: str = "adapters") -> list[str]:
-    """Load matching pre-trained weights from a checkpoint, run directory or bundle, then
-    freeze all but the transfer parameters (§3.6; ``scope='all'``: freeze nothing); returns
-    the names of those trained."""
+                  scope: str = "adapters", adapters: str = "load") -> list[str]:
+    """Load matching pre-trained weights from a checkpoint, run directory or bundle (the
+    adapters left at their fresh initialisation with ``adapters='fresh'``), then freeze all
+    but the transfer parameters (§3.6; ``scope='all'``: freeze nothing); returns the names
+    of those trained."""
     pre = read_pretrained(path)
     mode = mode_of(model_cfg)
-    report = load_matching(model, pre, mode)
+    report = load_matching(model, pre, mode, fresh_adapters=adapters == "fresh")
     names = ({n for n, _ in model.named_parameters()} if scope == "all"
              else set(model.transfer_parameters(mode)))
     for n, p in model.named_parameters():
@@ -99,6 +102,7 @@ def transfer_from(model: SequentialRecommender, path: str | Path, model_cfg: Any
         + (f", skipped {len(skipped)} (shape or name differs: {', '.join(skipped[:4])}"
            f"{'…' if len(skipped) > 4 else ''})" if skipped else "")
         + (f"; {note}" if note else "")
+        + ("; adapters start fresh" if adapters == "fresh" else "")
         + f"; tuning {', '.join(sorted({n.split('.')[0] for n in names}))}")
     return sorted(names)
 

@@ -292,6 +292,9 @@ class MISSRec(ItemSide):
             chosen.append("item_id.weight")
         return chosen
 
+    def adapter_weights(self) -> list[str]:
+        return [n for n in self.state_dict() if n.startswith("adapters.")]
+
     def freeze_for_transfer(self, mode: str) -> list[str]:
         """Set ``requires_grad`` to train only :meth:`transfer_parameters`; returns their names."""
         chosen = set(self.transfer_parameters(mode))
