@@ -100,6 +100,10 @@ class TrainConfig:
     loads every other pre-trained weight and initialises the adapters anew, for a catalogue
     so unlike the pre-training domains that the pre-trained map from features to tokens is a
     worse start than a random one (docs/transfer.md)."""
+    freeze_adapters: bool = False
+    """The modality adapters keep the weights they start with (pre-training a sequence side
+    over a fixed random projection of the features, which keeps the features' own geometry
+    for domains unlike the pre-training ones; docs/transfer.md)."""
     heldout_share: float = 0.0
     """Pre-training: hold out this share of each domain's users and early-stop on the eq. 7
     loss of their sequences, keeping the best epoch (``missrec pretrain`` defaults to 0.05;

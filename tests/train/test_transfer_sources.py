@@ -156,3 +156,16 @@ def test_fresh_adapters_load_every_pretrained_weight_but_the_adapters(sources):
     assert "adapters start fresh" in lines[0]
     transfer_from(model, pre, config, lines.append)  # the default loads them
     assert all(torch.equal(model.state_dict()[k], pretrained.state_dict[k]) for k in adapters)
+
+
+def test_frozen_adapters_keep_their_initial_weights_while_the_rest_pretrains(sources, tmp_path):
+    stores, _, _ = sources
+    runs = {}
+    for epochs in (1, 2):
+        runs[epochs] = tmp_path / f"e{epochs}"
+        cli("pretrain", "--data", stores["a"], "--data", stores["b"], "--out", runs[epochs], *TINY, *FAST,
+            "--set", f"epochs={epochs}", "--set", "freeze_adapters=true", "--quiet")
+    one, two = (read_pretrained(runs[e]).state_dict for e in (1, 2))
+    adapters = [k for k in one if k.startswith("adapters.")]
+    assert adapters and all(torch.equal(one[k], two[k]) for k in adapters)
+    assert not torch.equal(one["position.weight"], two["position.weight"])

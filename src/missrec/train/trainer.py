@@ -120,6 +120,11 @@ class Trainer:
         self.load_data()
         self.model = self.build_model()
         self.model.to(self.device)
+        if cfg.freeze_adapters:
+            frozen = set(self.model.adapter_weights())
+            for n, p in self.model.named_parameters():
+                if n in frozen:
+                    p.requires_grad_(False)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.describe(params)
         self.optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
