@@ -53,11 +53,11 @@ def load_matching(model: SequentialRecommender, pre: Pretrained, mode: str,
     """Load every pre-trained weight ``model`` has with the same shape (see the module doc),
     the adapters' aside with ``fresh_adapters``."""
     own = model.state_dict()
-    ids = item_id_weights(model, mode) | (set(model.adapter_weights()) if fresh_adapters else set())
+    not_loaded = item_id_weights(model, mode) | (set(model.adapter_weights()) if fresh_adapters else set())
     report = LoadReport()
     chosen = {}
     for k, v in pre.state_dict.items():
-        if k in ids:
+        if k in not_loaded:
             continue
         if k not in own:
             report.unused.append(k)
