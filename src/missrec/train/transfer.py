@@ -6,7 +6,8 @@ every pre-trained tensor whose name and shape it shares is loaded, and every ext
 has: MISSRec's interest clustering carries the fingerprint of the catalogue it was computed
 on, so on another catalogue the model re-clusters before it scores, and on the same one it
 keeps the clustering it was trained with. Never loaded: an item-id table (ids of another
-catalogue mean nothing here, even when the two tables happen to have the same size).
+catalogue mean nothing here, even when the two tables happen to have the same size), nor,
+when asked, the modality adapters (``transfer_adapters='fresh'``: they start anew).
 """
 
 from __future__ import annotations
