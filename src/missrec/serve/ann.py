@@ -60,11 +60,12 @@ class ApproximateIndex:
         rows only, once for the trained items and once for the added ones."""
         st = self.catalogue.state
         tables = self.catalogue.model.retrieval_tables(st.cache)
+        alive = torch.from_numpy(st.alive)
+        added = self.catalogue.added_rows(torch.arange(len(alive)))
         out = []
         for vectors, usable in tables:
-            live = usable & torch.from_numpy(st.alive).to(usable.device)
-            added = self.catalogue.added_rows(torch.arange(len(live), device=live.device))
-            out += [(vectors, live & ~added), (vectors, live & added)]
+            live = usable & alive.to(usable.device)
+            out += [(vectors, live & ~added.to(usable.device)), (vectors, live & added.to(usable.device))]
         return out
 
     def _build(self, table: tuple[torch.Tensor, torch.Tensor]):
