@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import MissrecError
-from ..tune import TuneOptions, run_study
+from ..tune import TuneOptions, run_study, tune_across
 from ..tune.records import BEST_FILE
 from .common import quiet_option
 from .train import data_option, model_option, preset_option, set_option
@@ -44,4 +44,24 @@ def tune_cmd(model: str, store: Path, trials: int, out: Path, jobs: int, timeout
         raise MissrecError(f"no trial has completed yet, so there is no {out / BEST_FILE}; see {result.trials_csv}")
 
 
-COMMANDS = [tune_cmd]
+@click.command("tune-across")
+@model_option
+@click.option("--study", "studies", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="A `missrec tune` folder of MODEL on one domain's store (repeat: one per domain).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Folder: runs/<domain>/<candidate>/, scores.csv, table.md, choice.yaml.")
+@click.option("--top", default=3, show_default=True, type=int, help="Best trials of each study to try everywhere.")
+@click.option("--jobs", default=1, show_default=True, type=int, help="Runs trained at once, one process each.")
+@quiet_option
+def tune_across_cmd(model: str, studies: tuple[Path, ...], out: Path, top: int, jobs: int, quiet: bool) -> None:
+    """Choose MODEL's setting with the best worst case over several domains.
+
+    The default and each study's best --top trials are trained on every other domain
+    (validation only) and scored as a share of the best seen there; the setting whose
+    lowest share is highest goes to OUT/choice.yaml, for `missrec train --config`.
+    Running it again resumes the runs."""
+    log = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    click.echo(tune_across(model, list(studies), out, top=top, jobs=jobs, log=log).summary())
+
+
+COMMANDS = [tune_cmd, tune_across_cmd]

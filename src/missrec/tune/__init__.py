@@ -10,13 +10,14 @@ Optuna is the optional ``tune`` extra, imported only when a study opens.
 
 Modules, in dependency order: ``space`` (search spaces), ``options`` (the command line as
 data), ``study`` (the study on disk), ``records`` (trials as records and the files and lines
-made from them), ``trial`` (one trial), ``runner`` (a whole study).
+made from them), ``trial`` (one trial), ``runner`` (a whole study), ``across`` (one setting chosen over several domains' studies).
 """
 
+from .across import AcrossResult, tune_across
 from .options import TuneOptions
 from .records import TrialRecord
 from .runner import TuneResult, run_study, tune
 from .space import Param, SearchSpace, check_space, load_space
 
-__all__ = ["Param", "SearchSpace", "TrialRecord", "TuneOptions", "TuneResult", "check_space", "load_space",
-           "run_study", "tune"]
+__all__ = ["AcrossResult", "Param", "SearchSpace", "TrialRecord", "TuneOptions", "TuneResult", "check_space", "load_space",
+           "run_study", "tune", "tune_across"]

@@ -84,7 +84,7 @@ def run_study(options: TuneOptions, log: Log = print) -> TuneResult:
     require_optuna()
     ref = StudyRef(options.out / STUDY_FILE, options.startup_trials, options.warmup_epochs)
     with study_lock(options.out):
-        open_study(ref, what)
+        open_study(ref, what, options.store)
         recover_interrupted(ref, options.out / TRIALS_DIR, log)
         try:
             ran, timed_out = _run_trials(options, space, ref, what["metric"], log)

@@ -25,6 +25,9 @@ STUDY_FILE = "study.db"
 STUDY_NAME = "missrec-tune"
 IDENTITY_ATTR = "missrec"
 """The study's user attribute recording what it tunes (:func:`identity`)."""
+STORE_PATH_ATTR = "store_path"
+"""The study's user attribute recording where its store was when it last ran (not part of
+what it tunes: a store may move); ``missrec tune-across`` trains other settings there."""
 TRIALS_DIR = "trials"
 INTERRUPTED = "interrupted; its values ran again"
 """The note on a trial a killed run left behind (it does not count towards the budget)."""
@@ -78,8 +81,9 @@ class StudyRef:
         return optuna.load_study(study_name=STUDY_NAME, storage=self.storage()).get_trials(deepcopy=False)
 
 
-def open_study(ref: StudyRef, what: dict[str, Any]) -> None:
-    """Create the study in ``ref.path``, or check that the one there tunes ``what``."""
+def open_study(ref: StudyRef, what: dict[str, Any], store: Path | None = None) -> None:
+    """Create the study in ``ref.path``, or check that the one there tunes ``what``; record
+    ``store``'s path."""
     optuna = require_optuna()
     try:
         storage = ref.storage()
@@ -91,8 +95,14 @@ def open_study(ref: StudyRef, what: dict[str, Any]) -> None:
             raise MissrecError(f"{ref.path}: holds no missrec tune study (studies {names}); use another --out")
         study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
         study.set_user_attr(IDENTITY_ATTR, what)
-        return
-    had = optuna.load_study(study_name=STUDY_NAME, storage=storage).user_attrs.get(IDENTITY_ATTR, {})
+    else:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+        _check_identity(ref, study.user_attrs.get(IDENTITY_ATTR, {}), what)
+    if store is not None:
+        study.set_user_attr(STORE_PATH_ATTR, str(store.resolve()))
+
+
+def _check_identity(ref: StudyRef, had: dict[str, Any], what: dict[str, Any]) -> None:
     for key, name in (("model", "model"), ("store", "store (interactions or features)"), ("space", "search space"),
                       ("preset", "preset"), ("sets", "fixed --set"), ("metric", "validation metric")):
         if had.get(key) != what[key]:
