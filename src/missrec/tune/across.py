@@ -42,6 +42,7 @@ from ..workers import worker_pool
 from .records import TrialRecord, best_sections, record_of, show_params
 from .space import Param, SearchSpace
 from .study import IDENTITY_ATTR, STORE_PATH_ATTR, STUDY_FILE, STUDY_NAME, require_optuna
+from .trial import LOG_NAME
 
 Log = Callable[[str], None]
 DEFAULT = "default"
@@ -51,8 +52,6 @@ SCORES_CSV = "scores.csv"
 TABLE_MD = "table.md"
 CHOICE_FILE = "choice.yaml"
 RESULTS_FILE = "results.json"
-LOG_NAME = "train.log"
-_cache: dict[tuple, RunData] = {}
 
 
 @dataclass(frozen=True)
@@ -310,6 +309,10 @@ def _valid(results: dict[str, Any], task: RunTask) -> float:
     if score is None or not math.isfinite(score):
         raise MissrecError(f"{task.run_dir}: no finite validation {task.setup.metric}")
     return float(score)
+
+
+_cache: dict[tuple, RunData] = {}
+"""The store this process's last run loaded, for its next run on the same store."""
 
 
 def score_run(task: RunTask) -> float:
