@@ -119,6 +119,11 @@ def test_studies_that_cannot_be_compared_are_one_line(studies, tmp_path):
     code, output = cli("tune-across", "--model", "unisrec", "--study", study_a, "--study", study_b,
                        "--out", tmp_path / "x")
     assert code == 1 and "tunes sasrec, not unisrec" in output
+    # a study made before studies recorded their store: one line saying how to record it
+    optuna.load_study(study_name="missrec-tune", storage=f"sqlite:///{other / 'study.db'}").set_user_attr(
+        "store_path", "")
+    code, output = cli("tune-across", "--model", "sasrec", "--study", study_b, "--study", other, "--out", tmp_path / "x")
+    assert code == 1 and output.count("\n") == 1 and "does not record its store" in output, output
 
 
 def test_a_setting_a_study_already_trained_is_not_trained_again(tmp_path):

@@ -27,7 +27,7 @@ import json
 import math
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -124,7 +124,7 @@ class AcrossResult:
     choice_yaml: Path | None = None
     table: Path | None = None
     ran: int = 0
-    notes: list[str] = field(default_factory=list)
+    """Runs this call trained (the others were read back)."""
 
     def ratio(self, label: str, domain: str) -> float:
         return self.scores[(label, domain)] / self.best[domain]
@@ -155,8 +155,7 @@ class AcrossResult:
 
     def summary(self) -> str:
         lines = [f"{len(self.candidates)} candidates on {len(self.domains)} domains "
-                 f"(valid {self.metric}; in brackets, the ratio to the domain's best)", *self.table_lines(),
-                 *self.notes]
+                 f"(valid {self.metric}; in brackets, the ratio to the domain's best)", *self.table_lines()]
         if self.choice is not None:
             lines.append(f"chosen: {self.choice.label} (worst ratio {self.worst(self.choice.label):.3f}) -> "
                          f"{self.choice_yaml}")
@@ -198,15 +197,19 @@ def _read_studies(model: str, folders: list[Path]) -> tuple[Setup, list[Domain]]
         path = folder / STUDY_FILE
         if not path.is_file():
             raise MissrecError(f"{folder}: not a missrec tune study (no {STUDY_FILE})")
-        study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path.resolve()}")
+        try:
+            study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path.resolve()}")
+        except Exception as e:  # optuna's and sqlalchemy's errors alike
+            raise MissrecError(f"{path}: not a readable missrec tune study ({str(e).splitlines()[0]})") from None
         what, store = study.user_attrs.get(IDENTITY_ATTR), study.user_attrs.get(STORE_PATH_ATTR)
         if not what:
             raise MissrecError(f"{folder}: its study records no setup; is it a missrec tune study?")
         if what["model"] != model:
             raise MissrecError(f"{folder}: tunes {what['model']}, not {model}")
         if not store:
-            raise MissrecError(f"{folder}: its study does not record its store (made by an older missrec); "
-                               "run its `missrec tune` command once more, which records it and runs nothing new")
+            raise MissrecError(f"{folder}: its study does not record its store (made by an older missrec); run its "
+                               "`missrec tune` command once more to record it (with --trials no higher than the "
+                               "trials it holds, no new trial runs)")
         store = Path(store)
         if read_schema(store).get("fingerprint", "") != what["store"]["fingerprint"]:
             raise MissrecError(f"{store}: no longer holds the data {folder}'s study tuned on")
