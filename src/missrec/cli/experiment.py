@@ -9,6 +9,7 @@ import click
 from ..experiments import ExperimentOptions, run_experiment
 from ..experiments.catalog import PRETRAIN_PER_DOMAIN
 from ..experiments.coldstart import ColdStartOptions, coldstart_experiment
+from ..experiments.defaults import DEFAULT_DOMAINS
 from ..experiments.transfer import DEFAULT_FRACTIONS, DEFAULT_TARGETS
 from .common import quiet_option, show_progress
 
@@ -66,7 +67,11 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) ->
                    "their per-epoch lines go to RUN_DIR/train.log.")
 @click.option("--targets", default=None, metavar="A,B",
               help="transfer: comma-separated target domains (default: "
-                   f"{','.join(DEFAULT_TARGETS)}); each is pre-trained on the others.")
+                   f"{','.join(DEFAULT_TARGETS)}); each is pre-trained on the others. defaults: the domains "
+                   f"(default: {','.join(DEFAULT_DOMAINS)}).")
+@click.option("--tuned", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="defaults: the tuning folder (DOMAIN/MODEL/best.yaml from missrec tune, "
+                   "across/MODEL/choice.yaml from missrec tune-across); cells whose file is missing wait.")
 @click.option("--fractions", default=None, metavar="F,G", callback=_fractions,
               help="transfer: comma-separated shares of the target's training users, each in (0, 1] (default: "
                    f"{','.join(f'{f:g}' for f in DEFAULT_FRACTIONS)}).")
@@ -82,11 +87,12 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path | None, dry_run: bool,
                    sets: tuple[str, ...], no_plots: bool, data_store: Path | None, max_per_domain: int | None,
                    only: str | None, reuse_dirs: tuple[Path, ...], preset: str | None,
-                   processes: int, targets: str | None, fractions: list[float], text_only: bool,
+                   processes: int, targets: str | None, tuned: Path | None, fractions: list[float], text_only: bool,
                    split: str, calibrate: bool, quiet: bool) -> None:
     """Run one of the paper's analyses, NAME: table2, fig4, table3, table4 or table5 (or
     baselines: the baselines' validation search; transfer: leave-one-domain-out transfer at
-    several training fractions, with --targets and --fractions; or coldstart: held-out items
+    several training fractions, with --targets and --fractions; defaults: every model at its
+    default and tuned, on every domain, with --targets and --tuned; or coldstart: held-out items
     added after training to convergence, with --data, --set, --seeds, --jobs, --text-only, --split and
     --calibrate).
 
@@ -108,7 +114,7 @@ def experiment_cmd(name: str, out_dir: Path, seeds: int | None, data_root: Path 
         name, out_dir, seeds=seeds or ExperimentOptions.seeds, data_root=data_root, sets=list(sets), data=data_store,
         max_per_domain=max_per_domain, only=[c for c in only.split(",") if c] if only else [],
         reuse=list(reuse_dirs), preset=preset, processes=processes, dry_run=dry_run, plots=not no_plots,
-        progress=show_progress(quiet), targets=_names(targets), fractions=fractions)
+        progress=show_progress(quiet), targets=_names(targets), fractions=fractions, tuned=tuned)
     run_experiment(options, log=log, train_log=(lambda s: None) if quiet else log)
 
 

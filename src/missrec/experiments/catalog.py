@@ -15,6 +15,8 @@ baselines  validation sweeps of the baselines on the subset and on the full set 
 transfer   leave-one-domain-out transfer (Scientific subset, Office, MovieLens-100K): zero-shot,
            fine-tuned and from-scratch MISSRec, UniSRec and popularity at several training
            fractions (:mod:`.transfer`)
+defaults   every model at its default, tuned on the domain and at the setting chosen across
+           domains, on the four domains at hand (:mod:`.defaults`)
 smoke      every kind of cell on generated toy stores (seconds; used by the tests)
 =========  ==================================================================================
 
@@ -31,8 +33,12 @@ Departures from the paper, each said again beside the rows it affects:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import MissrecError
 from ..report.paper import TABLE2, TABLE3, TABLE5
+from .defaults import DEFAULT_DOMAINS, defaults_experiment
+from .defaults import NAME as DEFAULTS
 from .spec import CellSpec, Experiment, TableSpec
 from .transfer import DEFAULT_FRACTIONS, DEFAULT_TARGETS, TRANSFER_EXP, transfer_experiment
 from .transfer import NAME as TRANSFER
@@ -252,17 +258,26 @@ SMOKE_EXP = Experiment(
     defaults=("epochs=2", "batch_size=64", "patience=2"), hidden=True)
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (TABLE2_EXP, FIG4_EXP, TABLE3_EXP, TABLE4_EXP,
-                                                          TABLE5_EXP, BASELINES_EXP, TRANSFER_EXP, SMOKE_EXP)}
+                                                          TABLE5_EXP, BASELINES_EXP, TRANSFER_EXP,
+                                                          defaults_experiment(), SMOKE_EXP)}
 
 
-def get_experiment(name: str, targets: tuple[str, ...] = (), fractions: tuple[float, ...] = ()) -> Experiment:
+def get_experiment(name: str, targets: tuple[str, ...] = (), fractions: tuple[float, ...] = (),
+                   tuned: Path | None = None) -> Experiment:
     """Experiment ``name``; the transfer analysis for the given ``targets`` and training
-    ``fractions`` (empty: its defaults), which no other experiment takes."""
+    ``fractions`` (empty: its defaults), the defaults analysis for ``targets`` (its domains)
+    and the ``tuned`` folder; no other experiment takes them."""
     if name not in EXPERIMENTS:
         visible = sorted(n for n, e in EXPERIMENTS.items() if not e.hidden)
         raise MissrecError(f"unknown experiment {name!r}; expected one of {', '.join(visible)}")
+    if name != DEFAULTS and tuned is not None:
+        raise MissrecError(f"--tuned belongs to experiment {DEFAULTS}, not {name}")
     if name == TRANSFER:
         return transfer_experiment(tuple(targets) or DEFAULT_TARGETS, tuple(fractions) or DEFAULT_FRACTIONS)
+    if name == DEFAULTS:
+        if fractions:
+            raise MissrecError(f"--fractions belongs to experiment {TRANSFER}, not {DEFAULTS}")
+        return defaults_experiment(tuple(targets) or DEFAULT_DOMAINS, tuned)
     if targets or fractions:
         raise MissrecError(f"--targets and --fractions belong to experiment {TRANSFER}, not {name}")
     return EXPERIMENTS[name]

@@ -44,11 +44,14 @@ class ExperimentOptions:
     """The transfer experiment's target domains (empty: its defaults)."""
     fractions: list[float] = field(default_factory=list)
     """The transfer experiment's shares of the target's training users (empty: its defaults)."""
+    tuned: Path | None = None
+    """The defaults experiment's tuning folder (``DOMAIN/MODEL/best.yaml``, ``across/MODEL/choice.yaml``)."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.data_root = Path(self.data_root) if self.data_root is not None else None
         self.data = Path(self.data) if self.data is not None else None
+        self.tuned = Path(self.tuned) if self.tuned is not None else None
         self.sets, self.only = list(self.sets), list(self.only)
         self.targets, self.fractions = list(self.targets), [float(f) for f in self.fractions]
         self.reuse = [Path(r) for r in self.reuse]

@@ -117,7 +117,8 @@ class Plan:
 
 def plan_experiment(options: ExperimentOptions) -> Plan:
     """Resolve every (cell, seed) of the experiment: folders, stores, configs, estimates, reuse."""
-    exp = _chosen_cells(get_experiment(options.name, tuple(options.targets), tuple(options.fractions)), options)
+    exp = _chosen_cells(get_experiment(options.name, tuple(options.targets), tuple(options.fractions),
+                                        options.tuned), options)
     check_user_sets(exp, options.sets)
     for r in options.reuse:
         if not r.is_dir():

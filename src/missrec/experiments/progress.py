@@ -53,6 +53,8 @@ def describe_plan(plan: Plan, processes: int = 1) -> str:
     lines += ["", f"cells ({len({j.cell.name for j in plan.jobs})} settings x "
                   f"{len({j.seed for j in plan.jobs})} seed(s) = {len(plan.jobs)} runs):"]
     lines += [_job_line(plan, i, j) for i, j in enumerate(plan.jobs, 1)]
+    if plan.experiment.plan_note:
+        lines.append(f"  ({plan.experiment.plan_note})")
     n_todo = sum(not j.done and j.reuse_from is None for j in plan.jobs)
     reused = [j for j in plan.jobs if not j.done and j.reuse_from is not None]
     lines += ["", f"to run: {n_todo} of {len(plan.jobs)}"

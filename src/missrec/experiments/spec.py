@@ -79,6 +79,8 @@ class Experiment:
     preset_refused: str = ""
     """Why ``--preset`` is refused (empty: it is taken), e.g. an analysis whose cells must share
     one architecture."""
+    plan_note: str = ""
+    """A line the plan prints (e.g. cells left out until their inputs exist)."""
     """Another experiment whose cells (and runs, in a shared folder) this one reuses."""
 
     @property
