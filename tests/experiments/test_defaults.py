@@ -73,7 +73,8 @@ def test_a_toy_domain_end_to_end(tmp_path):
     tuned = tuned_folder(tmp_path / "tune")
     out = tmp_path / "exp"
     args = ["experiment", "defaults", "--out", str(out), "--targets", "toy-a", "--tuned", str(tuned),
-            "--only", "toy-a-sasrec-default,toy-a-sasrec-tuned,toy-a-popularity", "--seeds", "1",
+            "--only", "toy-a-missrec-default,toy-a-sasrec-default,toy-a-sasrec-tuned,toy-a-sasrec-text-default,"
+            "toy-a-popularity", "--seeds", "1",
             "--set", "epochs=1", "--set", "threads=1", "-q"]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
@@ -83,3 +84,12 @@ def test_a_toy_domain_end_to_end(tmp_path):
     md = (out / "report.md").read_text()
     assert "Defaults and tuning on toy-a" in md
     assert "SASRec ID, default" in md and "SASRec ID, tuned on the domain" in md and "| popularity |" in md
+    # MISSRec against the baseline validation prefers, in each regime that has both (here: default only)
+    paired = md[md.index("toy-a: MISSRec − the best baseline, paired over test users"):]
+    rows = [line.split(" | ") for line in paired.splitlines() if line.startswith("| default |")]
+    assert [r[1] for r in rows] == ["recall@10", "ndcg@10", "recall@50", "ndcg@50"]
+    valid = {name: json.loads((runs / f"toy-a-{name}-default" / "seed-2023" / "results.json").read_text())["valid"]
+             ["ndcg@10"] for name in ("sasrec", "sasrec-text")}
+    assert rows[0][3] == ("SASRec ID" if valid["sasrec"] >= valid["sasrec-text"] else "SASRec T")
+    assert "| tuned on the domain |" not in paired
+    assert md.index("Defaults and tuning on toy-a") < md.index("toy-a: MISSRec − the best baseline")

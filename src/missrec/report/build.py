@@ -12,6 +12,7 @@ from ..errors import MissrecError
 from .paper import METRICS, PAPER_TABLES, SHORT, reference
 from .popularity import DEFAULT_EDGES, PopularityResult, popularity_analysis, train_popularity
 from .runs import Cell, Placement, Run, Stat, find_runs, group_cells
+from .defaults import defaults_tables
 from .transfer import TransferTarget, is_transfer, transfer_targets
 from .views import VALID_COLUMN, Num, TableView, bold_best
 
@@ -54,7 +55,7 @@ def build_report(paths: list[str | Path], title: str = "missrec results",
     cells = group_cells(train_runs)
     transfer = transfer_targets(cells)
     others = [c for c in cells if not is_transfer(c)]  # the transfer analysis lays its cells out itself
-    tables = _tables(others) + [t for target in transfer for t in target.tables]
+    tables = _with_paired(_tables(others), defaults_tables(others)) + [t for target in transfer for t in target.tables]
     pops, notes = _popularity(others, edges)
     return Report(title, tables, train_runs, pre_runs, pops, notes, [Path(p) for p in paths], transfer=transfer)
 
@@ -70,6 +71,15 @@ def _tables(cells: list[Cell]) -> list[TableView]:
         out.append(_table(tid, members))
     order = {"table2": 0, "table3": 1, "table4": 2, "table5": 3}
     out.sort(key=lambda t: (order.get(t.id.split("-")[0], 9), t.id))
+    return out
+
+
+def _with_paired(tables: list[TableView], paired: list[TableView]) -> list[TableView]:
+    """``tables`` with each paired table (id ``X-paired``) right after table ``X`` (or at the end)."""
+    out = list(tables)
+    for p in paired:
+        main = next((i for i, t in enumerate(out) if t.id == p.id.removesuffix("-paired")), len(out) - 1)
+        out.insert(main + 1, p)
     return out
 
 

@@ -19,7 +19,7 @@ from ..errors import MissrecError
 from .paired import DEFAULT_METRICS, paired_comparison
 from .paper import METRICS, SHORT
 from .runs import Cell, Stat
-from .views import VALID_COLUMN, Num, TableView, bold_best
+from .views import VALID_COLUMN, Num, TableView, bold_best, mean_std
 
 REGIMES = {"zero-shot": "zero-shot", "fine-tune": "fine-tune", "scratch": "scratch", "unisrec": "UniSRec",
            "popularity": "popularity"}
@@ -115,16 +115,12 @@ def _paired(name: str, title: str, cells: list[Cell]) -> TableView | None:
         except MissrecError as e:
             notes.append(f"fraction {f}: no paired test ({e})")
             continue
-        rows += [[f, r.metric, _mean_std(r.a), _mean_std(r.b), f"{r.diff:+.4f}", f"[{r.low:+.4f}, {r.high:+.4f}]",
+        rows += [[f, r.metric, mean_std(r.a), mean_std(r.b), f"{r.diff:+.4f}", f"[{r.low:+.4f}, {r.high:+.4f}]",
                   f"{r.p:.4f}", str(r.users)] for r in results]
     notes.append("Each user's metric is averaged over a cell's seeds; users are resampled with replacement "
                  "(paired bootstrap, as `missrec compare`); p is two-sided.")
     return TableView(f"transfer-{name}-paired", f"{title}: fine-tune − scratch, paired over test users",
                      header, rows, [], notes)
-
-
-def _mean_std(s: Stat) -> str:
-    return f"{s.mean:.4f} ± {s.std:.4f}" if s.n > 1 else f"{s.mean:.4f}"
 
 
 def _curves(cells: list[Cell]) -> tuple[dict[str, list[tuple[float, Stat]]], Stat | None]:

@@ -51,6 +51,11 @@ class TableView:
             bold_best([r[j] for r in self.rows if isinstance(r[j], Num)])
 
 
+def mean_std(s: Stat) -> str:
+    """``mean ± std`` over seeds (the mean alone for one seed), 4 decimals."""
+    return f"{s.mean:.4f} ± {s.std:.4f}" if s.n > 1 else f"{s.mean:.4f}"
+
+
 def bold_best(nums: list[Num]) -> None:
     """Bold the highest mean among ``nums`` (ties: all of them); nothing for fewer than two."""
     if len(nums) < 2:
@@ -60,4 +65,4 @@ def bold_best(nums: list[Num]) -> None:
         n.bold = round(n.mean, n.digits) == best
 
 
-__all__ = ["VALID_COLUMN", "Num", "TableView", "bold_best"]
+__all__ = ["VALID_COLUMN", "Num", "TableView", "bold_best", "mean_std"]
