@@ -14,6 +14,7 @@ from support import make_dataset
 
 from missrec.cli import main
 from missrec.data.store import write_store
+from missrec.errors import MissrecError
 from missrec.tune import tune, tune_across
 
 optuna = pytest.importorskip("optuna")
@@ -100,6 +101,15 @@ def test_a_killed_run_resumes_and_parallel_runs_agree(studies, tmp_path):
     lines = []
     again = tune_across("sasrec", [study_a, study_b], tmp_path / "two", top=1, log=lines.append)
     assert again.ran == 1 and again.scores == first.scores and "default on films" in lines[-1]
+    # a run that fails in a worker: one error once the running runs end; the finished ones are kept
+    broken = tmp_path / "three" / "runs" / "films"
+    broken.mkdir(parents=True)
+    (broken / "default").write_text("not a folder")
+    with pytest.raises(MissrecError, match="a run failed .*run the command again"):
+        tune_across("sasrec", [study_a, study_b], tmp_path / "three", top=1, jobs=2, log=quiet)
+    (broken / "default").unlink()
+    resumed = tune_across("sasrec", [study_a, study_b], tmp_path / "three", top=1, log=quiet)
+    assert resumed.scores == first.scores and resumed.ran < 4
 
 
 def test_studies_that_cannot_be_compared_are_one_line(studies, tmp_path):

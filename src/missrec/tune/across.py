@@ -26,10 +26,10 @@ import csv
 import json
 import math
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -250,54 +250,44 @@ def _candidates(domains: list[Domain], top: int) -> list[Candidate]:
 
 
 def _run_all(tasks: list[RunTask], jobs: int, scores: dict[tuple[str, str], float], log: Log) -> int:
-    """Train (or read back) every task's run, filling ``scores``; returns the runs trained."""
-    ran, total, t0 = 0, len(tasks), time.perf_counter()
-
-    def done(task: RunTask, score: float, trained: bool, done_count: int) -> None:
-        nonlocal ran
-        ran += trained
-        scores[(task.candidate.label, task.domain)] = score
-        if trained:
-            log(f"[{done_count}/{total}] {task.candidate.label} on {task.domain}: valid {task.setup.metric} "
-                f"{score:.4f}  ({time.perf_counter() - t0:.0f}s in all)")
-
+    """Read back the finished runs and train the others, filling ``scores``; returns the runs trained."""
     todo = []
     for task in tasks:
         finished = _finished_score(task)
-        if finished is not None:
-            done(task, finished, False, 0)
-        else:
+        if finished is None:
             todo.append(task)
-    count = total - len(todo)
+        else:
+            scores[(task.candidate.label, task.domain)] = finished
+    t0 = time.perf_counter()
+    for n, (task, score) in enumerate(_scored(todo, jobs), 1):
+        scores[(task.candidate.label, task.domain)] = score
+        log(f"[{n}/{len(todo)}] {task.candidate.label} on {task.domain}: valid {task.setup.metric} {score:.4f}  "
+            f"({time.perf_counter() - t0:.0f}s in all)")
+    return len(todo)
+
+
+def _scored(todo: list[RunTask], jobs: int) -> Iterator[tuple[RunTask, float]]:
+    """Each task with its score as its run ends: in turn, or ``jobs`` at a time in worker
+    processes (after a failure no new run starts; the running ones finish first)."""
     if jobs == 1 or len(todo) <= 1:
         for task in todo:
-            count += 1
-            done(task, score_run(task), True, count)
-        return ran
-    running: dict[Future, RunTask] = {}
+            yield task, score_run(task)
+        return
     error: BaseException | None = None
     with worker_pool(min(jobs, len(todo))) as pool:
-        queue = list(todo)
-        while queue or running:
-            while error is None and queue and len(running) < jobs:
-                task = queue.pop(0)
-                running[pool.submit(score_run, task)] = task
-            if error is not None:
-                queue.clear()
-            if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                task = running.pop(future)
-                if future.exception() is not None:
-                    error = error or future.exception()
-                    log(f"{task.candidate.label} on {task.domain}: failed: {future.exception()}")
-                else:
-                    count += 1
-                    done(task, future.result(), True, count)
+        futures = {pool.submit(score_run, task): task for task in todo}
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            if future.exception() is None:
+                yield futures[future], future.result()
+            elif error is None:
+                error = future.exception()
+                for other in futures:
+                    other.cancel()
     if error is not None:
-        raise MissrecError(f"a run failed ({error}); the others are kept: run the command again to go on") from error
-    return ran
+        raise MissrecError(f"a run failed ({error}); the finished runs are kept: run the command again to go "
+                           "on") from error
 
 
 def _finished_score(task: RunTask) -> float | None:
