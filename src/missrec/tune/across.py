@@ -7,9 +7,10 @@ the model's current default. Every candidate is trained on every domain it was n
 on, as that domain's trials were (the same preset, overrides and seed, early stopping on
 validation), and each validation score is divided by the best seen on that domain (any of
 its study's trials or any candidate). A setting a study has already trained (its own
-trials, or the same values sampled on another domain too) is not trained again. The chosen setting is the candidate whose lowest
-ratio over the domains is highest (ties: the higher mean ratio): a default that is never
-far from what tuning on a domain reaches. Test splits are never read.
+trials, or the same values sampled on another domain too) is not trained again. The chosen
+setting is the candidate whose lowest ratio over the domains is highest (ties: the higher
+mean ratio): a default that is never far from what tuning on a domain reaches. Test splits
+are never read.
 
 A candidate's score on its own domain is its trial's: the best of a study, so a little
 lucky (the winner's curse). Its own domain is seldom its worst, so the choice, which reads
