@@ -50,6 +50,10 @@ def test_the_default_plan_leaves_one_domain_out(tmp_path):
     assert by[("ml-100k-unisrec-f0.05", 2025)].model_cfg.mode == "inductive"
     assert by[("ml-100k-popularity-f0.05", 2025)].model_cfg is None
     assert by[("ml-100k-popularity-f0.05", 2025)].train_cfg.train_fraction == 0.05
+    # a target's title names what it was pre-trained on: full Scientific, not the subset the scientific-mm target is
+    titles = {t: plan.experiment.tables[f"transfer-{t}"].title for t in targets}
+    assert titles["office"] == "Transfer to Office: pre-trained on Scientific (full set) + MovieLens-100K (seed 2023)"
+    assert titles["scientific-mm"].startswith("Transfer to Scientific (image subset): pre-trained on Office + ")
 
 
 def test_targets_and_fractions_choose_the_cells(tmp_path):

@@ -57,10 +57,17 @@ class Domain:
     """Store recipe pre-trained on when another domain is the target."""
     group: str = "paper"
     """Domains pre-train for targets of their own group only (the toy domains among themselves)."""
+    source_label: str = ""
+    """What it is called as a pre-training domain, when that is not its target store (empty: ``label``)."""
+
+    @property
+    def as_source(self) -> str:
+        return self.source_label or self.label
 
 
 DOMAINS: dict[str, Domain] = {d.name: d for d in (
-    Domain("scientific-mm", "Scientific (image subset)", "scientific-mm-minilm", "scientific-mixed"),
+    Domain("scientific-mm", "Scientific (image subset)", "scientific-mm-minilm", "scientific-mixed",
+           source_label="Scientific (full set)"),
     Domain("office", "Office", "office", "office"),
     Domain("ml-100k", "MovieLens-100K", "ml-100k", "ml-100k"),
     Domain("toy-a", "toy A", "synthetic", "synthetic", "toy"),
@@ -121,7 +128,7 @@ def _target_cells(target: Domain, fractions: tuple[float, ...]) -> list[CellSpec
 
 
 def _table(target: Domain) -> TableSpec:
-    sources = " + ".join(d.label for d in pretrain_domains(target))
+    sources = " + ".join(d.as_source for d in pretrain_domains(target))
     return TableSpec(f"Transfer to {target.label}: pre-trained on {sources} (seed {PRETRAIN_SEED})",
                      "Every regime at a fraction trains on the same seeded share of the target's training users; "
                      "validation and test users are all kept. Fine-tuning tunes the adapters, α and the input "
