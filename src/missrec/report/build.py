@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissrecError
+from .defaults import defaults_tables
 from .paper import METRICS, PAPER_TABLES, SHORT, reference
 from .popularity import DEFAULT_EDGES, PopularityResult, popularity_analysis, train_popularity
 from .runs import Cell, Placement, Run, Stat, find_runs, group_cells
-from .defaults import defaults_tables
 from .transfer import TransferTarget, is_transfer, transfer_targets
 from .views import VALID_COLUMN, Num, TableView, bold_best
 
