@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import STOPPING_TRAIN_KEYS
 from ..errors import ConfigError, MissrecError
 from .spec import CellSpec, Experiment, TableSpec
 from .stores import RECIPES
@@ -37,8 +38,6 @@ MODELS = (("missrec", "MISSRec", ()), ("unisrec", "UniSRec T", ("mode=inductive"
           ("sasrec-text", "SASRec T", ()), ("sasrec", "SASRec ID", ()))
 """(model, row label, overrides every regime keeps), in the tables' order."""
 REGIMES = (("default", "default"), ("tuned", "tuned on the domain"), ("across", "chosen across domains"))
-BUDGET_KEYS = ("epochs", "patience")
-"""A study's trial budget: a final run early-stops with the model's own."""
 
 
 def tuned_file(tuned: Path, domain: str, model: str, regime: str) -> Path:
@@ -61,7 +60,7 @@ def config_sets(path: Path) -> tuple[str, ...]:
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: '{section}:' must be a mapping of fields to values")
         for key, value in values.items():
-            if key in BUDGET_KEYS:
+            if section == "train" and key in STOPPING_TRAIN_KEYS:  # a study's trial budget, not a setting
                 continue
             text = ("true" if value else "false") if isinstance(value, bool) else \
                 repr(value) if isinstance(value, float) else str(value)

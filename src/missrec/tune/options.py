@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SPEED_ONLY_TRAIN_KEYS, parse_overrides
+from ..config import SPEED_ONLY_TRAIN_KEYS, STOPPING_TRAIN_KEYS, parse_overrides
 from ..errors import MissrecError
 from ..model.registry import get_model_spec
 from ..presets import preset_path
 
 DEFAULT_SEED = 2023
 """Seeds the sampler (the trials' own training seed is ``train.seed``, as for ``missrec train``)."""
-BUDGET_KEYS = ("epochs", "patience")
+BUDGET_KEYS = STOPPING_TRAIN_KEYS
 """Fixed overrides that size a trial rather than describe the model: a run of the best
 setting leaves them out."""
 
