@@ -243,6 +243,13 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def set_value(value: bool | int | float | str) -> str:
+    """``value`` as ``--set`` reads it back exactly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
     out = {}
     for p in pairs:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from ..config import STOPPING_TRAIN_KEYS
+from ..config import STOPPING_TRAIN_KEYS, set_value
 from ..errors import ConfigError, MissrecError
+from ..report.defaults import REGIMES
 from .spec import CellSpec, Experiment, TableSpec
 from .stores import RECIPES
 
@@ -37,7 +38,6 @@ DEFAULT_DOMAINS = ("scientific-mm", "scientific-mixed", "office", "ml-100k")
 MODELS = (("missrec", "MISSRec", ()), ("unisrec", "UniSRec T", ("mode=inductive",)),
           ("sasrec-text", "SASRec T", ()), ("sasrec", "SASRec ID", ()))
 """(model, row label, overrides every regime keeps), in the tables' order."""
-REGIMES = (("default", "default"), ("tuned", "tuned on the domain"), ("across", "chosen across domains"))
 
 
 def tuned_file(tuned: Path, domain: str, model: str, regime: str) -> Path:
@@ -62,9 +62,7 @@ def config_sets(path: Path) -> tuple[str, ...]:
         for key, value in values.items():
             if section == "train" and key in STOPPING_TRAIN_KEYS:  # a study's trial budget, not a setting
                 continue
-            text = ("true" if value else "false") if isinstance(value, bool) else \
-                repr(value) if isinstance(value, float) else str(value)
-            out.append(f"{section}.{key}={text}")
+            out.append(f"{section}.{key}={set_value(value)}")
     return tuple(out)
 
 
@@ -87,7 +85,7 @@ def defaults_experiment(domains: tuple[str, ...] = DEFAULT_DOMAINS, tuned: Path 
         mods = ("modalities=" + ",".join(RECIPES[recipe].modalities),)
         order = 0
         for model, label, keep in MODELS:
-            for regime, regime_label in REGIMES:
+            for regime, regime_label in REGIMES.items():
                 sets = keep + (mods if model == "missrec" else ())
                 if regime != "default":
                     path = tuned_file(tuned, domain, model, regime) if tuned is not None else None

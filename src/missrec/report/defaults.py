@@ -20,12 +20,9 @@ REGIMES = {"default": "default", "tuned": "tuned on the domain", "across": "chos
 METRICS = (*DEFAULT_METRICS, "recall@50", "ndcg@50")
 
 
-def facets(cell: Cell) -> dict[str, str]:
-    return dict(cell.first.meta.get("facets") or {})
-
 
 def is_defaults(cell: Cell) -> bool:
-    f = facets(cell)
+    f = cell.facets
     return "domain" in f and f.get("regime") in (*REGIMES, "reference")
 
 
@@ -33,8 +30,8 @@ def defaults_tables(cells: list[Cell]) -> list[TableView]:
     """One paired table per domain among ``cells`` that has MISSRec and a baseline in some regime."""
     by_domain: dict[str, list[Cell]] = {}
     for c in cells:
-        if is_defaults(c) and facets(c)["regime"] in REGIMES:
-            by_domain.setdefault(facets(c)["domain"], []).append(c)
+        if is_defaults(c) and c.facets["regime"] in REGIMES:
+            by_domain.setdefault(c.facets["domain"], []).append(c)
     return [t for domain, members in by_domain.items() if (t := _paired(domain, members)) is not None]
 
 
@@ -48,7 +45,7 @@ def _paired(domain: str, cells: list[Cell]) -> TableView | None:
               "users"]
     rows, notes = [], []
     for regime, label in REGIMES.items():
-        here = [c for c in cells if facets(c)["regime"] == regime]
+        here = [c for c in cells if c.facets["regime"] == regime]
         ours = [c for c in here if c.model == "missrec"]
         baselines = [c for c in here if c.model not in ("missrec", "popularity")]
         if not ours or not baselines:

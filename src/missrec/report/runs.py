@@ -208,6 +208,11 @@ class Cell:
     def label(self) -> str:
         return self.placements[0].label if self.placements else default_label(self.first)
 
+    @property
+    def facets(self) -> dict[str, str]:
+        """The (name, value) pairs an analysis lays the cell out by (``cell.json``'s facets)."""
+        return dict(self.first.meta.get("facets") or {})
+
     def metric(self, name: str, split: str = "test") -> Stat | None:
         return Stat.of([(r.results.get(split) or {}).get(name) for r in self.runs
                         if (r.results.get(split) or {}).get(name) is not None])

@@ -45,12 +45,9 @@ class TransferTarget:
         return [self.table] + ([self.paired] if self.paired is not None else [])
 
 
-def facets(cell: Cell) -> dict[str, str]:
-    return dict(cell.first.meta.get("facets") or {})
-
 
 def is_transfer(cell: Cell) -> bool:
-    f = facets(cell)
+    f = cell.facets
     return f.get("regime") in REGIMES and "target" in f and "fraction" in f
 
 
@@ -59,12 +56,12 @@ def transfer_targets(cells: list[Cell]) -> list[TransferTarget]:
     by_target: dict[str, list[Cell]] = {}
     for c in cells:
         if is_transfer(c):
-            by_target.setdefault(facets(c)["target"], []).append(c)
+            by_target.setdefault(c.facets["target"], []).append(c)
     return [_target(name, members) for name, members in by_target.items()]
 
 
 def _key(cell: Cell) -> tuple[float, int]:
-    f = facets(cell)
+    f = cell.facets
     return float(f["fraction"]), list(REGIMES).index(f["regime"])
 
 
@@ -74,7 +71,7 @@ def _target(name: str, cells: list[Cell]) -> TransferTarget:
     header = ["fraction", "regime", "seeds", *(SHORT[m] for m in METRICS), VALID_COLUMN, "best epoch / epochs"]
     rows, labels = [], []
     for c in cells:
-        f = facets(c)
+        f = c.facets
         label = REGIMES[f["regime"]] + _duplicate_mark(c, cells)
         be, ep = c.field_stat("best_epoch"), c.field_stat("epochs")
         rows.append([_fraction_label(f["fraction"]), label, str(len(c.runs)), *(Num.of(c.metric(m)) for m in METRICS),
@@ -103,7 +100,7 @@ def _fraction_label(fraction: str) -> str:
 
 def _paired(name: str, title: str, cells: list[Cell]) -> TableView | None:
     """Fine-tune − scratch per fraction, paired over the test users both were evaluated on."""
-    by = {(facets(c)["regime"], facets(c)["fraction"]): c for c in cells}
+    by = {(c.facets["regime"], c.facets["fraction"]): c for c in cells}
     fractions = sorted({f for r, f in by if r == "fine-tune" and ("scratch", f) in by}, key=float)
     if not fractions:
         return None
@@ -127,7 +124,7 @@ def _curves(cells: list[Cell]) -> tuple[dict[str, list[tuple[float, Stat]]], Sta
     curves: dict[str, list[tuple[float, Stat]]] = {}
     zero_shot = None
     for c in cells:
-        f, stat = facets(c), c.metric(CURVE_METRIC)
+        f, stat = c.facets, c.metric(CURVE_METRIC)
         if stat is None:
             continue
         if f["regime"] == ZERO_SHOT:

@@ -41,7 +41,7 @@ from ..train.loop import RunData, train
 from ..train.resolve import resolve_configs
 from ..workers import worker_pool
 from .records import TrialRecord, best_sections, record_of, show_params
-from .space import Param, SearchSpace
+from .space import SearchSpace
 from .study import IDENTITY_ATTR, STORE_PATH_ATTR, STUDY_FILE, STUDY_NAME, require_optuna
 from .trial import LOG_NAME
 
@@ -214,8 +214,7 @@ def _read_studies(model: str, folders: list[Path]) -> tuple[Setup, list[Domain]]
         store = Path(store)
         if read_schema(store).get("fingerprint", "") != what["store"]["fingerprint"]:
             raise MissrecError(f"{store}: no longer holds the data {folder}'s study tuned on")
-        space = SearchSpace(tuple(Param(**_param(p)) for p in json.loads(what["space"])),
-                            "the studies' search space")
+        space = SearchSpace.from_identity(what["space"], "the studies' search space")
         setups.append(Setup(model, space, what["preset"], tuple(what["sets"]), what["metric"]))
         domains.append(Domain(store.name, folder, store,
                               tuple(record_of(t) for t in study.get_trials(deepcopy=False))))
@@ -228,11 +227,6 @@ def _read_studies(model: str, folders: list[Path]) -> tuple[Setup, list[Domain]]
         raise MissrecError(f"two studies tuned on the same store or on stores named alike ({', '.join(names)}); "
                            "one study per domain")
     return setups[0], domains
-
-
-def _param(fields: dict[str, Any]) -> dict[str, Any]:
-    """A :class:`Param`'s fields as its JSON identity wrote them (lists back to tuples)."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
 
 
 def _candidates(domains: list[Domain], top: int) -> list[Candidate]:

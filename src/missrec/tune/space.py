@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from ..config import has_field, TrainConfig, override_target
+from ..config import has_field, override_target, set_value, TrainConfig
 from ..errors import ConfigError
 from ..model.registry import get_model_spec
 from ..presets import search_space_path
@@ -94,12 +94,11 @@ class SearchSpace:
         """The dimensions as canonical JSON: two spaces search the same way when these agree."""
         return json.dumps([dataclasses.asdict(p) for p in self.params], sort_keys=True)
 
-
-def set_value(value: Scalar) -> str:
-    """``value`` as ``--set`` reads it back exactly."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
+    @classmethod
+    def from_identity(cls, identity: str, source: str) -> "SearchSpace":
+        """The space :meth:`identity` wrote (lists back to tuples)."""
+        return cls(tuple(Param(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
+                         for p in json.loads(identity)), source)
 
 
 def load_space(model: str, path: str | Path | None = None) -> SearchSpace:
