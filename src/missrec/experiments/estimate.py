@@ -29,8 +29,13 @@ EVAL_MS_PER_SEQUENCE = 0.3
 
 def measured_costs(done: Iterable[tuple[CellSpec, Path]],
                    stores: dict[str, Path]) -> dict[tuple[str, str], float]:
-    """ms per training sequence per epoch of finished runs (cell, run folder), by (kind, model), median."""
-    seen: dict[tuple[str, str], list[float]] = {}
+    """ms per training sequence per epoch of finished runs (cell, run folder), by (kind, model).
+
+    The median over the runs with at least half the most rows of their (kind, model): a small
+    run (a few-shot fraction) pays per-epoch costs that do not shrink with its rows (one batch
+    padded to the longest history, the validation pass), so its rate would inflate the
+    estimate of a full-size run several times over."""
+    seen: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for cell, run_dir in done:
         try:
             res = json.loads((run_dir / "results.json").read_text())
@@ -44,8 +49,13 @@ def measured_costs(done: Iterable[tuple[CellSpec, Path]],
             continue
         spe = res.get("train_seconds", 0) / max(res.get("epochs", 1), 1)
         if rows and spe:
-            seen.setdefault((cell.kind, cell.model), []).append(1000 * spe / rows)
-    return {k: float(sorted(v)[len(v) // 2]) for k, v in seen.items()}
+            seen.setdefault((cell.kind, cell.model), []).append((rows, 1000 * spe / rows))
+    rates = {}
+    for key, runs in seen.items():
+        most = max(rows for rows, _ in runs)
+        kept = sorted(ms for rows, ms in runs if 2 * rows >= most)
+        rates[key] = float(kept[len(kept) // 2])
+    return rates
 
 
 def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],

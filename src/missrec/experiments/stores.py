@@ -67,9 +67,9 @@ RECIPES: dict[str, StoreRecipe] = {r.name: r for r in (
     StoreRecipe("scientific-mm-minilm", "the Scientific subset with MiniLM text (as the pre-training domains) "
                 "and CLIP images", "amazon-scientific-mm", "unisrec", "Scientific-mm-minilm", text="minilm",
                 train_rows=10_928, modalities=("text", "image"), n_items=1_585),
-    StoreRecipe("office", "Amazon Office 2014 (pre-training domain), MiniLM text", "amazon-office-2014",
+    StoreRecipe("office", "Amazon Office 2014, MiniLM text", "amazon-office-2014",
                 "rechorus", "Office", text="minilm", train_rows=38_543, modalities=("text",), n_items=2_420),
-    StoreRecipe("ml-100k", "MovieLens 100K (pre-training domain), MiniLM text of title/year/genres", "ml-100k",
+    StoreRecipe("ml-100k", "MovieLens 100K, MiniLM text of title/year/genres", "ml-100k",
                 "recbole", "ml-100k", text="minilm", train_rows=96_458, modalities=("text",), n_items=1_349),
     StoreRecipe("synthetic", "a generated toy store (smoke tests)", synthetic={"seed": 0}, train_rows=400,
                 modalities=("text", "image")),
