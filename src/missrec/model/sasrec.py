@@ -65,6 +65,20 @@ class CausalTransformer(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Outputs at each row's last real position [B, hidden] for right-padded ``tokens``
+        [B, L, hidden]. A row's output depends on its own first ``length`` positions only, so
+        rows of very different lengths are encoded in groups, each cut to its own longest row:
+        a batch that mixes short and long histories (every batch of a run whose training
+        examples fit in one, and evaluation batches) then costs its real positions, not
+        B x L."""
+        groups = length_groups(lengths, tokens.shape[1])
+        if groups is None:
+            return self._encode(tokens, lengths)
+        parts = [self._encode(tokens[rows, :width], lengths[rows]) for rows, width in groups]
+        order = torch.cat([rows for rows, _ in groups])
+        return torch.cat(parts)[torch.argsort(order)]
+
+    def _encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, L, _ = tokens.shape
         pos = torch.arange(L, device=tokens.device)
         x = self.drop(self.norm(tokens + self.pos(pos)[None]))
@@ -73,6 +87,40 @@ class CausalTransformer(nn.Module):
         # padding mask is needed; leaving it out keeps the fast path and avoids NaN rows.
         h = self.blocks(x, mask=causal, is_causal=True)
         return h[torch.arange(B, device=tokens.device), lengths - 1]
+
+
+MIN_GROUP_ROWS = 64
+"""Rows below which a group is not worth its own pass (per-call overheads dominate)."""
+
+
+def length_groups(lengths: torch.Tensor, width: int) -> list[tuple[torch.Tensor, int]] | None:
+    """Rows of a right-padded batch grouped by length into widths that double (1, 2, 4, ...,
+    ``width``), as (row indices, group width); None when grouping would not save at least a
+    third of the padded positions (a length-bucketed training batch, a small batch)."""
+    if len(lengths) < 2 * MIN_GROUP_ROWS:
+        return None
+    caps = [min(1 << k, width) for k in range(max(width - 1, 1).bit_length() + 1)]
+    caps = sorted(set(caps))
+    bucket = torch.bucketize(lengths, torch.tensor(caps, device=lengths.device))
+    groups: list[tuple[torch.Tensor, int]] = []
+    pending: torch.Tensor | None = None
+    for b, cap in enumerate(caps):
+        rows = torch.nonzero(bucket == b).flatten()
+        if pending is not None:
+            rows = torch.cat([pending, rows])
+            pending = None
+        if len(rows) == 0:
+            continue
+        if len(rows) < MIN_GROUP_ROWS and b < len(caps) - 1:
+            pending = rows  # too few: they ride with the next, wider group
+            continue
+        groups.append((rows, int(lengths[rows].max())))
+    if pending is not None:  # only possible if the widest bucket was empty
+        groups.append((pending, int(lengths[pending].max())))
+    cost = sum(len(rows) * w for rows, w in groups)
+    if len(groups) < 2 or 3 * cost > 2 * len(lengths) * width:
+        return None
+    return groups
 
 
 class SASRec(VectorRecommender):
