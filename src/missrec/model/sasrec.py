@@ -99,24 +99,19 @@ def length_groups(lengths: torch.Tensor, width: int) -> list[tuple[torch.Tensor,
     third of the padded positions (a length-bucketed training batch, a small batch)."""
     if len(lengths) < 2 * MIN_GROUP_ROWS:
         return None
-    caps = [min(1 << k, width) for k in range(max(width - 1, 1).bit_length() + 1)]
-    caps = sorted(set(caps))
-    bucket = torch.bucketize(lengths, torch.tensor(caps, device=lengths.device))
+    caps = torch.tensor(sorted({min(1 << k, width) for k in range(width.bit_length() + 1)}),
+                        device=lengths.device)
+    bucket = torch.bucketize(lengths, caps)
     groups: list[tuple[torch.Tensor, int]] = []
-    pending: torch.Tensor | None = None
-    for b, cap in enumerate(caps):
-        rows = torch.nonzero(bucket == b).flatten()
-        if pending is not None:
-            rows = torch.cat([pending, rows])
-            pending = None
-        if len(rows) == 0:
-            continue
+    carry = lengths.new_empty(0, dtype=torch.long)
+    for b in range(len(caps)):
+        rows = torch.cat([carry, torch.nonzero(bucket == b).flatten()])
         if len(rows) < MIN_GROUP_ROWS and b < len(caps) - 1:
-            pending = rows  # too few: they ride with the next, wider group
+            carry = rows  # too few for a pass of their own: they ride with the next, wider group
             continue
-        groups.append((rows, int(lengths[rows].max())))
-    if pending is not None:  # only possible if the widest bucket was empty
-        groups.append((pending, int(lengths[pending].max())))
+        carry = carry[:0]
+        if len(rows):
+            groups.append((rows, int(lengths[rows].max())))
     cost = sum(len(rows) * w for rows, w in groups)
     if len(groups) < 2 or 3 * cost > 2 * len(lengths) * width:
         return None
