@@ -43,7 +43,7 @@ def test_the_default_plan_covers_every_domain_and_model(tmp_path):
 
 def test_tuned_values_come_from_the_tuning_folder_without_their_budget(tmp_path):
     tuned = tuned_folder(tmp_path / "tune")
-    assert config_sets(tuned / "toy-a" / "sasrec" / "best.yaml") == (
+    assert config_sets(tuned / "toy-a" / "sasrec" / "best.yaml", "sasrec") == (
         "train.lr=0.003", "model.dropout=0.25", "model.attn_dropout=0.25")
     plan = planned(tmp_path / "out", targets=["toy-a"], tuned=tuned)
     by = {j.cell.name: j for j in plan.jobs}
@@ -54,11 +54,12 @@ def test_tuned_values_come_from_the_tuning_folder_without_their_budget(tmp_path)
     assert by["toy-a-sasrec-across"].model_cfg == default.model_cfg
     assert "toy-a-missrec-tuned" not in by and "waiting for their tuned values" in plan.experiment.plan_note
     bad = tmp_path / "bad.yaml"
-    for text, message in (("lr: 1\n", "expected 'train:' and 'model:' sections"), ("train: [1]\n", "must be a mapping"),
-                          ("train: {lr: [\n", "cannot be read as YAML")):
+    for text, message in (("lr: 1\n", "unknown section 'lr'"), ("train: [1]\n", "must be a mapping"),
+                          ("train: {lr: [\n", r"bad.yaml:2: invalid YAML"),
+                          ("model: {dropuot: 0.1}\n", r"bad.yaml: section 'model' has unknown key\(s\) \['dropuot'\]")):
         bad.write_text(text)
         with pytest.raises(MissrecError, match=message):
-            config_sets(bad)
+            config_sets(bad, "sasrec")
     with pytest.raises(MissrecError, match="unknown domain"):
         planned(tmp_path, targets=["books"])
     with pytest.raises(MissrecError, match="--tuned .*: no such folder"):

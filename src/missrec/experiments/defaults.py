@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from ..config import STOPPING_TRAIN_KEYS, set_value
-from ..errors import ConfigError, MissrecError
+from ..config import STOPPING_TRAIN_KEYS, TrainConfig, read_yaml_sections, set_value
+from ..errors import MissrecError
+from ..model.registry import get_model_spec
 from ..report.defaults import REGIMES
 from .spec import CellSpec, Experiment, TableSpec
 from .stores import RECIPES
@@ -47,18 +46,13 @@ def tuned_file(tuned: Path, domain: str, model: str, regime: str) -> Path:
     return tuned / "across" / model / "choice.yaml"
 
 
-def config_sets(path: Path) -> tuple[str, ...]:
-    """A ``best.yaml`` / ``choice.yaml`` file's values as ``--set`` items (``train.lr=0.001``)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot be read as YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict) or not set(data) <= {"train", "model"}:
-        raise ConfigError(f"{path}: expected 'train:' and 'model:' sections, as missrec tune writes them")
+def config_sets(path: Path, model: str) -> tuple[str, ...]:
+    """A ``best.yaml`` / ``choice.yaml`` file's values as ``--set`` items (``train.lr=0.001``),
+    its field names checked against ``model``'s config, so that a misspelt field is named
+    with its file."""
+    sections = {"train": TrainConfig, "model": get_model_spec(model).config_cls}
     out = []
-    for section, values in data.items():
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: '{section}:' must be a mapping of fields to values")
+    for section, values in read_yaml_sections(path, sections).items():
         for key, value in values.items():
             if section == "train" and key in STOPPING_TRAIN_KEYS:  # a study's trial budget, not a setting
                 continue
@@ -92,7 +86,7 @@ def defaults_experiment(domains: tuple[str, ...] = DEFAULT_DOMAINS, tuned: Path 
                     if path is None or not path.is_file():
                         missing.append(f"{domain}-{model}-{regime}")
                         continue
-                    sets += config_sets(path)
+                    sets += config_sets(path, model)
                 cells.append(CellSpec(f"{domain}-{model}-{regime}", model, recipe, sets, f"{label}, {regime_label}",
                                       table, order, facets=(("domain", domain), ("regime", regime))))
                 order += 1
