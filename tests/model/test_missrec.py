@@ -13,7 +13,7 @@ from missrec.config import from_dict
 from missrec.data.batching import SequenceBatch
 from missrec.model.fusion import fuse_representations
 from missrec.model.missrec import MISSRec, MISSRecConfig, keep_last, preset
-from missrec.model.missrec.losses import item_drop_mask, modality_drop_mask
+from missrec.model.missrec.losses import id_drop, item_drop_mask, modality_drop_mask
 
 N_ITEMS = 30
 DIMS = {"text": 12, "image": 10}
@@ -249,6 +249,63 @@ def test_id_dropout_perturbs_ids_only_in_training() -> None:
     torch.testing.assert_close(zero_ids_a, zero_ids_b)  # nothing else is random
     with pytest.raises(ValueError, match="id_dropout"):
         tiny_config(id_dropout=1.0).validate()
+
+
+@pytest.mark.parametrize("id_scoring", ["late", "added"])
+def test_an_item_without_an_id_scores_by_its_content_alone(id_scoring: str) -> None:
+    """A transductive model's item added after training (no id embedding) scores what the
+    same content scores in an inductive model with the same weights: with 'late' id scoring
+    its id is left out of the (2 <u, v> + <u, z>) / 3 mean, not counted as 0."""
+    model = build(mode="transductive", id_scoring=id_scoring).eval()
+    batch = make_batch()
+    cache = model.item_cache()
+    feats = {m: getattr(model, f"_feat_{m}")[[2, 3]] for m in model.modalities}
+    pres = {m: getattr(model, f"_present_{m}")[[2, 3]] for m in model.modalities}
+    new = model.encode_items(feats, pres, torch.zeros(2, dtype=torch.long))
+    extended = cache.put(torch.tensor([cache.n_rows, cache.n_rows + 1]), new)
+    scores = model.score_all(batch, extended)
+    users = model.user_vectors(batch, cache)
+    content = fuse_representations  # eq. 1, then <u, v>
+    alpha = float(model.alpha().detach())
+    for row in (cache.n_rows, cache.n_rows + 1):
+        x = extended.candidates[:, row].unsqueeze(0).expand(len(batch), -1, -1)
+        pres_row = extended.present[:, row].unsqueeze(0).expand(len(batch), -1)
+        expected = (users * content(users, x, pres_row, alpha)).sum(1)
+        torch.testing.assert_close(scores[:, row], expected, rtol=1e-5, atol=1e-6)
+    every = torch.arange(1, extended.n_rows).expand(len(batch), -1)
+    torch.testing.assert_close(model.score_items(batch, every, extended), scores[:, 1:])
+    trained = scores[:, 2]  # the trained twin keeps its id term
+    if id_scoring == "late":
+        z = F.normalize(model.item_id.weight[2], dim=0)
+        torch.testing.assert_close(trained, (2 * scores[:, cache.n_rows] + users @ z) / 3, rtol=1e-5, atol=1e-6)
+
+
+def test_id_item_dropout_drops_whole_ids_at_its_rate_in_training_only() -> None:
+    torch.manual_seed(0)
+    ids = torch.randn(20000, 8)
+    dropped = id_drop(ids, 0.3)
+    gone = dropped.eq(0).all(1)
+    assert 0.29 < float(gone.float().mean()) < 0.31
+    torch.testing.assert_close(dropped[~gone], ids[~gone])  # kept rows untouched, not rescaled
+    model = build(mode="transductive", id_scoring="late", id_item_dropout=0.5)
+    batch = make_batch()
+    model.eval()
+    ref = model.training_loss(batch)[0]
+    torch.manual_seed(1)
+    assert torch.equal(model.training_loss(batch)[0], ref)
+    model.train()
+    torch.manual_seed(1)
+    a = model.training_loss(batch)[0]
+    torch.manual_seed(2)
+    assert not torch.equal(a, model.training_loss(batch)[0])
+    with torch.no_grad():
+        model.item_id.weight.zero_()  # nothing left to drop: nothing else draws
+    torch.manual_seed(1)
+    a = model.training_loss(batch)[0]
+    torch.manual_seed(2)
+    torch.testing.assert_close(a, model.training_loss(batch)[0])
+    with pytest.raises(ValueError, match="id_item_dropout"):
+        tiny_config(id_item_dropout=1.0).validate()
 
 
 def test_finetune_loss_is_eq8_and_decreases() -> None:

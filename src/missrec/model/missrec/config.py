@@ -131,6 +131,11 @@ class MISSRecConfig:
     """Transductive mode: dropout on the item-id embeddings z while training (history
     tokens and candidates alike), against an id table that overfits within a few epochs.
     Neither the paper nor the released code has it; docs/tuning.md shows its effect."""
+    id_item_dropout: float = 0.0
+    """Transductive mode, training only: each item loses its whole id embedding with this
+    probability in a step, for the whole catalogue at once, in histories and among candidates
+    alike. An item added after training has no id embedding; this shows the loss such items
+    beside items that have one, as ``modality_dropout`` does for a missing modality."""
     adapter: AdapterKind = "linear"
     """Adapter ψ: 'linear' | 'moe' | 'none' (identity, needs d == feature dim)."""
     n_experts: int = 8
@@ -246,7 +251,7 @@ class MISSRecConfig:
         if self.decoder == "interest" and self.n_dec_layers < 1:
             _fail("model.n_dec_layers must be >= 1 (or set model.decoder='none')")
         for name in ("dropout", "attn_dropout", "feature_dropout", "adapter_dropout",
-                     "item_drop", "id_dropout", "modality_dropout"):
+                     "item_drop", "id_dropout", "id_item_dropout", "modality_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 _fail(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
 

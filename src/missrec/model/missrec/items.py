@@ -14,7 +14,8 @@ their features go through the trained adapters ψ^m, and two things are not redo
   their nearest prototype, by the distance the clustering itself uses.
 * **Item ids** (transductive mode, eq. 10): a new item has no id embedding; it is embedded
   and scored by its features alone (with 'added' id scoring its candidates are its
-  normalised modality tokens; with 'late' id scoring its id term is 0).
+  normalised modality tokens; with 'late' id scoring its id is left out of the weighted
+  mean, :func:`.released.late_ids`). ``id_item_dropout`` shows training such items.
 """
 
 from __future__ import annotations

@@ -52,6 +52,8 @@ def finetune_loss(model: MISSRec, batch: SequenceBatch) -> tuple[torch.Tensor, d
     tables = model.item_tables()
     if c.modality_dropout > 0 and model.training:
         tables = dataclasses.replace(tables, present=modality_drop_mask(tables.present, c.modality_dropout))
+    if c.id_item_dropout > 0 and model.training and tables.ids is not None:
+        tables = dataclasses.replace(tables, ids=id_drop(tables.ids, c.id_item_dropout))
     u, reg = model.encode_histories(model.prepare_histories(batch.items), tables)
     u = model.finish_user(u)
     scores = model.score_candidates(u, model.candidates(tables), tables.present, model.id_candidates(tables))
@@ -175,6 +177,14 @@ def modality_drop_mask(present: torch.Tensor, p: float) -> torch.Tensor:
         pick = torch.zeros_like(present).scatter_(0, noise.argmax(0, keepdim=True), True)
         kept = kept | (pick & lost[None])
     return kept
+
+
+def id_drop(ids: torch.Tensor, p: float) -> torch.Tensor:
+    """The id embeddings [n, d] of one training step with each item's whole row zeroed with
+    probability ``p`` (not rescaled: an item scored without its id is one that has none,
+    not a noisy copy of one that has it)."""
+    keep = torch.rand(ids.shape[0], 1, device=ids.device) >= p
+    return ids * keep.to(ids.dtype)
 
 
 def item_drop_mask(items: torch.Tensor, p: float) -> torch.Tensor:

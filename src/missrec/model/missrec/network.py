@@ -205,7 +205,7 @@ class MISSRec(ItemSide):
                          id_candidates: torch.Tensor | None) -> torch.Tensor:
         """Scores of every candidate: eq. 2's fusion (then the official late id term)."""
         fused = fuse_scores(modality_scores(u, candidates), present, self.alpha())
-        return fused if id_candidates is None else released.late_ids(fused, u @ id_candidates.t())
+        return fused if id_candidates is None else released.late_ids(fused, u @ id_candidates.t(), id_candidates)
 
     # ------------------------------------------------------------------ public API
 
@@ -242,7 +242,8 @@ class MISSRec(ItemSide):
         fused = fuse_scores(scores, cache.present[:, items], self.alpha())
         if cache.id_candidates is None:
             return fused
-        return released.late_ids(fused, torch.einsum("bd,bcd->bc", users, cache.id_candidates[items]))
+        ids = cache.id_candidates[items]
+        return released.late_ids(fused, torch.einsum("bd,bcd->bc", users, ids), ids)
 
     def retrieval_tables(self, cache: MISSRecItems) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Eq. 2's fused score is a convex combination of the modality scores (the weights are

@@ -98,7 +98,14 @@ def late_id_candidates(ids: torch.Tensor) -> torch.Tensor:
     return F.normalize(ids, dim=-1)
 
 
-def late_ids(fused: torch.Tensor, id_scores: torch.Tensor) -> torch.Tensor:
+def late_ids(fused: torch.Tensor, id_scores: torch.Tensor, id_candidates: torch.Tensor) -> torch.Tensor:
     """``id_scoring='late'``: the official code's transductive score, ``(2 <u, v> + <u, z>) / 3``
-    (modalities weigh 2/3, the id 1/3)."""
-    return (2.0 * fused + id_scores) / 3.0
+    (modalities weigh 2/3, the id 1/3), for items that have an id embedding.
+
+    An item without one (added after training, or whose id a training step dropped with
+    ``id_item_dropout``) has an all-zero row in ``id_candidates``; its id is left out of the
+    weighted mean rather than counted as a score of 0, so its score is ``<u, v>``, the way
+    eq. 2's fusion leaves out a missing modality. ``id_candidates`` is [n, d] beside
+    ``fused`` [B, n], or [B, C, d] beside ``fused`` [B, C]."""
+    has_id = id_candidates.ne(0).any(-1)
+    return torch.where(has_id, (2.0 * fused + id_scores) / 3.0, fused)
