@@ -183,7 +183,7 @@ def test_model_choices_are_checked_where_the_config_is_built():
 
 
 def test_removed_options_load_at_their_former_value_only(tmp_path):
-    assert len(dataclasses.fields(MISSRecConfig)) == 37
+    assert len(dataclasses.fields(MISSRecConfig)) == 38
     saved = {"dpc_scale_by_dim": False, "alpha_learnable": True, "cluster_seed": 0, "tau": 0.1}
     assert from_dict(MISSRecConfig, saved, "model") == MISSRecConfig(tau=0.1)
     f = tmp_path / "c.yaml"
