@@ -265,12 +265,11 @@ def test_an_item_without_an_id_scores_by_its_content_alone(id_scoring: str) -> N
     extended = cache.put(torch.tensor([cache.n_rows, cache.n_rows + 1]), new)
     scores = model.score_all(batch, extended)
     users = model.user_vectors(batch, cache)
-    content = fuse_representations  # eq. 1, then <u, v>
     alpha = float(model.alpha().detach())
     for row in (cache.n_rows, cache.n_rows + 1):
         x = extended.candidates[:, row].unsqueeze(0).expand(len(batch), -1, -1)
         pres_row = extended.present[:, row].unsqueeze(0).expand(len(batch), -1)
-        expected = (users * content(users, x, pres_row, alpha)).sum(1)
+        expected = (users * fuse_representations(users, x, pres_row, alpha)).sum(1)  # eq. 1, then <u, v>
         torch.testing.assert_close(scores[:, row], expected, rtol=1e-5, atol=1e-6)
     every = torch.arange(1, extended.n_rows).expand(len(batch), -1)
     torch.testing.assert_close(model.score_items(batch, every, extended), scores[:, 1:])
