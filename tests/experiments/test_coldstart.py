@@ -138,3 +138,15 @@ def test_calibrated_ranks_give_added_items_about_their_share_of_the_top(toy_stor
     found = json.loads((tmp_path / "ranks/all-calibrated/held-out/missrec/seed-2023/calibration.json").read_text())
     assert found["k"] == 10 and found["catalogue_share"] == pytest.approx(0.2)
     assert calibrated["held-out targets"]["added_offset"] == pytest.approx(found["offset"])
+
+
+def test_a_text_only_store_trains_missrec_on_its_text(tmp_path):
+    from missrec.data.store import write_store
+    from missrec.data.synthetic import synthetic_dataset
+
+    store = write_store(synthetic_dataset(seed=2, modalities=("text",)), tmp_path / "text-only")
+    opts = ColdStartOptions(fraction=0.2, seeds=1, models=["missrec"], sets=["epochs=1", "batch_size=64"])
+    res = run_coldstart(store, tmp_path / "cs", opts, log=lambda s: None)["results"]["missrec"]
+    assert res["held-out targets"]["users"] > 0
+    config = (tmp_path / "cs" / "runs" / "missrec" / "seed-2023" / "config.yaml").read_text()
+    assert "- text\n" in config and "- image" not in config

@@ -198,7 +198,8 @@ def pending_runs(outs: list[Path], options: ColdStartOptions) -> list[tuple[str,
 
 
 def _train_one(model: str, store: Path, run: Path, sets: list[str]) -> Path:
-    train_cfg, model_cfg = resolve_configs(model, None, (*MODEL_SETS.get(model, ()), *sets))
+    # the store fits the modalities nobody chose, so a text-only catalogue needs no flag
+    train_cfg, model_cfg = resolve_configs(model, None, (*MODEL_SETS.get(model, ()), *sets), store=store)
     if not (run / "results.json").exists():
         train(model, store, run, train_cfg, model_cfg, log=lambda s: None, resume=True, test=False)
     return run
