@@ -13,7 +13,8 @@ import torch
 from click.testing import CliRunner
 
 from missrec.cli import main
-from missrec.data.store import SPLIT_VALID, read_store
+from missrec.data.store import SPLIT_VALID, read_store, write_store
+from missrec.data.synthetic import synthetic_dataset
 from missrec.errors import MissrecError
 from missrec.experiments.coldstart import (ColdStartOptions, check_sets, hold_out, model_sets, popularity_ranks,
                                              TOP, report, run_coldstart, target_ranks)
@@ -141,9 +142,6 @@ def test_calibrated_ranks_give_added_items_about_their_share_of_the_top(toy_stor
 
 
 def test_a_text_only_store_trains_missrec_on_its_text(tmp_path):
-    from missrec.data.store import write_store
-    from missrec.data.synthetic import synthetic_dataset
-
     store = write_store(synthetic_dataset(seed=2, modalities=("text",)), tmp_path / "text-only")
     opts = ColdStartOptions(fraction=0.2, seeds=1, models=["missrec"], sets=["epochs=1", "batch_size=64"])
     res = run_coldstart(store, tmp_path / "cs", opts, log=lambda s: None)["results"]["missrec"]
