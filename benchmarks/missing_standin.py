@@ -23,6 +23,7 @@ from missrec.config import TrainConfig, from_dict
 from missrec.data.batching import build_examples
 from missrec.data.store import read_store
 from missrec.eval.evaluator import evaluate
+from missrec.eval.modalities import Drop, drop_modalities
 from missrec.train.checkpoint import catalogue_of, load_model, read_checkpoint
 from missrec.train.loop import max_len_of, protocol_of
 
@@ -44,25 +45,32 @@ def main() -> None:
     examples = build_examples(read_store(args.store, modalities=[]), args.split, max_len_of(model_cfg))
     features = catalogue_of(payload).features
     lost = args.modality
-    (kept,) = [m for m in model.modalities if m != lost]
+    others = [m for m in model.modalities if m != lost]
+    if lost not in model.modalities or len(others) != 1:
+        raise SystemExit(f"--modality {lost}: the model must read it and one other (it reads {model.modalities})")
+    (kept,) = others
     base = model.item_cache()
     targets = np.unique(examples.targets[examples.targets > 0])
     rows = torch.from_numpy(targets)
 
-    def with_targets(lost_features: np.ndarray, present: bool) -> dict[str, float]:
-        feats = {kept: torch.from_numpy(features[kept].matrix[targets]), lost: torch.from_numpy(lost_features)}
-        pres = {kept: torch.ones(len(targets), dtype=torch.bool), lost: torch.full((len(targets),), present)}
-        cache = base.put(rows, model.encode_items(feats, pres, rows))
+    def metrics(cache) -> dict[str, float]:
         res = evaluate(model, examples, protocol, cache=cache).metrics
         return {m: res[m] for m in METRICS}
 
-    table = {"all modalities": {m: v for m, v in evaluate(model, examples, protocol).metrics.items() if m in METRICS},
-             f"{lost} removed": with_targets(features[lost].matrix[targets], False)}
+    def with_standin(standin: np.ndarray) -> dict[str, float]:
+        feats = {kept: torch.from_numpy(features[kept].matrix[targets]), lost: torch.from_numpy(standin)}
+        pres = {kept: torch.from_numpy(features[kept].present[targets]), lost: torch.ones(len(targets), dtype=torch.bool)}
+        return metrics(base.put(rows, model.encode_items(feats, pres, rows)))
+
+    removed, _ = drop_modalities(model, base, features, [Drop(lost, "targets")], examples.targets)
+    table = {"all modalities": metrics(base), f"{lost} removed": metrics(removed)}
     by = features[kept].matrix
     unit = by / np.maximum(np.linalg.norm(by, axis=1, keepdims=True), 1e-12)
     sims = unit[targets] @ unit.T
-    sims[:, 0] = -np.inf  # padding
-    sims[np.arange(len(targets)), targets] = -np.inf  # never the item itself
+    # neighbours need both modalities (row 0 is padding and has none); never the item itself
+    sims[:, ~(features[kept].present & features[lost].present)] = -np.inf
+    sims[:, 0] = -np.inf
+    sims[np.arange(len(targets)), targets] = -np.inf
     for bank in ("strict", "loose"):
         s = sims.copy()
         if bank == "strict":
@@ -74,7 +82,7 @@ def main() -> None:
             for weighting in ("uniform", "softmax"):
                 w = np.ones_like(near) if weighting == "uniform" else np.exp((near - near.max(1, keepdims=True)) / 0.05)
                 standin = (w[..., None] * features[lost].matrix[top]).sum(1) / w.sum(1, keepdims=True)
-                table[f"stand-in, {bank} bank, k={k}, {weighting}"] = with_targets(standin.astype(np.float32), True)
+                table[f"stand-in, {bank} bank, k={k}, {weighting}"] = with_standin(standin.astype(np.float32))
     print(f"| {args.split}, {len(examples):,} users | " + " | ".join(METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
     for name, res in table.items():
