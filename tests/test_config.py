@@ -91,8 +91,8 @@ def test_every_preset_file_loads_as_a_config_file(tmp_path):
             assert by_name == (loaded["train"], loaded["model"])
             if "base" not in yaml.safe_load(preset_path(name, preset).read_text()):
                 assert merged == read_sections(preset_path(name, preset))
-    assert found == 5
-    assert MODELS["missrec"].presets == ["default", "new-items", "paper", "released", "released-pretrain"]
+    assert found == 6
+    assert MODELS["missrec"].presets == ["default", "inductive", "new-items", "paper", "released", "released-pretrain"]
 
 
 def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():
@@ -101,7 +101,8 @@ def test_no_preset_is_the_default_preset_and_paper_is_section_4_2_4():
     _, released = resolve_configs("missrec", None, (), "released")
     base = dataclasses.asdict(released)
     assert dataclasses.asdict(model) == {**base, "official": {**base["official"], "reg_form": "paper"},
-                                         "adapter_dropout": 0.2, "modality_dropout": 0.3}
+                                         "adapter_dropout": 0.2, "modality_dropout": 0.3,
+                                         "mode": "transductive", "id_item_dropout": 0.3}
     assert (train.batch_size, train.bucket_by_length, train.ema_decay) == (512, True, 0.99)
     # §4.2.4: batch 2048, K_e = K_d = 1 with 2 heads, lambda = 1, gamma = 0.1, tau = 0.075, 300-d,
     # a learnable concentration alpha; the rest is MISSRecConfig's defaults
@@ -197,8 +198,12 @@ def test_removed_options_load_at_their_former_value_only(tmp_path):
         from_dict(MISSRecConfig, {"dpc_scale_by_dim": True}, "model")
 
 
-def test_the_new_items_preset_is_the_default_with_moe_adapters():
-    train, model = resolve_configs("missrec", None, (), "new-items")
+def test_the_inductive_preset_is_the_default_without_ids_and_new_items_adds_moe_adapters():
     default_train, default_model = resolve_configs("missrec", None, ())
-    assert model.adapter == "moe" and default_model.adapter == "linear"
-    assert train == default_train and dataclasses.replace(model, adapter="linear") == default_model
+    train, inductive = resolve_configs("missrec", None, (), "inductive")
+    assert default_model.mode == "transductive" and inductive.mode == "inductive"
+    assert train == default_train
+    assert dataclasses.replace(inductive, mode="transductive", id_item_dropout=0.3) == default_model
+    train, model = resolve_configs("missrec", None, (), "new-items")
+    assert model.adapter == "moe" and inductive.adapter == "linear"
+    assert train == default_train and dataclasses.replace(model, adapter="linear") == inductive

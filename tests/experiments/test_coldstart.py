@@ -67,7 +67,7 @@ def test_coldstart_ranks_held_out_targets_only_with_added_items(toy_store, tmp_p
     assert json.loads(out.output)[0]["users"] == table["missrec"]["held-out targets"]["users"]
     out = CliRunner().invoke(main, ["compare", str(tmp_path / "ranks/all/held-out/missrec"),
                                     str(tmp_path / "ranks/all/held-out/sasrec-text")])
-    assert "MISSRec T+V, 2 seed(s)" in out.output and "SASRec T, 2 seed(s)" in out.output  # what each read
+    assert "MISSRec T+V+ID, 2 seed(s)" in out.output and "SASRec T, 2 seed(s)" in out.output  # what each read
     assert "MISSRec − " in report(tmp_path.parent)
     # the validation split: the same runs, the validation users' targets (for choosing settings)
     valid = run_coldstart(toy_store, tmp_path, dataclasses.replace(opts, split="valid"), log=lambda s: None)

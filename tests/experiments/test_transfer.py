@@ -33,7 +33,7 @@ def test_the_default_plan_leaves_one_domain_out(tmp_path):
         "scientific-mm": ("office", "ml-100k"), "office": ("scientific-mixed", "ml-100k"),
         "ml-100k": ("scientific-mixed", "office")}
     pre = by[("office-pretrain", 2023)]
-    assert pre.cell.max_per_domain == 0 and pre.train_cfg.heldout_share == 0.05 and pre.preset == "default"
+    assert pre.cell.max_per_domain == 0 and pre.train_cfg.heldout_share == 0.05 and pre.preset == "inductive"
     assert pre.model_cfg.n_clusters == "2%" and pre.model_cfg.modalities == ["text", "image"]
     # every seed of a fine-tuning cell starts from the one pre-training; zero-shot evaluates it
     for seed in (2023, 2024, 2025):

@@ -35,7 +35,7 @@ def setup(tmp_path_factory):
     own = write_store(make_dataset(n_users=40, n_items=30, seed=1), root / "own")
     other = write_store(make_dataset(n_users=35, n_items=45, seed=2), root / "other")
     narrow = write_store(make_dataset(n_users=20, n_items=20, seed=3, dim=8), root / "narrow")
-    ok("train", "--model", "missrec", "--data", own, "--out", root / "mr", *SMALL, *FAST)
+    ok("train", "--model", "missrec", "--data", own, "--out", root / "mr", "--preset", "inductive", *SMALL, *FAST)
     ok("export", root / "mr", root / "bundle")
     return root, own, other, narrow
 

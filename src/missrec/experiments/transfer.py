@@ -106,7 +106,7 @@ def _target_cells(target: Domain, fractions: tuple[float, ...]) -> list[CellSpec
     facets = (("target", target.name),)
     cells = [
         CellSpec(pre, "missrec", "", PRETRAIN_SETS, kind="pretrain", pretrain_stores=tuple(d.source for d in sources),
-                 preset="default", seed=PRETRAIN_SEED, facets=facets + (("regime", "pretrain"),)),
+                 preset="inductive", seed=PRETRAIN_SEED, facets=facets + (("regime", "pretrain"),)),
         CellSpec(f"{target.name}-zero-shot", "missrec", target.target, (), REGIMES["zero-shot"], table, 0,
                  kind="zero-shot", init_from=pre, seed=PRETRAIN_SEED,
                  facets=facets + (("regime", "zero-shot"), ("fraction", "0"))),

@@ -46,9 +46,10 @@ def fit_to_store(pre: Pretrained, store: Path) -> Any:
     config = from_dict(get_model_spec(pre.model).config_cls, pre.model_config, "model")
     if needs_item_ids(config):
         what = "transductive " if mode_of(config) == "transductive" else ""
+        how = " (`missrec pretrain`, or `missrec train --preset inductive`)" if pre.model == "missrec" else ""
         raise MissrecError(f"{pre.path}: a {what}{pre.model} model scores items by ids it learned on its own "
                            f"catalogue, so it cannot rank {store}'s items; zero-shot evaluation needs an inductive "
-                           "model")
+                           f"model{how}")
     have = read_schema(store)["modalities"]
     modalities = [m for m in required_modalities(config) if m in have]
     if not modalities:
