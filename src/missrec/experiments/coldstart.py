@@ -11,11 +11,8 @@ items' exposure calibrated first (``calibrate``). Metrics are reported apart for
 whose target is a held-out item and for the rest, as mean ± std over seeds, and MISSRec is
 compared with the best content baseline on the held-out targets by a paired bootstrap.
 
-MISSRec trains at its default (item ids beside the content, with whole ids dropped in
-training, so that an added item, which has no id, is scored by its content on the scale of the
-trained ones; ``--set mode=inductive`` trains it without ids), UniSRec in inductive mode, and
-SASRec over text is inductive by design; SASRec on ids cannot add items (a held-out target is a
-miss), and popularity gives them none.
+MISSRec trains at its default (ids: an added item has none and is scored by its content),
+UniSRec and SASRec over text inductive; SASRec on ids and popularity cannot score an added item.
 
 Layout under ``OUT/<store>/``::
 
