@@ -84,6 +84,10 @@ def test_table2_trains_each_baseline_at_a_setting_its_sweep_tried(tmp_path):
     expected = {"sasrec": "sasrec-lr3e-4", "sasrec-text": "sasrec-text-lr3e-4", "unisrec-t": "unisrec-t-lr3e-3",
                 "unisrec-t-id": "unisrec-t-id-lr3e-3"}
     assert chosen == {f"{p}-{k}": f"{p}-{v}" for p in ("mm", "mixed") for k, v in expected.items()}
+    # UniSRec's default moved to a rate chosen across domains; Scientific's tables keep the subset's
+    t3 = {j.cell.name: j.train_cfg for j in planned("table3", tmp_path).jobs}
+    defaults = {j.cell.name: j.train_cfg for j in planned("defaults", tmp_path).jobs}
+    assert t3["unisrec-t"].lr == 3e-3 and defaults["office-unisrec-default"].lr == 1e-3
     assert configs["mm-sasrec-text"][1].lr == 1e-3 and configs["mm-sasrec-text"][1].batch_size == 2048
     drop = configs["mm-unisrec-t-id-drop0.2"][0]
     assert (drop.dropout, drop.attn_dropout, drop.mode) == (0.2, 0.2, "transductive")
