@@ -108,8 +108,8 @@ def _table3_cells() -> list[CellSpec]:
                                   "table3", order, ("table3", label)))
             order += 1
     cells.append(CellSpec("sasrec", "sasrec", store, (), "SASRec ID", "table3", order, None, "for context"))
-    cells.append(CellSpec("unisrec-t", "unisrec", store, SCIENTIFIC["unisrec"], "UniSRec T", "table3", order + 1,
-                          ("table3", "UniSRec T"), "for context"))
+    cells.append(CellSpec("unisrec-t", "unisrec", store, SCIENTIFIC.get("unisrec", ()), "UniSRec T", "table3",
+                          order + 1, ("table3", "UniSRec T"), "for context"))
     return cells
 
 
