@@ -2,7 +2,9 @@
 
 The built-in costs are for a 2-core CPU running two jobs side by side at one thread each,
 default configs; they give an order of magnitude only. Finished runs of the same (kind,
-model) in the experiment's folder replace them with what that machine actually took.
+model) in the experiment's folder replace them with what that machine actually took, and a
+cell's finished seeds say how many epochs its other seeds will take (early stopping ends a
+large catalogue's runs several times later than a small one's).
 """
 
 from __future__ import annotations
@@ -58,9 +60,23 @@ def measured_costs(done: Iterable[tuple[CellSpec, Path]],
     return rates
 
 
+def measured_epochs(done: Iterable[tuple[CellSpec, Path]]) -> dict[str, float]:
+    """Epochs the finished seeds of each cell took (their median), by cell name."""
+    seen: dict[str, list[int]] = {}
+    for cell, run_dir in done:
+        try:
+            epochs = json.loads((run_dir / "results.json").read_text()).get("epochs")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(epochs, int) and epochs > 0:
+            seen.setdefault(cell.name, []).append(epochs)
+    return {name: float(sorted(e)[len(e) // 2]) for name, e in seen.items()}
+
+
 def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
-                 measured: dict[tuple[str, str], float] | None = None) -> float:
-    """Seconds one (cell, seed) should take."""
+                 measured: dict[tuple[str, str], float] | None = None,
+                 epochs_taken: dict[str, float] | None = None) -> float:
+    """Seconds one (cell, seed) should take; ``epochs_taken`` as :func:`measured_epochs` gives."""
     if cell.kind in ("zero-shot", "popularity"):
         return train_rows_of(stores[cell.store], RECIPES.get(cell.store)) * EVAL_MS_PER_SEQUENCE / 1000
     measured = measured or {}
@@ -75,9 +91,11 @@ def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
         if cell.max_per_domain:
             rows = min(rows, cell.max_per_domain * len(cell.pretrain_stores))
         epochs = min(cfg.epochs, TYPICAL_EPOCHS) if cfg.heldout_share > 0 else cfg.epochs  # held-out loss stops it
+        epochs = (epochs_taken or {}).get(cell.name, epochs)
         return epochs * rows * (1 - cfg.heldout_share) * ms * PRETRAIN_FACTOR / 1000
     rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store)) * cfg.train_fraction
-    return min(cfg.epochs, TYPICAL_EPOCHS) * rows * ms / 1000
+    epochs = (epochs_taken or {}).get(cell.name, min(cfg.epochs, TYPICAL_EPOCHS))
+    return epochs * rows * ms / 1000
 
 
 def store_estimate(name: str) -> float:

@@ -16,7 +16,7 @@ from ..model.registry import get_model_spec
 from ..train.pretrain import domain_train_examples
 from ..train.resolve import resolve_configs
 from .catalog import get_experiment
-from .estimate import measured_costs, run_estimate, store_estimate
+from .estimate import measured_costs, measured_epochs, run_estimate, store_estimate
 from .options import ExperimentOptions
 from .overrides import cell_overrides, check_user_sets, effective
 from .reuse import comparable_config, find_pretraining_run, find_training_run, store_features
@@ -126,9 +126,10 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
     root = options.data_root if options.data_root is not None else default_data_root()
     stores, problems = _stores(exp, options, root)
     jobs = _jobs(exp, options, stores)
-    measured = measured_costs([(j.cell, j.run_dir) for j in jobs if j.done], stores)
+    finished = [(j.cell, j.run_dir) for j in jobs if j.done]
+    measured, epochs_taken = measured_costs(finished, stores), measured_epochs(finished)
     for job in jobs:
-        job.estimate_s = run_estimate(job.cell, job.train_cfg, stores, measured)
+        job.estimate_s = run_estimate(job.cell, job.train_cfg, stores, measured, epochs_taken)
     plan = Plan(exp, options.out, root, jobs, stores, problems, options.reuse, options.preset,
                 effective(options.sets))
     for job in plan.jobs:  # pre-training jobs come first, so fine-tuning jobs can see theirs

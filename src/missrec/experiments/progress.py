@@ -62,7 +62,8 @@ def describe_plan(plan: Plan, processes: int = 1) -> str:
                   + f"; estimated time ~{hms(plan.estimate_s)} "
                   + (f"of run time, ~{hms(plan.estimate_s / processes)} elapsed with {processes} processes "
                      if processes > 1 else "")
-                  + f"(rough, for a 2-core CPU; early stopping after ~{TYPICAL_EPOCHS} epochs; "
+                  + f"(rough, for a 2-core CPU; early stopping after ~{TYPICAL_EPOCHS} epochs "
+                  "or as many as a cell's finished seeds took; "
                   f"building stores ~{hms(plan.store_estimate_s)})"]
     for j in reused:
         lines.append(f"reuse: {j.cell.name} seed {j.seed} repeats {j.reuse_from}")
