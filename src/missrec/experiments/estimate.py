@@ -29,6 +29,14 @@ EVAL_MS_PER_SEQUENCE = 0.3
 """An evaluation-only cell (zero-shot, popularity): loading the store and scoring its users."""
 
 
+def _results(run_dir: Path) -> dict | None:
+    """A finished run's ``results.json``, or None where it cannot be read."""
+    try:
+        return json.loads((run_dir / "results.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def measured_costs(done: Iterable[tuple[CellSpec, Path]],
                    stores: dict[str, Path]) -> dict[tuple[str, str], float]:
     """ms per training sequence per epoch of finished runs (cell, run folder), by (kind, model).
@@ -39,9 +47,7 @@ def measured_costs(done: Iterable[tuple[CellSpec, Path]],
     estimate of a full-size run several times over."""
     seen: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for cell, run_dir in done:
-        try:
-            res = json.loads((run_dir / "results.json").read_text())
-        except (OSError, json.JSONDecodeError):
+        if (res := _results(run_dir)) is None:
             continue
         if cell.kind == "pretrain":
             rows = res.get("train_sequences", 0)
@@ -64,10 +70,7 @@ def measured_epochs(done: Iterable[tuple[CellSpec, Path]]) -> dict[str, float]:
     """Epochs the finished seeds of each cell took (their median), by cell name."""
     seen: dict[str, list[int]] = {}
     for cell, run_dir in done:
-        try:
-            epochs = json.loads((run_dir / "results.json").read_text()).get("epochs")
-        except (OSError, json.JSONDecodeError):
-            continue
+        epochs = (_results(run_dir) or {}).get("epochs")
         if isinstance(epochs, int) and epochs > 0:
             seen.setdefault(cell.name, []).append(epochs)
     return {name: float(sorted(e)[len(e) // 2]) for name, e in seen.items()}
