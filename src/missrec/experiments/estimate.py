@@ -82,7 +82,7 @@ def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
     """Seconds one (cell, seed) should take; ``epochs_taken`` as :func:`measured_epochs` gives."""
     if cell.kind in ("zero-shot", "popularity"):
         return train_rows_of(stores[cell.store], RECIPES.get(cell.store)) * EVAL_MS_PER_SEQUENCE / 1000
-    measured = measured or {}
+    measured, epochs_taken = measured or {}, epochs_taken or {}
     if (cell.kind, cell.model) in measured:
         ms = measured[(cell.kind, cell.model)]
         if cell.kind == "pretrain":
@@ -94,10 +94,10 @@ def run_estimate(cell: CellSpec, cfg: TrainConfig, stores: dict[str, Path],
         if cell.max_per_domain:
             rows = min(rows, cell.max_per_domain * len(cell.pretrain_stores))
         epochs = min(cfg.epochs, TYPICAL_EPOCHS) if cfg.heldout_share > 0 else cfg.epochs  # held-out loss stops it
-        epochs = (epochs_taken or {}).get(cell.name, epochs)
+        epochs = epochs_taken.get(cell.name, epochs)
         return epochs * rows * (1 - cfg.heldout_share) * ms * PRETRAIN_FACTOR / 1000
     rows = train_rows_of(stores[cell.store], RECIPES.get(cell.store)) * cfg.train_fraction
-    epochs = (epochs_taken or {}).get(cell.name, min(cfg.epochs, TYPICAL_EPOCHS))
+    epochs = epochs_taken.get(cell.name, min(cfg.epochs, TYPICAL_EPOCHS))
     return epochs * rows * ms / 1000
 
 
