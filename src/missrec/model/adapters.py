@@ -21,6 +21,8 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 AdapterKind = Literal["linear", "moe", "none"]
 ADAPTER_KINDS: tuple[str, ...] = get_args(AdapterKind)
 
@@ -30,7 +32,7 @@ class LinearAdapter(nn.Module):
 
     def __init__(self, d_in: int, d: int, dropout: float = 0.0):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(d_in, d)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -49,7 +51,7 @@ class MoEAdapter(nn.Module):
         super().__init__()
         if n_experts < 1:
             raise ValueError(f"n_experts must be >= 1, got {n_experts}")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.whiten_bias = nn.Parameter(torch.zeros(n_experts, d_in))
         self.experts = nn.Parameter(torch.empty(n_experts, d_in, d))
         self.gate = nn.Linear(d_in, n_experts, bias=False)
@@ -72,7 +74,7 @@ class IdentityAdapter(nn.Module):
         super().__init__()
         if d_in != d:
             raise ValueError(f"adapter 'none' needs d == d_in, got d={d}, d_in={d_in}")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.dropout(features)

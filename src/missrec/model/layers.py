@@ -12,9 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout, attention
+
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention on ``F.scaled_dot_product_attention`` (fused kernels on CPU/GPU)."""
+    """Multi-head attention on ``F.scaled_dot_product_attention`` (fused kernels on CPU/GPU;
+    while training with attention dropout on the CPU, :func:`missrec.model.dropout.attention`)."""
 
     def __init__(self, d: int, n_heads: int, dropout: float):
         super().__init__()
@@ -39,9 +42,8 @@ class MultiHeadAttention(nn.Module):
         else:
             q = F.linear(x, w[:d], bias[:d])
             k, v = F.linear(memory, w[d:], bias[d:]).split(d, dim=-1)
-        out = F.scaled_dot_product_attention(
-            self._split(q), self._split(k), self._split(v), attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0)
+        out = attention(self._split(q), self._split(k), self._split(v), mask,
+                        self.dropout if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 
@@ -52,7 +54,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, d)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.drop(F.gelu(self.fc1(x))))
@@ -68,7 +70,7 @@ class EncoderBlock(nn.Module):
         self.ffn = FeedForward(d, ffn_dim, ffn_dropout)
         self.norm1 = nn.LayerNorm(d, eps=eps)
         self.norm2 = nn.LayerNorm(d, eps=eps)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         x = self.norm1(x + self.drop(self.attn(x, None, mask)))
@@ -91,7 +93,7 @@ class DecoderBlock(nn.Module):
         self.norm1 = nn.LayerNorm(d, eps=eps)
         self.norm2 = nn.LayerNorm(d, eps=eps)
         self.norm3 = nn.LayerNorm(d, eps=eps)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, q: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None,
                 memory_mask: torch.Tensor | None) -> torch.Tensor:

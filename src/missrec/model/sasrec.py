@@ -18,6 +18,7 @@ from ..data.batching import SequenceBatch
 from ..errors import ModelConfigError
 from .base import VectorRecommender, cannot_encode_new
 from .cache import ItemVectors
+from .dropout import Dropout, use_fast_dropout
 
 
 @dataclass
@@ -58,11 +59,11 @@ class CausalTransformer(nn.Module):
         super().__init__()
         self.pos = nn.Embedding(max_len, hidden)
         self.norm = nn.LayerNorm(hidden, eps=1e-12)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         layer = nn.TransformerEncoderLayer(hidden, n_heads, inner, dropout, activation="gelu",
                                            batch_first=True, norm_first=False)
         layer.self_attn.dropout = attn_dropout
-        self.blocks = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.blocks = use_fast_dropout(nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False))
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Outputs at each row's last real position [B, hidden] for right-padded ``tokens``

@@ -31,6 +31,7 @@ from torch import nn
 from ..adapters import make_adapter
 from ..base import SequentialRecommender, present_rows
 from ..cache import ItemCache, rows
+from ..dropout import dropout
 from ..interests import Clustering, assign_nearest, cluster_tokens
 from . import released
 from .config import MISSRecConfig
@@ -190,7 +191,7 @@ class ItemSide(SequentialRecommender):
         z = None
         if self.item_id is not None:
             z = self.item_id.weight if ids is None else self.item_id(ids)
-            z = F.dropout(z, self.config.id_dropout, training=self.training)
+            z = dropout(z, self.config.id_dropout, self.training)
         interests = self._interest_of
         if interests is not None and ids is not None:
             interests = interests[ids]
@@ -203,7 +204,7 @@ class ItemSide(SequentialRecommender):
         for m in self.modalities:
             f, p = features[m], present[m]
             if augment > 0 and self.training:
-                f = F.dropout(f, augment, training=True)
+                f = dropout(f, augment)
             x = self.adapters[m](f)
             toks.append(torch.where(p[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device)))
             pres.append(p)

@@ -31,6 +31,7 @@ from torch import nn
 from ...data.batching import SequenceBatch
 from ..adapters import MoEAdapter
 from ..base import check_feature_dims
+from ..dropout import Dropout
 from ..fusion import Concentration, fuse_scores, modality_scores
 from ..layers import DecoderBlock, EncoderBlock, key_mask
 from . import losses, released
@@ -61,7 +62,7 @@ class MISSRec(ItemSide):
         self.input_norm = nn.LayerNorm(d, eps=c.layer_norm_eps)
         self.query_norm = (nn.LayerNorm(d, eps=c.layer_norm_eps)
                            if c.decoder == "interest" and c.variant.arrangement == "paper" else None)
-        self.input_dropout = nn.Dropout(c.dropout)
+        self.input_dropout = Dropout(c.dropout)
         block = (d, c.n_heads, c.ffn_dim, c.dropout, c.attn_dropout, c.layer_norm_eps,
                  c.variant.ffn_dropout)
         self.encoder = nn.ModuleList([EncoderBlock(*block) for _ in range(c.n_enc_layers)])
