@@ -84,7 +84,8 @@ class TrainConfig:
     targets (the global batch, as one process would) instead of its own process's share."""
     precision: Precision = "fp32"
     """Training steps' arithmetic: 'bf16' runs the forward pass under bfloat16 autocast
-    (faster on GPUs with bf16 units; weights, optimiser and evaluation stay float32)."""
+    (faster on CPUs with bfloat16 instructions, docs/scale.md#bfloat16-on-the-cpu, and on
+    GPUs with bf16 units; weights, optimiser and evaluation stay float32)."""
     train_fraction: float = 1.0
     """Train on this share of the training users, drawn from ``seed`` (every training example
     of a kept user; validation and test users are all kept). The draw depends only on the
