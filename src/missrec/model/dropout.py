@@ -29,20 +29,11 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     return x * scale.to(x.dtype)
 
 
-class Dropout(nn.Module):
-    """``nn.Dropout`` (no parameters, the same ``p``) on :func:`dropout`."""
-
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p = p
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (its checks, its ``p``, no parameters) on :func:`dropout`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 def use_fast_dropout(module: nn.Module) -> nn.Module:
