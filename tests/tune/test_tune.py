@@ -117,6 +117,33 @@ def test_a_pruned_trial_stops_before_results(store, tmp_path, monkeypatch):
     assert rows(tmp_path / "study")[1]["state"] == "PRUNED"
 
 
+def test_a_trial_behind_the_median_is_pruned_only_once_it_stops_improving(tmp_path):
+    """Two fast learners complete; a slow learner far behind them at every epoch keeps
+    training while each epoch raises its best, and is pruned after ``prune_patience``
+    epochs without a new one (the median rule alone prunes it at the first chance); a flat
+    one is pruned as soon as its window shows no rise."""
+    def pruned_after(ref, curve):
+        from missrec.tune.study import open_study
+        open_study(ref, {"model": "x"})
+        study = ref.load(0)
+        for _ in range(2):
+            fast = study.ask()
+            for epoch in range(1, 16):
+                fast.report(0.08, epoch)
+            study.tell(fast, 0.08)
+        slow = study.ask()
+        for epoch, value in enumerate(curve, 1):
+            slow.report(value, epoch)
+            if slow.should_prune():
+                return epoch
+        return None
+
+    rising = [0.01 * e for e in range(1, 8)] + [0.07] * 5
+    assert pruned_after(StudyRef(tmp_path / "a.db", 2, 0), rising) == 1
+    assert pruned_after(StudyRef(tmp_path / "b.db", 2, 0, prune_patience=3), rising) == 10
+    assert pruned_after(StudyRef(tmp_path / "c.db", 2, 0, prune_patience=3), [0.02] * 6) == 4
+
+
 def test_tuning_never_scores_the_test_split(store, tmp_path, monkeypatch):
     scored = []
     evaluate = loop.evaluate

@@ -46,6 +46,10 @@ class TuneOptions:
     """Trials sampled at random before TPE models the results, and finished before any is pruned."""
     warmup_epochs: int = 3
     """Validated epochs a trial always trains before it may be pruned."""
+    prune_patience: int = 3
+    """Validated epochs without a new best before a trial below the median may be pruned: a
+    slow starter (a low learning rate, a large batch) that is still improving is not cut
+    for being behind fast ones at the same epoch."""
 
     def __post_init__(self) -> None:
         self.store, self.out = Path(self.store), Path(self.out)
@@ -56,7 +60,8 @@ class TuneOptions:
                 ("--trials", self.trials, self.trials >= 1, ">= 1"), ("--jobs", self.jobs, self.jobs >= 1, ">= 1"),
                 ("--seed", self.seed, 0 <= self.seed < 2**32, "in [0, 2**32)"),
                 ("startup_trials", self.startup_trials, self.startup_trials >= 0, ">= 0"),
-                ("warmup_epochs", self.warmup_epochs, self.warmup_epochs >= 0, ">= 0")):
+                ("warmup_epochs", self.warmup_epochs, self.warmup_epochs >= 0, ">= 0"),
+                ("prune_patience", self.prune_patience, self.prune_patience >= 0, ">= 0")):
             if not ok:
                 raise MissrecError(f"{flag} must be {expected}, got {value}")
         if self.timeout is not None and not self.timeout > 0:

@@ -82,7 +82,7 @@ def run_study(options: TuneOptions, log: Log = print) -> TuneResult:
     check_space(space, options.model, options.preset, tuple(options.trial_sets))
     what = identity(options, space)
     require_optuna()
-    ref = StudyRef(options.out / STUDY_FILE, options.startup_trials, options.warmup_epochs)
+    ref = StudyRef(options.out / STUDY_FILE, options.startup_trials, options.warmup_epochs, options.prune_patience)
     with study_lock(options.out):
         open_study(ref, what, options.store)
         recover_interrupted(ref, options.out / TRIALS_DIR, log)

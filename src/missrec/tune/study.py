@@ -53,6 +53,8 @@ class StudyRef:
     """``DIR/study.db``."""
     startup_trials: int
     warmup_epochs: int
+    prune_patience: int = 0
+    """Epochs without a new best before the median rule applies (0: it applies every epoch)."""
 
     @property
     def url(self) -> str:
@@ -63,16 +65,18 @@ class StudyRef:
         return optuna.storages.RDBStorage(self.url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
 
     def load(self, sampler_seed: int) -> "optuna.Study":
-        """The study, with a TPE sampler seeded by ``sampler_seed`` and a median pruner."""
+        """The study, with a TPE sampler seeded by ``sampler_seed`` and the median rule for
+        trials that have stopped improving (:mod:`missrec.tune.pruning`)."""
         optuna = require_optuna()
+        from .pruning import make_pruner  # needs optuna
+
         with warnings.catch_warnings():  # multivariate TPE and the constant liar are "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # constant_liar: a trial running in another process counts as a poor result, so
             # parallel trials do not all sample the same promising corner
             sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=self.startup_trials,
                                                  multivariate=True, constant_liar=True)
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials,
-                                             n_warmup_steps=self.warmup_epochs)
+        pruner = make_pruner(self.startup_trials, self.warmup_epochs, self.prune_patience)
         return optuna.load_study(study_name=STUDY_NAME, storage=self.storage(), sampler=sampler, pruner=pruner)
 
     def trials(self) -> list["optuna.trial.FrozenTrial"]:
