@@ -75,7 +75,7 @@ def test_rerunning_continues_the_study_and_reruns_an_interrupted_trial(store, tm
     finished = {r.number: (out / "trials" / f"{r.number:04d}" / "results.json").stat().st_mtime_ns
                 for r in first.trials}
     # a trial a killed process left RUNNING: asked, given values, never told
-    study = StudyRef(out / STUDY_FILE, 5, 3).load(0)
+    study = StudyRef(out / STUDY_FILE, 5, 3, 3).load(0)
     killed = study.ask()
     values = load_space("sasrec").suggest(killed)
     lines = []
@@ -139,9 +139,9 @@ def test_a_trial_behind_the_median_is_pruned_only_once_it_stops_improving(tmp_pa
         return None
 
     rising = [0.01 * e for e in range(1, 8)] + [0.07] * 5
-    assert pruned_after(StudyRef(tmp_path / "a.db", 2, 0), rising) == 1
-    assert pruned_after(StudyRef(tmp_path / "b.db", 2, 0, prune_patience=3), rising) == 10
-    assert pruned_after(StudyRef(tmp_path / "c.db", 2, 0, prune_patience=3), [0.02] * 6) == 4
+    assert pruned_after(StudyRef(tmp_path / "a.db", 2, 0, 0), rising) == 1
+    assert pruned_after(StudyRef(tmp_path / "b.db", 2, 0, 3), rising) == 10
+    assert pruned_after(StudyRef(tmp_path / "c.db", 2, 0, 3), [0.02] * 6) == 4
 
 
 def test_tuning_never_scores_the_test_split(store, tmp_path, monkeypatch):

@@ -2,12 +2,13 @@
 
 Imported when a study opens (it needs Optuna, the optional ``tune`` extra).
 
-Trials report the best validation score reached so far after every epoch. Optuna's median
-rule alone compares trials at the same epoch, and a low learning rate or a large batch is
-always behind a high one early on, so the median rule alone prunes every slow starter,
-however good its final score would be. Here a trial is judged against the median only once
-its best has not risen for ``patience`` epochs: a slow starter trains as long as it keeps
-improving, a diverged or saturated trial below the median stops soon.
+Trials report the best validation score reached so far after every epoch. The median rule
+compares trials at the same epoch, where a low learning rate or a large batch is always
+behind a high one, so on its own it prunes every slow starter, however good its final score
+would be. Here a trial is judged against the median only once its best has not risen for
+``patience`` epochs: a slow starter trains as long as it keeps improving, a diverged or
+saturated trial below the median stops soon. (Optuna's ``PatientPruner`` cannot do this:
+over best-so-far reports its window is never below the earlier best, so it never prunes.)
 """
 
 from __future__ import annotations

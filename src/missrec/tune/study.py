@@ -53,7 +53,7 @@ class StudyRef:
     """``DIR/study.db``."""
     startup_trials: int
     warmup_epochs: int
-    prune_patience: int = 0
+    prune_patience: int
     """Epochs without a new best before the median rule applies (0: it applies every epoch)."""
 
     @property
