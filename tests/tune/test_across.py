@@ -58,9 +58,13 @@ def test_every_candidate_is_scored_everywhere_and_the_best_worst_case_is_chosen(
     assert len(labels) == 3 and "default" in labels  # the default and each study's best trial
     assert len(rows) == 6 and {r["domain"] for r in rows} == {"shop", "films"}
     valid = {(r["candidate"], r["domain"]): float(r["valid_ndcg@10"]) for r in rows}
-    # on its own domain a candidate scores what its trial scored
+    # on its own domain a candidate scores what its trial scored, the default what the
+    # study's first trial (the default) scored
     for study, name in ((study_a, "shop"), (study_b, "films")):
-        best = max((r for r in csv.DictReader(open(study / "trials.csv"))), key=lambda r: float(r["valid_ndcg@10"]))
+        trials = list(csv.DictReader(open(study / "trials.csv")))
+        assert trials[0]["note"] == "the model's default"
+        assert valid[("default", name)] == float(trials[0]["valid_ndcg@10"])
+        best = max(trials[1:], key=lambda r: float(r["valid_ndcg@10"]))
         assert valid[(f"{name}-t{best['number']}", name)] == float(best["valid_ndcg@10"])
     # elsewhere, what `missrec train` with the trial's values scores (the same seed, the same run)
     cross = next(r for r in rows if r["origin"] == "shop" and r["domain"] == "films")
@@ -95,21 +99,24 @@ def test_a_killed_run_resumes_and_parallel_runs_agree(studies, tmp_path):
     (study_a, _), (study_b, _) = studies
     first = tune_across("sasrec", [study_a, study_b], tmp_path / "one", top=1, log=quiet)
     both = tune_across("sasrec", [study_a, study_b], tmp_path / "two", top=1, jobs=2, log=quiet)
-    assert both.scores == first.scores and both.ran == first.ran == 4
+    # each study's best on the other domain; the default was scored by both studies
+    assert both.scores == first.scores and both.ran == first.ran == 2
+    assert not (tmp_path / "one" / "runs" / "films" / "default").exists()
+    shop_best = next(c.label for c in first.candidates if c.origin == "shop")
     # a run cut short: its results gone, the command goes on from its checkpoint or start
-    (tmp_path / "two" / "runs" / "films" / "default" / "results.json").unlink()
+    (tmp_path / "two" / "runs" / "films" / shop_best / "results.json").unlink()
     lines = []
     again = tune_across("sasrec", [study_a, study_b], tmp_path / "two", top=1, log=lines.append)
-    assert again.ran == 1 and again.scores == first.scores and "default on films" in lines[-1]
+    assert again.ran == 1 and again.scores == first.scores and f"{shop_best} on films" in lines[-1]
     # a run that fails in a worker: one error once the running runs end; the finished ones are kept
     broken = tmp_path / "three" / "runs" / "films"
     broken.mkdir(parents=True)
-    (broken / "default").write_text("not a folder")
+    (broken / shop_best).write_text("not a folder")
     with pytest.raises(MissrecError, match="a run failed .*run the command again"):
         tune_across("sasrec", [study_a, study_b], tmp_path / "three", top=1, jobs=2, log=quiet)
-    (broken / "default").unlink()
+    (broken / shop_best).unlink()
     resumed = tune_across("sasrec", [study_a, study_b], tmp_path / "three", top=1, log=quiet)
-    assert resumed.scores == first.scores and resumed.ran < 4
+    assert resumed.scores == first.scores and resumed.ran < 2
 
 
 def test_studies_that_cannot_be_compared_are_one_line(studies, tmp_path):
@@ -137,13 +144,16 @@ def test_studies_that_cannot_be_compared_are_one_line(studies, tmp_path):
 
 
 def test_a_setting_a_study_already_trained_is_not_trained_again(tmp_path):
-    # the same sampler seed on both domains draws the same first values
+    # both studies begin with the default; the same sampler seed then draws the same values
     folders = []
     for name, seed in (("left", 1), ("right", 2)):
         store = write_store(make_dataset(n_users=30, n_items=20, seed=seed), tmp_path / name)
-        tune("sasrec", store, 1, tmp_path / f"study-{name}", sets=SMALL, log=quiet)
+        tune("sasrec", store, 2, tmp_path / f"study-{name}", sets=SMALL, log=quiet)
         folders.append(tmp_path / f"study-{name}")
     result = tune_across("sasrec", folders, tmp_path / "across", log=quiet)
-    assert [c.label for c in result.candidates] == ["default", "left-t0"] and result.ran == 2
-    right = json.loads((tmp_path / "study-right" / "trials" / "0000" / "results.json").read_text())
-    assert result.scores[("left-t0", "right")] == right["valid"]["ndcg@10"]
+    assert [c.label for c in result.candidates] == ["default", "left-t1"] and result.ran == 0
+    for name in ("left", "right"):
+        run = json.loads((tmp_path / f"study-{name}" / "trials" / "0000" / "results.json").read_text())
+        assert result.scores[("default", name)] == run["valid"]["ndcg@10"]
+    right = json.loads((tmp_path / "study-right" / "trials" / "0001" / "results.json").read_text())
+    assert result.scores[("left-t1", "right")] == right["valid"]["ndcg@10"]

@@ -16,6 +16,7 @@ from support import make_dataset
 from missrec.cli import main
 from missrec.data.store import write_store
 from missrec.train import loop
+from missrec.train.resolve import resolve_configs
 from missrec.train.resume import STATE_FILE
 from missrec.tune import load_space, tune
 from missrec.tune.study import STUDY_FILE, StudyRef
@@ -115,6 +116,26 @@ def test_a_pruned_trial_stops_before_results(store, tmp_path, monkeypatch):
     assert not (pruned / STATE_FILE).exists() and (pruned / "history.jsonl").read_text() == ""
     assert result.trials[1].epochs == 1 and result.trials[1].valid is not None
     assert rows(tmp_path / "study")[1]["state"] == "PRUNED"
+
+
+def test_a_new_study_begins_with_the_default(store, tmp_path):
+    result = tune("sasrec", store, 2, tmp_path / "study", sets=SMALL, log=quiet)
+    train_cfg, model_cfg = resolve_configs("sasrec", None, tuple(SMALL))
+    first = result.trials[0]
+    assert first.default and not result.trials[1].default
+    assert first.params == {"train.lr": train_cfg.lr, "model.dropout": model_cfg.dropout,
+                            "train.batch_size": train_cfg.batch_size}
+    assert rows(tmp_path / "study")[0]["note"] == "the model's default"
+    # it scores what `missrec train` at the defaults scores
+    code, output = cli("train", "--model", "sasrec", "--data", store, "--out", tmp_path / "run", "-q",
+                       "--set", "threads=1", *(w for s in SMALL for w in ("--set", s)))
+    assert code == 0, output
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["valid"]["ndcg@10"] == first.valid
+    # a space the default lies outside of: every trial is sampled
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    other = tune("sasrec", store, 1, tmp_path / "other", sets=SMALL, space=space, log=quiet)
+    assert not other.trials[0].default and other.trials[0].params["train.lr"] >= 1e-3
 
 
 def test_a_trial_behind_the_median_is_pruned_only_once_it_stops_improving(tmp_path):

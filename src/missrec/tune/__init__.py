@@ -1,16 +1,17 @@
 """Hyper-parameter search on a store's validation split (``missrec tune``), with Optuna.
 
-:func:`tune` runs a study: TPE sampling over a model's declared search space
-(``presets/search/<model>.yaml``), median pruning on the validation score after every
-validated epoch, the study kept in SQLite so that running it again continues it, trials in
+:func:`tune` runs a study: the model's default first (when it lies in the space), then TPE
+sampling over a model's declared search space (``presets/search/<model>.yaml``), median
+pruning of trials that have stopped improving, the study kept in SQLite so that running it again continues it, trials in
 parallel processes with ``jobs``. It writes ``trials.csv`` and ``best.yaml`` (the best
 trial's values, for ``missrec train --config``). The test split is never read.
 
 Optuna is the optional ``tune`` extra, imported only when a study opens.
 
 Modules, in dependency order: ``space`` (search spaces), ``options`` (the command line as
-data), ``study`` (the study on disk), ``records`` (trials as records and the files and lines
-made from them), ``trial`` (one trial), ``runner`` (a whole study), ``across`` (one setting chosen over several domains' studies).
+data), ``records`` (trials as records and the files and lines made from them), ``pruning``
+(when a trial stops early), ``study`` (the study on disk), ``trial`` (one trial), ``runner``
+(a whole study), ``across`` (one setting chosen over several domains' studies).
 """
 
 from .across import AcrossResult, tune_across

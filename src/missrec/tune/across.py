@@ -7,7 +7,8 @@ the model's current default. Every candidate is trained on every domain it was n
 on, as that domain's trials were (the same preset, overrides and seed, early stopping on
 validation), and each validation score is divided by the best seen on that domain (any of
 its study's trials or any candidate). A setting a study has already trained (its own
-trials, or the same values sampled on another domain too) is not trained again. The chosen
+trials, or the same values sampled on another domain too) is not trained again, nor is the
+default on a domain whose study began with it (``missrec tune`` queues the default first). The chosen
 setting is the candidate whose lowest ratio over the domains is highest (ties: the higher
 mean ratio): a default that is never far from what tuning on a domain reaches. Test splits
 are never read.
@@ -175,6 +176,8 @@ def tune_across(model: str, studies: list[str | Path], out: str | Path, *, top: 
     with FolderLock(out, "missrec tune-across"):
         scores = {(c.label, d.name): t.valid for c in candidates if c.params for d in domains
                   for t in d.completed() if tuple(sorted(t.params.items())) == c.params}
+        # a study whose first trial trained the default has scored it on its store already
+        scores.update({(DEFAULT, d.name): t.valid for d in domains for t in d.completed() if t.default})
         tasks = [RunTask(setup, c, d.name, d.store, out / RUNS_DIR / d.name / c.label)
                  for d in domains for c in candidates if (c.label, d.name) not in scores]
         log(f"{len(candidates)} candidates on {len(domains)} domains: {len(tasks)} runs "
@@ -236,7 +239,7 @@ def _candidates(domains: list[Domain], top: int) -> list[Candidate]:
         complete = d.completed()
         if not complete:
             raise MissrecError(f"{d.study}: no trial has completed yet")
-        for t in complete[:top]:
+        for t in [t for t in complete if not t.default][:top]:  # a default trial is the default candidate
             params = tuple(sorted(t.params.items()))
             if params not in seen:
                 seen.add(params)

@@ -21,6 +21,9 @@ BEST_FILE = "best.yaml"
 TRIALS_CSV = "trials.csv"
 TOP_ROWS = 5
 """Trials the summary table lists, best first."""
+DEFAULT_ATTR = "default"
+"""The user attribute marking the trial that trains the model's default."""
+DEFAULT_NOTE = "the model's default"
 
 
 @dataclass
@@ -39,13 +42,17 @@ class TrialRecord:
     seconds: float | None = None
     note: str = ""
     """Why it failed, or that it was interrupted and ran again."""
+    default: bool = False
+    """It trained the model's default (a new study's first trial, when the default lies in
+    the search space)."""
 
 
 def record_of(trial: "optuna.trial.FrozenTrial") -> TrialRecord:
     attrs = trial.user_attrs
     valid = trial.value if trial.value is not None else attrs.get("valid")
     return TrialRecord(trial.number, trial.state.name, dict(trial.params), valid, attrs.get("best_epoch"),
-                       attrs.get("epochs"), attrs.get("seconds"), attrs.get("note", ""))
+                       attrs.get("epochs"), attrs.get("seconds"), attrs.get("note", ""),
+                       bool(attrs.get(DEFAULT_ATTR, False)))
 
 
 def show_value(value: Any) -> str:
@@ -66,7 +73,8 @@ def trial_line(rec: TrialRecord, counted: int, total: int, best: TrialRecord | N
     if rec.state == "FAIL":
         score += f": {rec.note}"
     lead = f"best {best.valid:.4f} (trial {best.number})" if best is not None else "no complete trial yet"
-    return f"trial {rec.number} {rec.state.lower()} [{counted}/{total}]  {score}  {lead}  {show_params(rec.params)}"
+    values = f"{show_params(rec.params)}" + (f" ({DEFAULT_NOTE})" if rec.default else "")
+    return f"trial {rec.number} {rec.state.lower()} [{counted}/{total}]  {score}  {lead}  {values}"
 
 
 def best_of(records: list[TrialRecord]) -> TrialRecord | None:
@@ -83,7 +91,8 @@ def write_trials_csv(path: Path, records: list[TrialRecord], space: SearchSpace,
         for r in records:
             w.writerow([r.number, r.state, *(r.params.get(k, "") for k in space.keys),
                         "" if r.valid is None else r.valid, "" if r.best_epoch is None else r.best_epoch,
-                        "" if r.epochs is None else r.epochs, "" if r.seconds is None else r.seconds, r.note])
+                        "" if r.epochs is None else r.epochs, "" if r.seconds is None else r.seconds,
+                        r.note or (DEFAULT_NOTE if r.default else "")])
 
 
 def best_sections(model: str, best: TrialRecord, space: SearchSpace) -> dict[str, dict[str, Any]]:

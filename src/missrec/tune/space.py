@@ -64,6 +64,14 @@ class Param:
         """The values that bound what a trial may set: both bounds, or every choice."""
         return list(self.choices) if self.type == "categorical" else [self.low, self.high]
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this dimension."""
+        if self.type == "categorical":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return self.low <= value <= self.high and (self.type == "float" or float(value).is_integer())
+
     def overrides(self, value: Scalar) -> list[str]:
         """``--set`` items that give this dimension ``value``."""
         text = set_value(value)
@@ -99,6 +107,28 @@ class SearchSpace:
         """The space :meth:`identity` wrote (lists back to tuples)."""
         return cls(tuple(Param(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
                          for p in json.loads(identity)), source)
+
+
+def default_values(space: SearchSpace, model: str, preset: str | None = None,
+                   sets: tuple[str, ...] = ()) -> dict[str, Scalar] | None:
+    """Each dimension's value in ``model``'s default (with ``preset`` and ``sets``), or None
+    when the default is not a point of the space (a value outside a range or the choices,
+    or ``also`` fields that differ from their dimension's)."""
+    train_cfg, model_cfg = resolve_configs(model, None, sets, preset)
+    configs = {"train": train_cfg, "model": model_cfg}
+    values: dict[str, Scalar] = {}
+    for p in space.params:
+        found = []
+        for key in (p.key, *p.also):
+            sec, name = section_of(key, model)
+            value: Any = configs[sec]
+            for part in name.split("."):
+                value = getattr(value, part)
+            found.append(value)
+        if not p.contains(found[0]) or any(v != found[0] for v in found[1:]):
+            return None
+        values[p.key] = found[0]
+    return values
 
 
 def load_space(model: str, path: str | Path | None = None) -> SearchSpace:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import MissrecError
 from ..locks import FolderLock
 from ..train.resume import STATE_FILE
+from .records import DEFAULT_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -132,10 +133,21 @@ def recover_interrupted(ref: StudyRef, trials_dir: Path, log: Callable[[str], No
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         storage.set_trial_user_attr(trial_id, "note", INTERRUPTED)
         storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
+                                                  **({DEFAULT_ATTR: True} if t.user_attrs.get(DEFAULT_ATTR) else {})})
         (trials_dir / trial_folder(t.number) / STATE_FILE).unlink(missing_ok=True)
         log(f"trial {t.number} was interrupted; its values run again")
     return [t.number for t in stale]
+
+
+def enqueue_default(ref: StudyRef, values: dict[str, Any]) -> None:
+    """Queue the model's default ``values`` as the first trial of a study that has none, so
+    that the study scores the default as it scores every candidate: what tuning buys is the
+    best trial's lead over it, and the search starts from a setting known to work."""
+    optuna = require_optuna()
+    study = optuna.load_study(study_name=STUDY_NAME, storage=ref.storage())
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(values, user_attrs={DEFAULT_ATTR: True})
 
 
 def trial_folder(number: int) -> str:
