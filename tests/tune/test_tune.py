@@ -126,6 +126,8 @@ def test_a_new_study_begins_with_the_default(store, tmp_path):
     assert first.params == {"train.lr": train_cfg.lr, "model.dropout": model_cfg.dropout,
                             "train.batch_size": train_cfg.batch_size}
     assert rows(tmp_path / "study")[0]["note"] == "the model's default"
+    lead = result.best.valid - first.valid
+    assert f"the default (trial 0): valid ndcg@10 {first.valid:.4f}; the best is {lead:+.4f} from it" in result.summary()
     # it scores what `missrec train` at the defaults scores
     code, output = cli("train", "--model", "sasrec", "--data", store, "--out", tmp_path / "run", "-q",
                        "--set", "threads=1", *(w for s in SMALL for w in ("--set", s)))

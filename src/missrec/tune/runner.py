@@ -63,6 +63,10 @@ class TuneResult:
         lines = [f"study {self.out / STUDY_FILE}: {counts}", *table, *self.notes]
         if self.best is not None:
             lines += [f"best: trial {self.best.number} -> {self.best_yaml}", f"train it: {self.train_command}"]
+        default = next((r for r in self.trials if r.default and r.state == "COMPLETE" and r.valid is not None), None)
+        if default is not None and self.best is not None:
+            lines.append(f"the default (trial {default.number}): valid {self.metric} {default.valid:.4f}; "
+                         f"the best is {self.best.valid - default.valid:+.4f} from it")
         return "\n".join(lines)
 
 
