@@ -157,3 +157,14 @@ def test_a_setting_a_study_already_trained_is_not_trained_again(tmp_path):
         assert result.scores[("default", name)] == run["valid"]["ndcg@10"]
     right = json.loads((tmp_path / "study-right" / "trials" / "0001" / "results.json").read_text())
     assert result.scores[("left-t1", "right")] == right["valid"]["ndcg@10"]
+
+
+def test_a_default_changed_since_the_studies_ran_is_trained_again(studies, tmp_path, monkeypatch):
+    import missrec.tune.across as across
+
+    # today's default is not what the studies' first trials trained
+    monkeypatch.setattr(across, "default_values", lambda *args: None)
+    (study_a, _), (study_b, _) = studies
+    result = tune_across("sasrec", [study_a, study_b], tmp_path / "x", top=2, log=quiet)
+    assert all((tmp_path / "x" / "runs" / d / "default" / "results.json").is_file() for d in ("shop", "films"))
+    assert {c.trial.number for c in result.candidates if c.trial is not None} == {0, 1}

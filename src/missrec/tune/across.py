@@ -8,7 +8,8 @@ on, as that domain's trials were (the same preset, overrides and seed, early sto
 validation), and each validation score is divided by the best seen on that domain (any of
 its study's trials or any candidate). A setting a study has already trained (its own
 trials, or the same values sampled on another domain too) is not trained again, nor is the
-default on a domain whose study began with it (``missrec tune`` queues the default first). The chosen
+default on a domain whose study trained today's default values (``missrec tune`` queues the
+default first). The chosen
 setting is the candidate whose lowest ratio over the domains is highest (ties: the higher
 mean ratio): a default that is never far from what tuning on a domain reaches. Test splits
 are never read.
@@ -42,7 +43,7 @@ from ..train.loop import RunData, train
 from ..train.resolve import resolve_configs
 from ..workers import worker_pool
 from .records import TrialRecord, best_sections, record_of, show_params
-from .space import SearchSpace
+from .space import SearchSpace, default_values
 from .study import IDENTITY_ATTR, STORE_PATH_ATTR, STUDY_FILE, STUDY_NAME, require_optuna
 from .trial import LOG_NAME
 
@@ -172,12 +173,13 @@ def tune_across(model: str, studies: list[str | Path], out: str | Path, *, top: 
         raise MissrecError(f"--top and --jobs must be >= 1, got {top} and {jobs}")
     out = Path(out)
     setup, domains = _read_studies(model, [Path(s) for s in studies])
-    candidates = _candidates(domains, top)
+    default = default_values(setup.space, model, setup.preset, setup.sets)
+    candidates = _candidates(domains, top, default)
     with FolderLock(out, "missrec tune-across"):
         scores = {(c.label, d.name): t.valid for c in candidates if c.params for d in domains
                   for t in d.completed() if tuple(sorted(t.params.items())) == c.params}
-        # a study whose first trial trained the default has scored it on its store already
-        scores.update({(DEFAULT, d.name): t.valid for d in domains for t in d.completed() if t.default})
+        # a study whose first trial trained today's default has scored it on its store already
+        scores.update({(DEFAULT, d.name): t.valid for d in domains for t in d.completed() if t.params == default})
         tasks = [RunTask(setup, c, d.name, d.store, out / RUNS_DIR / d.name / c.label)
                  for d in domains for c in candidates if (c.label, d.name) not in scores]
         log(f"{len(candidates)} candidates on {len(domains)} domains: {len(tasks)} runs "
@@ -232,14 +234,15 @@ def _read_studies(model: str, folders: list[Path]) -> tuple[Setup, list[Domain]]
     return setups[0], domains
 
 
-def _candidates(domains: list[Domain], top: int) -> list[Candidate]:
-    """The default, then each domain's best ``top`` complete trials (a setting proposed twice once)."""
+def _candidates(domains: list[Domain], top: int, default: dict[str, Any] | None) -> list[Candidate]:
+    """The default, then each domain's best ``top`` complete trials other than the default's
+    values (a setting proposed twice once)."""
     chosen, seen = [Candidate(DEFAULT)], set()
     for d in domains:
         complete = d.completed()
         if not complete:
             raise MissrecError(f"{d.study}: no trial has completed yet")
-        for t in [t for t in complete if not t.default][:top]:  # a default trial is the default candidate
+        for t in [t for t in complete if t.params != default][:top]:
             params = tuple(sorted(t.params.items()))
             if params not in seen:
                 seen.add(params)
