@@ -24,7 +24,7 @@ from .options import TuneOptions
 from .records import (BEST_FILE, TRIALS_CSV, TrialRecord, best_of, best_sections, record_of, summary_lines,
                       train_command, trial_line, write_best, write_trials_csv)
 from .space import SearchSpace, check_space, default_values, load_space
-from .study import (INTERRUPTED, STUDY_FILE, TRIALS_DIR, StudyRef, enqueue_default, open_study, recover_interrupted,
+from .study import (INTERRUPTED, STUDY_FILE, TRIALS_DIR, StudyRef, open_study, recover_interrupted,
                     require_optuna, study_lock)
 from .trial import TrialTask, clear_cache, run_trial
 
@@ -88,10 +88,8 @@ def run_study(options: TuneOptions, log: Log = print) -> TuneResult:
     require_optuna()
     ref = StudyRef(options.out / STUDY_FILE, options.startup_trials, options.warmup_epochs, options.prune_patience)
     with study_lock(options.out):
-        open_study(ref, what, options.store)
-        default = default_values(space, options.model, options.preset, tuple(options.trial_sets))
-        if default is not None:
-            enqueue_default(ref, default)
+        open_study(ref, what, options.store,
+                   default_values(space, options.model, options.preset, tuple(options.trial_sets)))
         recover_interrupted(ref, options.out / TRIALS_DIR, log)
         try:
             ran, timed_out = _run_trials(options, space, ref, what["metric"], log)

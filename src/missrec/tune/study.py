@@ -86,9 +86,12 @@ class StudyRef:
         return optuna.load_study(study_name=STUDY_NAME, storage=self.storage()).get_trials(deepcopy=False)
 
 
-def open_study(ref: StudyRef, what: dict[str, Any], store: Path | None = None) -> None:
+def open_study(ref: StudyRef, what: dict[str, Any], store: Path | None = None,
+               default: dict[str, Any] | None = None) -> None:
     """Create the study in ``ref.path``, or check that the one there tunes ``what``; record
-    ``store``'s path."""
+    ``store``'s path. A new study queues ``default`` (the model's default values) as its first
+    trial, so that it scores the default as it scores every candidate: what tuning buys is
+    the best trial's lead over it, and the search starts from a setting known to work."""
     optuna = require_optuna()
     try:
         storage = ref.storage()
@@ -100,6 +103,8 @@ def open_study(ref: StudyRef, what: dict[str, Any], store: Path | None = None) -
             raise MissrecError(f"{ref.path}: holds no missrec tune study (studies {names}); use another --out")
         study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
         study.set_user_attr(IDENTITY_ATTR, what)
+        if default is not None:
+            study.enqueue_trial(default, user_attrs={DEFAULT_ATTR: True})
     else:
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
         _check_identity(ref, study.user_attrs.get(IDENTITY_ATTR, {}), what)
@@ -138,16 +143,6 @@ def recover_interrupted(ref: StudyRef, trials_dir: Path, log: Callable[[str], No
         (trials_dir / trial_folder(t.number) / STATE_FILE).unlink(missing_ok=True)
         log(f"trial {t.number} was interrupted; its values run again")
     return [t.number for t in stale]
-
-
-def enqueue_default(ref: StudyRef, values: dict[str, Any]) -> None:
-    """Queue the model's default ``values`` as the first trial of a study that has none, so
-    that the study scores the default as it scores every candidate: what tuning buys is the
-    best trial's lead over it, and the search starts from a setting known to work."""
-    optuna = require_optuna()
-    study = optuna.load_study(study_name=STUDY_NAME, storage=ref.storage())
-    if not study.get_trials(deepcopy=False):
-        study.enqueue_trial(values, user_attrs={DEFAULT_ATTR: True})
 
 
 def trial_folder(number: int) -> str:
