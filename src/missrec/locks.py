@@ -4,14 +4,17 @@ Two commands writing one folder interleave their files: two ``missrec train --re
 one run would each append epochs to its history and overwrite the other's checkpoint. The
 lock is an exclusive ``flock`` on ``FOLDER/.lock``, so it is released by the kernel however
 the holder ends (killed included) and a stale lock file never blocks anyone.
+
+:func:`turn` is the other kind: processes of one command taking turns at a short step.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from .errors import MissrecError
 
@@ -60,3 +63,14 @@ class FolderLock:
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
             self.file = None
+
+
+@contextmanager
+def turn(path: str | Path) -> Iterator[None]:
+    """Wait for an exclusive ``flock`` on ``path`` and hold it for the block."""
+    with open(path, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)

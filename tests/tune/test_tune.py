@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import threading
+import time
 
 import pytest
 import yaml
@@ -19,7 +21,8 @@ from missrec.train import loop
 from missrec.train.resolve import resolve_configs
 from missrec.train.resume import STATE_FILE
 from missrec.tune import load_space, tune
-from missrec.tune.study import STUDY_FILE, StudyRef
+from missrec.tune.study import STUDY_FILE, StudyRef, open_study
+from missrec.tune.trial import PruneWatch, next_trial
 
 optuna = pytest.importorskip("optuna")
 
@@ -89,6 +92,61 @@ def test_rerunning_continues_the_study_and_reruns_an_interrupted_trial(store, tm
     assert len(rows(out)) == 4
     done = tune("sasrec", store, 3, out, sets=SMALL, log=quiet)
     assert done.ran == 0 and len(done.trials) == 4
+
+
+class Killed(BaseException):
+    """Stands for the signal that kills a study's process: nothing catches it."""
+
+
+def test_an_interrupted_trial_goes_on_from_its_last_epoch(store, tmp_path, monkeypatch):
+    sets = ["epochs=4", "model.hidden=16"]
+    whole = tune("sasrec", store, 2, tmp_path / "whole", sets=sets, log=quiet)  # the oracle: never killed
+    out = tmp_path / "study"
+    report = PruneWatch.__call__
+
+    def killed_in_epoch_3(self, epoch, metrics):
+        if self.trial.number == 1 and epoch == 3:
+            raise Killed
+        report(self, epoch, metrics)
+
+    monkeypatch.setattr(PruneWatch, "__call__", killed_in_epoch_3)
+    with pytest.raises(Killed):
+        tune("sasrec", store, 2, out, sets=sets, log=quiet)
+    monkeypatch.setattr(PruneWatch, "__call__", report)
+    assert (out / "trials" / "0001" / STATE_FILE).exists()  # epoch 2's
+    trained = []
+    run_epoch = loop.StoreTrainer.run_epoch
+    monkeypatch.setattr(loop.StoreTrainer, "run_epoch", lambda self: trained.append(self.epoch) or run_epoch(self))
+    lines = []
+    again = tune("sasrec", store, 2, out, sets=sets, log=lines.append)
+    assert lines[0] == "trial 1 was interrupted; its values run again, from its last complete epoch"
+    assert [r.state for r in again.trials] == ["COMPLETE", "FAIL", "COMPLETE"] and trained == [3, 4]
+    rerun, oracle = again.trials[2], whole.trials[1]
+    assert rerun.params == oracle.params and rerun.epochs == 4
+    assert rerun.valid == oracle.valid and rerun.best_epoch == oracle.best_epoch
+    # the pruner saw every epoch, the two trained before the kill included
+    reported = StudyRef(out / STUDY_FILE, 5, 3, 3).trials()[2].intermediate_values
+    assert reported == StudyRef(tmp_path / "whole" / STUDY_FILE, 5, 3, 3).trials()[1].intermediate_values
+    assert sorted(reported) == [1, 2, 3, 4]
+    assert not (out / "trials" / "0001").exists() and (out / "trials" / "0002" / "results.json").exists()
+    history = [json.loads(line) for line in (out / "trials" / "0002" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert [h["valid_ndcg@10"] for h in history] == [
+        json.loads(line)["valid_ndcg@10"]
+        for line in (tmp_path / "whole" / "trials" / "0001" / "history.jsonl").read_text().splitlines()]
+
+
+def test_an_interrupted_trial_whose_state_cannot_be_read_starts_afresh(store, tmp_path):
+    out = tmp_path / "study"
+    tune("sasrec", store, 1, out, sets=SMALL, log=quiet)
+    study = StudyRef(out / STUDY_FILE, 5, 3, 3).load(0)
+    killed = study.ask()
+    load_space("sasrec").suggest(killed)
+    folder = out / "trials" / f"{killed.number:04d}"
+    folder.mkdir(parents=True)
+    (folder / STATE_FILE).write_bytes(b"not a training state")
+    again = tune("sasrec", store, 2, out, sets=SMALL, log=quiet)
+    assert [r.state for r in again.trials] == ["COMPLETE", "FAIL", "COMPLETE"] and again.trials[2].epochs == 2
 
 
 def test_a_study_refuses_another_model_store_or_space(store, tmp_path):
@@ -191,6 +249,33 @@ def test_parallel_trials_share_the_study(store, tmp_path):
     assert [r.state for r in result.trials] == ["COMPLETE", "COMPLETE"]
     assert result.trials[0].params != result.trials[1].params  # each trial samples with its own seed
     assert sorted(line.split()[1] for line in lines) == ["0", "1"] and (tmp_path / "study" / "best.yaml").exists()
+
+
+def test_processes_take_their_trials_in_turn(tmp_path, monkeypatch):
+    # Optuna hands a queued trial to whoever marks it running first, and SQLite does not lock
+    # the row it reads: two workers asking at once could both take the default trial
+    ref = StudyRef(tmp_path / STUDY_FILE, 5, 3, 3)
+    open_study(ref, {"model": "sasrec"}, default={"train.lr": 1e-3})
+    ask, inside, most = optuna.Study.ask, [], []
+
+    def slow_ask(study, *args, **kwargs):
+        inside.append(1)
+        most.append(len(inside))
+        time.sleep(0.2)
+        try:
+            return ask(study, *args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(optuna.Study, "ask", slow_ask)
+    numbers = []
+    threads = [threading.Thread(target=lambda: numbers.append(next_trial(ref.load(0), tmp_path).number))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(most) == 1 and sorted(numbers) == [0, 1]
 
 
 def test_a_timeout_stops_new_trials(store, tmp_path):

@@ -3,7 +3,8 @@ file, what it tunes, and the trials a killed run left behind.
 
 A study folder belongs to one ``missrec tune`` at a time (a lock file says so), so a trial
 still marked RUNNING when a run starts was cut short by a kill: it is marked failed and its
-values are queued to run again.
+values are queued to run again, as a new trial that continues from the killed one's last
+complete epoch (:mod:`missrec.tune.trial`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ what it tunes: a store may move); ``missrec tune-across`` trains other settings 
 TRIALS_DIR = "trials"
 INTERRUPTED = "interrupted; its values ran again"
 """The note on a trial a killed run left behind (it does not count towards the budget)."""
+RETRY_ATTR = "retry_of"
+"""The user attribute naming the interrupted trial a queued trial reruns."""
 SQLITE_TIMEOUT_S = 60
 """How long a process waits for another's write to the study file (parallel trials)."""
 
@@ -127,7 +130,8 @@ def _show(value: Any) -> str:
 
 def recover_interrupted(ref: StudyRef, trials_dir: Path, log: Callable[[str], None]) -> list[int]:
     """Mark the trials a killed run left RUNNING as failed and queue their values to run
-    again; their half-trained state is deleted. Returns their numbers."""
+    again. Their folders keep the training state of their last complete epoch, which the
+    rerun continues from. Returns their numbers."""
     optuna = require_optuna()
     storage = ref.storage()
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
@@ -138,10 +142,11 @@ def recover_interrupted(ref: StudyRef, trials_dir: Path, log: Callable[[str], No
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         storage.set_trial_user_attr(trial_id, "note", INTERRUPTED)
         storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
+        study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number,
                                                   **({DEFAULT_ATTR: True} if t.user_attrs.get(DEFAULT_ATTR) else {})})
-        (trials_dir / trial_folder(t.number) / STATE_FILE).unlink(missing_ok=True)
-        log(f"trial {t.number} was interrupted; its values run again")
+        trained = (trials_dir / trial_folder(t.number) / STATE_FILE).exists()
+        log(f"trial {t.number} was interrupted; its values run again"
+            + (", from its last complete epoch" if trained else ""))
     return [t.number for t in stale]
 
 

@@ -5,6 +5,11 @@ own values, into ``DIR/trials/<number>/`` (per-epoch lines in ``train.log``), an
 scores the test split. After every validated epoch it reports the best validation score so
 far; the pruner may stop it there. The same function runs a trial in the tuning process or
 in a worker process: everything it needs travels in a :class:`TrialTask`.
+
+A trial that reruns one a killed process left behind takes over that trial's folder and
+continues from its last complete epoch, exactly as ``missrec train --resume`` would: it
+first reports the epochs already trained, so the pruner judges it as if it had never
+stopped. A folder whose state no longer matches the trial's settings starts afresh.
 """
 
 from __future__ import annotations
@@ -16,18 +21,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissrecError
+from ..locks import turn
 from ..train.loop import RunData, TrainResult, train
 from ..train.resolve import resolve_configs
-from ..train.resume import STATE_FILE
+from ..train.resume import STATE_FILE, check_model_config, read_state
 from .options import TuneOptions
 from .records import TrialRecord, record_of
 from .space import SearchSpace
-from .study import TRIALS_DIR, StudyRef, require_optuna, trial_folder
+from .study import RETRY_ATTR, TRIALS_DIR, StudyRef, require_optuna, trial_folder
 
 if TYPE_CHECKING:
     import optuna
 
 LOG_NAME = "train.log"
+ASK_LOCK = ".ask.lock"
 _data_cache: dict[tuple, RunData] = {}
 """The store the last trial of this process loaded, for the next (trials share one store)."""
 
@@ -71,10 +78,12 @@ def run_trial(task: TrialTask) -> TrialRecord:
     the study goes on; any other exception fails it and propagates."""
     optuna = require_optuna()
     study = task.ref.load(task.sampler_seed)
-    trial = study.ask()
+    trial = next_trial(study, task.options.out)
     start = time.perf_counter()
     values = task.space.suggest(trial)
-    run_dir = task.options.out / TRIALS_DIR / trial_folder(trial.number)
+    trials_dir = task.options.out / TRIALS_DIR
+    run_dir = trials_dir / trial_folder(trial.number)
+    _take_over(trials_dir, trial.user_attrs.get(RETRY_ATTR), run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state, value, error = optuna.trial.TrialState.FAIL, None, None
     watch: PruneWatch | None = None
@@ -83,7 +92,12 @@ def run_trial(task: TrialTask) -> TrialRecord:
                                                (*task.options.trial_sets, *task.space.overrides(values)),
                                                task.options.preset, store=task.options.store)
         watch = PruneWatch(trial, train_cfg.valid_metric)
-        result = _train(task.options, run_dir, train_cfg, model_cfg, watch)
+        earlier = _epochs_trained(run_dir, task.options.model, train_cfg, model_cfg)
+        if earlier is not None:
+            seconds, history = earlier
+            start -= seconds  # the trial's time includes the epochs before the kill
+            _replay(history, train_cfg.valid_metric, watch)
+        result = _train(task.options, run_dir, train_cfg, model_cfg, watch, resume=earlier is not None)
         value = _objective(result, train_cfg.valid_metric)
         state = optuna.trial.TrialState.COMPLETE
     except optuna.TrialPruned:
@@ -96,12 +110,55 @@ def run_trial(task: TrialTask) -> TrialRecord:
     return _finish(study, trial, state, value, watch, start, error, run_dir)
 
 
-def _train(options: TuneOptions, run_dir: Path, train_cfg: Any, model_cfg: Any, watch: PruneWatch) -> TrainResult:
+def next_trial(study: "optuna.Study", folder: Path) -> "optuna.Trial":
+    """The study's next trial: a queued one (the default, an interrupted trial's rerun) or a
+    new one. One process asks at a time: Optuna gives a queued trial to the process that
+    marks it running, and SQLite cannot lock the row it reads, so two processes asking at
+    once could both take the same one."""
+    with turn(folder / ASK_LOCK):
+        return study.ask()
+
+
+def _take_over(trials_dir: Path, retry_of: int | None, run_dir: Path) -> None:
+    """Move the interrupted trial's folder, with its training state, to its rerun's place."""
+    if retry_of is None or run_dir.exists():
+        return
+    killed = trials_dir / trial_folder(retry_of)
+    if (killed / STATE_FILE).exists():
+        killed.rename(run_dir)
+
+
+def _epochs_trained(run_dir: Path, model: str, train_cfg: Any,
+                    model_cfg: Any) -> tuple[float, list[dict[str, Any]]] | None:
+    """The seconds and history rows of the epochs whose training state ``run_dir`` holds;
+    None where it holds none, or one trained with other settings (the trial then starts
+    afresh)."""
+    path = run_dir / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        state = read_state(path, model, train_cfg, processes=1)
+        check_model_config(path, state, model_cfg)
+    except MissrecError:
+        return None
+    return float(state["train_seconds"]), state["history"]
+
+
+def _replay(history: list[dict[str, Any]], metric: str, watch: PruneWatch) -> None:
+    """Report the epochs already trained to the trial; the pruner may stop it here."""
+    for row in history:
+        if f"valid_{metric}" in row:
+            watch(row["epoch"], {metric: row[f"valid_{metric}"]})
+
+
+def _train(options: TuneOptions, run_dir: Path, train_cfg: Any, model_cfg: Any, watch: PruneWatch,
+           resume: bool) -> TrainResult:
     store = options.store.resolve()
     data = RunData.cached(_data_cache, store, model_cfg)
-    with open(run_dir / LOG_NAME, "w", buffering=1) as out:
+    with open(run_dir / LOG_NAME, "a" if resume else "w", buffering=1) as out:
         return train(options.model, store, run_dir, train_cfg, model_cfg, data=data,
-                     log=lambda line: print(line, file=out), test=False, overwrite=True, on_validate=watch)
+                     log=lambda line: print(line, file=out), test=False, resume=resume, overwrite=not resume,
+                     on_validate=watch)
 
 
 def _objective(result: TrainResult, metric: str) -> float:
