@@ -17,6 +17,7 @@ from missrec.experiments import plan as plan_module
 from missrec.experiments.jobs import cell_meta as _cell_meta
 from missrec.experiments.stores import RECIPES, ensure_store, recipe_problems, text_encoder_problem
 from missrec.report.paper import SCIENTIFIC_STORE_NAMES
+from missrec.train.pretrained import model_digest
 from missrec.train.resolve import resolve_configs
 
 
@@ -196,6 +197,15 @@ def test_smoke_experiment_end_to_end(tmp_path):
     r["config"]["train"]["lr"] = 0.5
     res_file.write_text(json.dumps(r))
     assert [j.cell.name for j in planned("smoke", out, sets=["epochs=1"]).jobs if j.stale()] == ["sasrec"]
+    # so is a fine-tuned run whose pre-training cell has since made another model
+    pre = out / "pretrain" / "pretrain" / "seed-2023" / "model.pt"
+    assert ft["transfer_from_sha256"] == model_digest(pre)
+    shutil.copy(out / "runs" / "missrec-tv-id" / "seed-2023" / "model.pt", pre)
+    assert {j.cell.name: j.stale() for j in planned("smoke", out, sets=["epochs=1"]).jobs if j.stale()} == {
+        "sasrec": "it trained with another configuration than the plan's",
+        "missrec-tv-id-pretrained": "its pre-training cell has made another model since this run started from it"}
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert "since this run started from it (delete its folder to re-run)" in res.output
 
 
 def test_preset_applies_to_from_scratch_cells_that_have_it(tmp_path):

@@ -11,6 +11,7 @@ from missrec.cli import main
 from missrec.errors import MissrecError
 from missrec.experiments import ExperimentOptions, plan_experiment
 from missrec.experiments.parallel import _blocked_by
+from missrec.train.pretrained import model_digest
 
 REGIMES = ("finetune", "scratch", "unisrec", "popularity")
 
@@ -97,6 +98,10 @@ def test_one_toy_target_end_to_end(tmp_path):
     assert results["toy-text-popularity-f0.5"]["train_users"] == 40
     assert results["toy-text-scratch-f1"]["train_users"] == 80
     assert results["toy-text-zero-shot"]["kind"] == "zero-shot"
+    # both name the pre-trained model they started from by its digest, not only its path
+    pre_model = out / "pretrain" / "toy-text-pretrain" / "seed-2023" / "model.pt"
+    assert results["toy-text-zero-shot"]["transfer_from_sha256"] == ft["transfer_from_sha256"] == model_digest(
+        pre_model)
     assert results["toy-text-popularity-f1"]["kind"] == "popularity"
     assert all((runs / name / "seed-2023" / "test_ranks.npy").exists() for name in results)
     cell = json.loads((runs / "toy-text-finetune-f0.5" / "seed-2023" / "cell.json").read_text())

@@ -23,9 +23,9 @@ Log = Callable[[str], None]
 def settle_job(exp: Experiment, plan: Plan, job: Job, head: str, log: Log) -> bool:
     """True when ``job`` needs no training: it is done, or it adopts a finished run it repeats."""
     if job.done:
+        stale = job.stale()
         log(f"{head}: done, skipped ({job.run_dir / 'results.json'})"
-            + ("; it trained with another configuration than the plan's (delete its folder to re-run)"
-               if job.stale() else ""))
+            + (f"; {stale} (delete its folder to re-run)" if stale else ""))
         return True
     source = find_reusable(plan, job, init_checkpoint(plan, job))
     if source is None:

@@ -14,12 +14,13 @@ from ..data.store import read_schema
 from ..errors import MissrecError
 from ..model.registry import get_model_spec
 from ..train.pretrain import domain_train_examples
+from ..train.pretrained import model_digest
 from ..train.resolve import resolve_configs
 from .catalog import get_experiment
 from .estimate import measured_costs, measured_epochs, run_estimate, store_estimate
 from .options import ExperimentOptions
 from .overrides import cell_overrides, check_user_sets, effective
-from .reuse import comparable_config, find_pretraining_run, find_training_run, store_features
+from .reuse import comparable_config, find_pretraining_run, find_training_run, init_checkpoint_of, store_features
 from .spec import BASE_SEED, CellSpec, Experiment
 from .stores import RECIPES, default_data_root, recipe_problems, store_ready
 
@@ -49,23 +50,32 @@ class Job:
     def done(self) -> bool:
         return (self.run_dir / "results.json").exists()
 
-    def stale(self) -> bool:
-        """Done, but not the run the plan would make now (it is still skipped): its cell.json
-        records other overrides or another preset, or, for a run from scratch, the configuration
-        it trained with differs from the plan's (a model's defaults changed since)."""
+    def stale(self) -> str | None:
+        """Why a done run is not the run the plan would make now (it is still skipped), or
+        None: its cell.json records other overrides or another preset; a run from scratch
+        trained with another configuration than the plan's (a model's defaults changed since);
+        a fine-tuned or zero-shot run started from a model its pre-training cell has since
+        replaced."""
         if not self.done:
-            return False
+            return None
         recorded = _read_json(self.run_dir / "cell.json")
         if recorded is not None and (effective(recorded.get("sets") or []) != effective(self.sets)
                                      or recorded.get("preset") != self.preset):
-            return True
-        if self.cell.kind != "train" or self.cell.init_from:
-            return False  # pre-training and fine-tuning configs depend on their data and checkpoint
+            return "it ran with other overrides or another preset than the plan's"
         results = _read_json(self.run_dir / "results.json")
-        if results is None or "config" not in results:
-            return False
+        if results is None:
+            return None
+        if self.cell.init_from:
+            had, init = results.get("transfer_from_sha256"), init_checkpoint_of(self.run_dir, results)
+            if had is not None and init is not None and model_digest(init) != had:
+                return "its pre-training cell has made another model since this run started from it"
+            return None
+        if self.cell.kind != "train" or "config" not in results:
+            return None  # pre-training configs depend on their data
         planned = {"model": to_dict(self.model_cfg), "train": to_dict(self.train_cfg)}
-        return comparable_config(results["config"], self.cell.model) != comparable_config(planned, self.cell.model)
+        if comparable_config(results["config"], self.cell.model) != comparable_config(planned, self.cell.model):
+            return "it trained with another configuration than the plan's"
+        return None
 
 
 def _read_json(path: Path) -> Any:

@@ -16,7 +16,6 @@ folder layout stay the same as for a run made in place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from typing import Any, Iterable
 
 from ..config import SPEED_ONLY_TRAIN_KEYS
 from ..model.registry import recorded_config
-from ..train.pretrained import weight_files
+from ..train.pretrained import model_digest
 
 _COPIED = ("results.json", "history.jsonl", "config.yaml", "test_ranks.npy", "test_targets.npy", "model.pt")
 
@@ -39,16 +38,6 @@ def comparable_config(config: dict[str, Any], model: str) -> str:
     return json.dumps({"model": full["model"], "train": train}, sort_keys=True, default=str)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, or of the files that hold a model (a run or bundle directory)."""
-    h = hashlib.sha256()
-    for file in weight_files(path) if Path(path).is_dir() else [Path(path)]:
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def _load(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -56,7 +45,7 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _init_checkpoint_of(run_dir: Path, results: dict[str, Any]) -> Path | None:
+def init_checkpoint_of(run_dir: Path, results: dict[str, Any]) -> Path | None:
     """The checkpoint a finished run was fine-tuned from, if it can still be found."""
     recorded = results.get("transfer_from")
     if not recorded:
@@ -89,7 +78,7 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
     interactions and item ids; a run whose store can no longer be read is never matched).
     """
     want = comparable_config(config, model)
-    init_digest = file_digest(init) if init is not None else None
+    init_digest = model_digest(init) if init is not None else None
     for run_dir, res in _candidates(folders, pretraining=False):
         if exclude is not None and run_dir.resolve() == exclude.resolve():
             continue
@@ -101,10 +90,10 @@ def find_training_run(folders: Iterable[Path], *, model: str, config: dict[str, 
             continue
         if store_features(Path((res.get("dataset") or {}).get("store", ""))) != features:
             continue
-        their_init = _init_checkpoint_of(run_dir, res)
+        their_init = init_checkpoint_of(run_dir, res)
         if (init_digest is None) != (res.get("transfer_from") is None):
             continue
-        if init_digest is not None and (their_init is None or file_digest(their_init) != init_digest):
+        if init_digest is not None and (their_init is None or model_digest(their_init) != init_digest):
             continue
         return run_dir
     return None
@@ -173,5 +162,5 @@ def adopt_run(source: Path, dest: Path, cell_meta: dict[str, Any]) -> dict[str, 
     return json.loads((dest / "results.json").read_text())
 
 
-__all__ = ["adopt_run", "comparable_config", "file_digest", "find_pretraining_run",
-           "find_training_run", "store_features"]
+__all__ = ["adopt_run", "comparable_config", "find_pretraining_run", "find_training_run", "init_checkpoint_of",
+           "store_features"]

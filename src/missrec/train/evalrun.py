@@ -22,7 +22,7 @@ from ..model.registry import required_modalities
 from ..seed import seed_everything
 from .meta import Log, code_version, eval_device, protocol_of
 from ..model.popularity import Popularity, train_counts
-from .pretrained import read_pretrained
+from .pretrained import model_digest, read_pretrained
 from .rundata import RunData
 from .trainer import write_atomically
 from .zeroshot import build_zero_shot, evaluate_split
@@ -44,6 +44,7 @@ def zero_shot_run(source: str | Path, store: str | Path, out_dir: str | Path, tr
     results = _results(pre.model, "zero-shot", built.data, train_cfg, valid, test,
                        {"model": to_dict(built.config), "train": to_dict(train_cfg)})
     results["transfer_from"] = str(source)
+    results["transfer_from_sha256"] = model_digest(source)
     return write_eval_run(out_dir, results, test)
 
 

@@ -31,7 +31,7 @@ from .checkpoint import catalogue_of, load_model, read_checkpoint, save_checkpoi
 from .distributed import broadcast_flags
 from .evaluation import evaluate_loaded
 from .meta import Log, code_version, max_len_of, peak_memory_mb, protocol_of, validation_protocol_of
-from .pretrained import Pretrained, is_bundle_dir, read_pretrained
+from .pretrained import Pretrained, is_bundle_dir, model_digest, read_pretrained
 from .rundata import RunData
 from .trainer import Trainer
 from .transfer import transfer_from
@@ -191,6 +191,8 @@ class StoreTrainer(Trainer):
             "protocol": self.protocol.describe(),
             "config": {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg)},
             "transfer_from": str(self.init_from) if self.init_from else None,
+            # which pre-trained model it was: the file at that path may be replaced later
+            "transfer_from_sha256": model_digest(self.init_from) if self.init_from else None,
             "code_version": code_version(),
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -13,6 +13,7 @@ safetensors only; nothing in the files is executed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,10 +133,20 @@ def weight_files(path: str | Path) -> list[Path]:
     return [path / "model.pt" if path.is_dir() else path]
 
 
+def model_digest(path: str | Path) -> str:
+    """SHA-256 of the files that hold the model at ``path`` (a checkpoint, a run or a bundle)."""
+    h = hashlib.sha256()
+    for file in weight_files(path):
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def tensor_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The tensors of a state dict (its extra states, such as MISSRec's clustering, left out)."""
     return {k: v for k, v in state.items() if torch.is_tensor(v)}
 
 
-__all__ = ["Pretrained", "bundle_weights", "is_bundle_dir", "read_bundle", "read_manifest", "read_pretrained",
+__all__ = ["Pretrained", "bundle_weights", "is_bundle_dir", "model_digest", "read_bundle", "read_manifest", "read_pretrained",
            "tensor_state", "weight_files"]
