@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -22,7 +23,7 @@ from missrec.train.resolve import resolve_configs
 from missrec.train.resume import STATE_FILE
 from missrec.tune import load_space, tune
 from missrec.tune.study import STUDY_FILE, StudyRef, open_study
-from missrec.tune.trial import PruneWatch, next_trial
+from missrec.tune.trial import PruneWatch, _capped, next_trial
 
 optuna = pytest.importorskip("optuna")
 
@@ -183,7 +184,7 @@ def test_a_new_study_begins_with_the_default(store, tmp_path):
     assert first.default and not result.trials[1].default
     assert first.params == {"train.lr": train_cfg.lr, "model.dropout": model_cfg.dropout,
                             "train.batch_size": train_cfg.batch_size}
-    assert rows(tmp_path / "study")[0]["note"] == "the model's default"
+    assert rows(tmp_path / "study")[0]["note"].split("; ")[0] == "the model's default"
     lead = result.best.valid - first.valid
     assert f"the default (trial 0): valid ndcg@10 {first.valid:.4f}; the best is {lead:+.4f} from it" in result.summary()
     # it scores what `missrec train` at the defaults scores
@@ -276,6 +277,20 @@ def test_processes_take_their_trials_in_turn(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert max(most) == 1 and sorted(numbers) == [0, 1]
+
+
+def test_trials_the_epoch_cap_ended_are_marked(store, tmp_path):
+    # two epochs, early stopping's patience ten: every complete trial ends at the cap
+    result = tune("sasrec", store, 2, tmp_path / "study", sets=SMALL, log=quiet)
+    assert all(r.capped for r in result.trials)
+    assert [r["note"] for r in rows(tmp_path / "study")] == [
+        "the model's default; ended at the epoch cap, still improving", "ended at the epoch cap, still improving"]
+    assert ("2 of 2 complete trials ended at the epoch cap while still improving (trials 0, 1, the best among "
+            "them): a larger --set epochs may raise their scores") in result.summary()
+    cfg = SimpleNamespace(epochs=30, patience=10)
+    assert _capped({"epochs": 30, "best_epoch": 25}, cfg)
+    assert not _capped({"epochs": 30, "best_epoch": 20}, cfg)  # early stopping ends it there too
+    assert not _capped({"epochs": 12, "best_epoch": 2}, cfg)
 
 
 def test_a_timeout_stops_new_trials(store, tmp_path):

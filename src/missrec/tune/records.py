@@ -24,6 +24,9 @@ TOP_ROWS = 5
 DEFAULT_ATTR = "default"
 """The user attribute marking the trial that trains the model's default."""
 DEFAULT_NOTE = "the model's default"
+CAPPED_ATTR = "capped"
+"""The user attribute marking a complete trial that the epoch cap ended, not early stopping."""
+CAPPED_NOTE = "ended at the epoch cap, still improving"
 
 
 @dataclass
@@ -45,6 +48,14 @@ class TrialRecord:
     default: bool = False
     """It trained the model's default (a new study's first trial, when the default lies in
     the search space)."""
+    capped: bool = False
+    """It ran to the study's epoch cap while still improving: a larger cap might raise its score."""
+
+    @property
+    def notes(self) -> str:
+        """Everything ``trials.csv`` says of it."""
+        return "; ".join(n for n in (self.note, DEFAULT_NOTE if self.default else "",
+                                     CAPPED_NOTE if self.capped else "") if n)
 
 
 def record_of(trial: "optuna.trial.FrozenTrial") -> TrialRecord:
@@ -52,7 +63,7 @@ def record_of(trial: "optuna.trial.FrozenTrial") -> TrialRecord:
     valid = trial.value if trial.value is not None else attrs.get("valid")
     return TrialRecord(trial.number, trial.state.name, dict(trial.params), valid, attrs.get("best_epoch"),
                        attrs.get("epochs"), attrs.get("seconds"), attrs.get("note", ""),
-                       bool(attrs.get(DEFAULT_ATTR, False)))
+                       bool(attrs.get(DEFAULT_ATTR, False)), bool(attrs.get(CAPPED_ATTR, False)))
 
 
 def show_value(value: Any) -> str:
@@ -92,7 +103,7 @@ def write_trials_csv(path: Path, records: list[TrialRecord], space: SearchSpace,
             w.writerow([r.number, r.state, *(r.params.get(k, "") for k in space.keys),
                         "" if r.valid is None else r.valid, "" if r.best_epoch is None else r.best_epoch,
                         "" if r.epochs is None else r.epochs, "" if r.seconds is None else r.seconds,
-                        r.note or (DEFAULT_NOTE if r.default else "")])
+                        r.notes])
 
 
 def best_sections(model: str, best: TrialRecord, space: SearchSpace) -> dict[str, dict[str, Any]]:
@@ -138,4 +149,10 @@ def summary_lines(records: list[TrialRecord], space: SearchSpace, metric: str) -
             for r in ranked]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in (head, *rows)]
+    capped = [r.number for r in records if r.state == "COMPLETE" and r.capped]
+    if capped:
+        lines.append(f"{len(capped)} of {counts['COMPLETE']} complete trials ended at the epoch cap while still "
+                     f"improving (trial{'s' if len(capped) > 1 else ''} {', '.join(map(str, capped))}"
+                     f"{', the best among them' if ranked[0].number in capped else ''}): "
+                     "a larger --set epochs may raise their scores")
     return lines

@@ -26,7 +26,7 @@ from ..train.loop import RunData, TrainResult, train
 from ..train.resolve import resolve_configs
 from ..train.resume import STATE_FILE, check_model_config, read_state
 from .options import TuneOptions
-from .records import TrialRecord, record_of
+from .records import CAPPED_ATTR, TrialRecord, record_of
 from .space import SearchSpace
 from .study import RETRY_ATTR, TRIALS_DIR, StudyRef, require_optuna, trial_folder
 
@@ -100,6 +100,8 @@ def run_trial(task: TrialTask) -> TrialRecord:
         result = _train(task.options, run_dir, train_cfg, model_cfg, watch, resume=earlier is not None)
         value = _objective(result, train_cfg.valid_metric)
         state = optuna.trial.TrialState.COMPLETE
+        if _capped(result.results, train_cfg):
+            trial.set_user_attr(CAPPED_ATTR, True)
     except optuna.TrialPruned:
         state = optuna.trial.TrialState.PRUNED
     except Exception as e:
@@ -159,6 +161,12 @@ def _train(options: TuneOptions, run_dir: Path, train_cfg: Any, model_cfg: Any, 
         return train(options.model, store, run_dir, train_cfg, model_cfg, data=data,
                      log=lambda line: print(line, file=out), test=False, resume=resume, overwrite=not resume,
                      on_validate=watch)
+
+
+def _capped(results: dict[str, Any], train_cfg: Any) -> bool:
+    """The epoch cap ended the trial before early stopping would have: its best epoch lies
+    within ``patience`` epochs of the last."""
+    return results["epochs"] >= train_cfg.epochs and results["epochs"] - results["best_epoch"] < train_cfg.patience
 
 
 def _objective(result: TrainResult, metric: str) -> float:
