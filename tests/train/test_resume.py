@@ -163,6 +163,17 @@ def test_a_killed_pretraining_run_resumes_exactly(stores, tmp_path):
     same_weights(run, tmp_path / "whole")
 
 
+def test_a_pretraining_run_that_lost_its_checkpoint_does_not_finish(stores, tmp_path):
+    a, b = stores
+    args = ["pretrain", "--data", a, "--data", b, *TINY, *FAST]
+    run = tmp_path / "killed"
+    killed([*args, "--set", "epochs=2", "--out", run], at_step=steps_per_epoch(a) + steps_per_epoch(b) + 1)
+    (run / "model.pt").unlink()  # the kept epoch's weights are nowhere else
+    code, out = cli(*args, "--set", "epochs=1", "--out", run, "--resume", "--quiet")  # nothing left to train
+    assert code == 1 and len(out.strip().splitlines()) == 1 and "model.pt is missing" in out, out
+    assert not (run / "results.json").exists()
+
+
 def test_a_finished_run_is_not_overwritten_by_accident(stores, tmp_path):
     store, _ = stores
     args = ["train", "--model", "sasrec", "--data", store, *FAST, "--set", "epochs=1", "--out", tmp_path / "run"]

@@ -240,6 +240,11 @@ class PretrainTrainer(Trainer):
     def finish(self) -> dict[str, Any]:
         if not self.ctx.main:
             return {}
+        if self.out is not None and not (self.out / "model.pt").exists():
+            # the kept epoch's weights live only there (written when it was kept), not in the
+            # training state: a run folder copied or edited without it cannot finish
+            raise MissrecError(f"{self.out}: the kept epoch's checkpoint model.pt is missing, so the run cannot "
+                               "finish; pre-train it again with --overwrite")
         history = self.history
         results = {
             "model": self.model_name,
