@@ -18,10 +18,10 @@ import torch
 from ..config import TrainConfig, to_dict
 from ..data.users import choose_users
 from ..eval.evaluator import EvalResult, evaluate
+from ..model.popularity import Popularity, train_counts
 from ..model.registry import required_modalities
 from ..seed import seed_everything
 from .meta import Log, code_version, eval_device, protocol_of
-from ..model.popularity import Popularity, train_counts
 from .pretrained import model_digest, read_pretrained
 from .rundata import RunData
 from .trainer import write_atomically

@@ -13,6 +13,7 @@ safetensors only; nothing in the files is executed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -134,10 +135,19 @@ def weight_files(path: str | Path) -> list[Path]:
 
 
 def model_digest(path: str | Path) -> str:
-    """SHA-256 of the files that hold the model at ``path`` (a checkpoint, a run or a bundle)."""
+    """SHA-256 of the files that hold the model at ``path`` (a checkpoint, a run or a bundle).
+
+    Planning an experiment asks it of one pre-trained model for every run fine-tuned from
+    it, so files are hashed once while their size and modification time stay the same."""
+    stats = tuple((str(f.resolve()), st.st_size, st.st_mtime_ns) for f in weight_files(path) for st in [f.stat()])
+    return _digest(stats)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(files: tuple[tuple[str, int, int], ...]) -> str:
     h = hashlib.sha256()
-    for file in weight_files(path):
-        with open(file, "rb") as f:
+    for name, _, _ in files:
+        with open(name, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
